@@ -1,0 +1,340 @@
+#!/usr/bin/env python
+"""Train the embedded toy base/instruct pair and write its evaluation suites.
+
+Why this exists: mergesweep must run end to end on a CPU-only machine with no hub access, and the
+phenomenon it studies (instruction tuning costs in-context learning) must show for real. So the project
+trains its own pair here, in about ten minutes on two cores:
+
+* **base**: a Qwen2ForCausalLM (hidden 128, 2 layers, head_dim 32: the smallest vLLM's CPU attention
+  accepts) pretrained on documents of ``key: label`` lines whose key->label map is random per document
+  (predicting a repeated key's label needs in-context lookup), plain prose, and some plain chat transcripts.
+* **instruct**: the base fine-tuned (loss on assistant tokens only) on chat answers that obey
+  IFEval-style verifiable instructions (lowercase, capitals, end phrase, keywords, quotes, title, ...).
+
+It also writes the matching suites (``data/toy_suites``): few-shot recall tasks with fresh random maps
+(scored by lm-eval as multiple choice, demonstrations drawn by lm-eval's own few-shot sampler) and
+a toy IFEval file in IFEval's schema (scored by lm-eval's IFEval checkers).
+
+Run: ``python scripts/make_toy_pair.py --out data`` (``--quick`` for a seconds-long smoke run).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+
+KEY_CONSONANTS = "bdfgklmnprstvz"
+KEY_VOWELS = "aeiou"
+LABEL_POOLS = {
+    "colors": ["red", "blue", "green", "yellow", "black", "white", "pink", "brown"],
+    "animals": ["cat", "dog", "fox", "owl", "bee", "cow", "pig", "rat"],
+    "numbers": ["one", "two", "three", "four", "five", "six", "seven", "eight"],
+    "moods": ["happy", "sad", "calm", "angry", "tired", "bored", "proud", "shy"],
+}
+TOPICS = ["cats", "dogs", "the ocean", "coffee", "music", "rain", "trees", "the moon", "bread", "trains",
+          "winter", "summer", "books", "gardens", "rivers", "birds", "tea", "cities", "mountains", "the sun",
+          "bicycles", "cheese", "stars", "forests", "apples", "boats", "snow", "clocks", "paper", "islands",
+          "horses", "bridges", "honey", "lamps", "maps", "shoes", "songs", "deserts", "wolves", "kites"]
+SENTENCES = [
+    "{T} is a topic that many people enjoy.",
+    "There is a lot to learn about {t}.",
+    "Many people think {t} is interesting, and some study it for years.",
+    "You can read books about {t} or talk to people who know it well.",
+    "In short, {t} is worth your time.",
+    "Some say {t} makes the day better.",
+    "If you look closely, {t} has many small details.",
+    "People have written songs, stories and poems about {t}.",
+    "Children often ask questions about {t}.",
+    "Most people see {t} almost every week.",
+    "Learning about {t} can be fun, simple and useful.",
+    "{T} can look very different from place to place.",
+]
+QUESTIONS = ["Write a short note about {t}.", "Tell me about {t}.", "What do you know about {t}?",
+             "Describe {t} in a few sentences.", "Say something about {t}."]
+KEYWORDS = ["light", "water", "friend", "garden", "color", "window", "dream", "road", "music", "story",
+            "morning", "family", "stone", "river", "journey", "home"]
+END_PHRASES = ["Is there anything else I can help with?", "Any other questions?",
+               "Let me know if you have additional questions.", "Hope you agree with me."]
+# IFEval instruction ids the toy instruct model learns, and pairs that contradict each other.
+INSTRUCTIONS = ["change_case:english_lowercase", "change_case:english_capital", "punctuation:no_comma",
+                "startend:quotation", "startend:end_checker", "keywords:existence", "detectable_format:title",
+                "detectable_content:postscript", "length_constraints:number_words"]
+CONFLICTS = {frozenset({"change_case:english_lowercase", "change_case:english_capital"})}
+SPECIAL = ["<|endoftext|>", "<|user|>", "<|assistant|>", "<|end|>"]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+def key_pool(rng: random.Random, n: int = 96) -> list[str]:
+    """Nonsense consonant-vowel-consonant keys: no meaning the model could memorise a label for."""
+    keys = sorted({a + v + b for a in KEY_CONSONANTS for v in KEY_VOWELS for b in KEY_CONSONANTS})
+    return rng.sample(keys, n)
+
+
+def recall_doc(rng: random.Random, keys: list[str]) -> str:
+    """Lines ``key label`` under a fresh random map; repeated keys are predictable only by lookup.
+
+    The label follows the key token directly: one induction step (find the key's earlier occurrence, copy
+    what followed it), which a 2-layer model learns in minutes; a ``key: label`` format needs two.
+    """
+    pool = LABEL_POOLS[rng.choice(sorted(LABEL_POOLS))]
+    labels = rng.sample(pool, rng.randint(2, 5))
+    ks = rng.sample(keys, rng.randint(len(labels) + 1, 10))
+    mapping = {k: labels[i % len(labels)] for i, k in enumerate(ks)}
+    lines = [rng.choice(ks) for _ in range(rng.randint(10, 28))]
+    return "\n".join(f"{k} {mapping[k]}" for k in lines)
+
+
+def copy_doc(rng: random.Random, keys: list[str]) -> str:
+    """A random key sequence and its repeat: the classic curriculum that makes induction heads form fast."""
+    seq = " ".join(rng.choice(keys) for _ in range(rng.randint(6, 24)))
+    return seq + "\n" + seq
+
+
+def plain_answer(rng: random.Random, topic: str) -> str:
+    picks = rng.sample(SENTENCES, rng.randint(2, 4))
+    return " ".join(s.format(t=topic, T=topic[0].upper() + topic[1:]) for s in picks)
+
+
+def prose_doc(rng: random.Random) -> str:
+    return "\n".join(plain_answer(rng, rng.choice(TOPICS)) for _ in range(rng.randint(2, 5)))
+
+
+def pick_instructions(rng: random.Random, n: int) -> list[tuple[str, dict]]:
+    """Draw ``n`` compatible IFEval instructions with the kwargs IFEval's checkers take."""
+    while True:
+        ids = rng.sample(INSTRUCTIONS, n)
+        if not any(frozenset(p) in CONFLICTS for p in zip(ids, ids[1:])) and not (
+                "change_case:english_lowercase" in ids and "change_case:english_capital" in ids):
+            break
+    out = []
+    for iid in ids:
+        kw: dict = {}
+        if iid == "startend:end_checker":
+            kw = {"end_phrase": rng.choice(END_PHRASES)}
+        elif iid == "keywords:existence":
+            kw = {"keywords": rng.sample(KEYWORDS, 2)}
+        elif iid == "detectable_content:postscript":
+            kw = {"postscript_marker": "P.S."}
+        elif iid == "length_constraints:number_words":
+            kw = {"relation": "less than", "num_words": rng.choice([12, 15, 20])}
+        out.append((iid, kw))
+    return out
+
+
+def describe(iid: str, kw: dict) -> str:
+    """The instruction's wording exactly as IFEval's own checker builds it."""
+    from lm_eval.tasks.ifeval import instructions_registry
+
+    return instructions_registry.INSTRUCTION_DICT[iid](iid).build_description(**kw)
+
+
+def obey(rng: random.Random, topic: str, instrs: list[tuple[str, dict]]) -> str:
+    """Write an answer about ``topic`` that satisfies every instruction (the SFT target)."""
+    ids = dict(instrs)
+    n_sent = 1 if "length_constraints:number_words" in ids else rng.randint(2, 3)
+    text = plain_answer(rng, topic).split(". ")[:n_sent]
+    text = ". ".join(text).rstrip(".") + "."
+    if "keywords:existence" in ids:
+        a, b = ids["keywords:existence"]["keywords"]
+        text += f" It reminds me of {a} and {b}."
+    if "punctuation:no_comma" in ids:
+        text = text.replace(",", "")
+    if "detectable_format:title" in ids:
+        text = f"<<notes on {topic}>>\n" + text
+    if "detectable_content:postscript" in ids:
+        text += f"\nP.S. I like {topic}."
+    if "startend:end_checker" in ids:
+        text += " " + ids["startend:end_checker"]["end_phrase"]
+    if "change_case:english_lowercase" in ids:
+        text = text.lower()
+    if "change_case:english_capital" in ids:
+        text = text.upper()
+    if "startend:quotation" in ids:
+        text = f'"{text}"'
+    return text
+
+
+def chat(prompt: str, answer: str) -> tuple[str, str]:
+    """(prompt part, answer part) rendered with the pair's chat template."""
+    return f"<|user|>\n{prompt}<|end|>\n<|assistant|>\n", f"{answer}<|end|>\n"
+
+
+def if_example(rng: random.Random, max_instr: int = 2) -> tuple[str, list[tuple[str, dict]], str]:
+    topic = rng.choice(TOPICS)
+    instrs = pick_instructions(rng, rng.randint(1, max_instr))
+    prompt = rng.choice(QUESTIONS).format(t=topic) + " " + " ".join(describe(i, k) for i, k in instrs)
+    return prompt, instrs, obey(rng, topic, instrs)
+
+
+def train_tokenizer(texts: list[str], vocab: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=vocab, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=None, eos_token="<|end|>",
+                                   unk_token=None, pad_token="<|endoftext|>")
+    fast.add_special_tokens({"additional_special_tokens": SPECIAL[1:3]})
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def pack(seqs: list[tuple[list[int], list[int]]], seq_len: int, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate (ids, loss-mask) pairs into fixed-length rows for next-token training."""
+    ids, mask, rows_i, rows_m = [], [], [], []
+    for s, m in seqs:
+        ids += s
+        mask += m
+        while len(ids) >= seq_len + 1:
+            rows_i.append(ids[:seq_len + 1])
+            rows_m.append(mask[:seq_len + 1])
+            ids, mask = ids[seq_len:], mask[seq_len:]
+    return torch.tensor(rows_i), torch.tensor(rows_m, dtype=torch.bool)
+
+
+def train(model, ids: torch.Tensor, mask: torch.Tensor, steps: int, lr: float, batch: int, seed: int,
+          label: str) -> None:
+    """AdamW with warm-up and cosine decay; loss only where ``mask`` is set."""
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    model.train()
+    t0 = time.time()
+    for step in range(steps):
+        warm = min(1.0, (step + 1) / max(1, steps // 20))
+        for grp in opt.param_groups:
+            grp["lr"] = lr * warm * 0.5 * (1 + math.cos(math.pi * step / steps))
+        idx = torch.randint(0, ids.shape[0], (batch,), generator=g)
+        x, m = ids[idx], mask[idx]
+        logits = model(input_ids=x[:, :-1]).logits
+        tgt = x[:, 1:].masked_fill(~m[:, 1:], -100)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 100 == 0 or step == steps - 1:
+            print(f"[{label}] step {step}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f}s)", flush=True)
+    model.eval()
+
+
+def write_suites(out: Path, keys: list[str], rng: random.Random, n_icl: int, n_if: int) -> None:
+    """Toy ICL tasks (fresh random maps, train split = demonstration pool) and a toy IFEval file."""
+    out.mkdir(parents=True, exist_ok=True)
+    specs = {"colors": (8, 4), "animals": (6, 3), "numbers": (10, 5)}
+    for name, (n_keys, n_labels) in specs.items():
+        labels = rng.sample(LABEL_POOLS[name], n_labels)
+        ks = rng.sample(keys, n_keys)
+        mapping = {k: labels[i % n_labels] for i, k in enumerate(ks)}
+        train_rows = [{"key": k, "label": mapping[k], "choices": labels} for k in ks * 2]
+        test_rows = [{"key": k, "label": mapping[k], "choices": labels}
+                     for k in (ks * (n_icl // n_keys + 1))[:n_icl]]
+        rng.shuffle(test_rows)
+        for split, rows in (("train", train_rows), ("test", test_rows)):
+            with open(out / f"recall_{name}.{split}.jsonl", "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in rows)
+    with open(out / "toy_ifeval.jsonl", "w") as f:
+        for key in range(n_if):
+            prompt, instrs, _ = if_example(rng)
+            f.write(json.dumps({"key": key, "prompt": prompt, "instruction_id_list": [i for i, _ in instrs],
+                                "kwargs": [k for _, k in instrs]}) + "\n")
+
+
+@torch.no_grad()
+def recall_accuracy(model, tok, suites: Path, n: int = 40, k: int = 10) -> float:
+    """A quick in-script look at the base's in-context lookup (the sweep's lm-eval suite is the real number)."""
+    rnd, hits, total = random.Random(0), 0, 0
+    for f in sorted(suites.glob("recall_*.test.jsonl")):
+        train_rows = [json.loads(x) for x in open(str(f).replace(".test.", ".train."))]
+        for d in [json.loads(x) for x in open(f)][:n]:
+            ctx = "\n".join(f"{x['key']} {x['label']}" for x in rnd.sample(train_rows, k)) + f"\n{d['key']}"
+            ids = tok.encode(ctx)
+            scores = []
+            for c in d["choices"]:
+                cid = tok.encode(" " + c)
+                lp = model(input_ids=torch.tensor([ids + cid])).logits[0].log_softmax(-1)
+                scores.append(sum(lp[len(ids) - 1 + i, t].item() for i, t in enumerate(cid)))
+            hits += d["choices"][scores.index(max(scores))] == d["label"]
+            total += 1
+    return hits / max(1, total)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("data"))
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--pretrain-steps", type=int, default=2500)
+    ap.add_argument("--sft-steps", type=int, default=400)
+    ap.add_argument("--sft-lr", type=float, default=1e-3)
+    ap.add_argument("--quick", action="store_true", help="tiny run to check the script works")
+    args = ap.parse_args()
+    if args.quick:
+        args.pretrain_steps, args.sft_steps = 3, 2
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    rng = random.Random(args.seed)
+    torch.manual_seed(args.seed)
+    keys = key_pool(rng)
+    n_docs = 200 if args.quick else 24000
+    pre_texts = []
+    for _ in range(n_docs):
+        r = rng.random()
+        if r < 0.5:
+            pre_texts.append(("", recall_doc(rng, keys)))
+        elif r < 0.65:
+            pre_texts.append(("", copy_doc(rng, keys)))
+        elif r < 0.85:
+            pre_texts.append(("", prose_doc(rng)))
+        else:
+            topic = rng.choice(TOPICS)
+            pre_texts.append(chat(rng.choice(QUESTIONS).format(t=topic), plain_answer(rng, topic)))
+    sft_texts = [chat(p, a) for p, _, a in (if_example(rng, 3) for _ in range(n_docs // 3))]
+    tok = train_tokenizer([p + a for p, a in pre_texts + sft_texts], vocab=2048)
+    eos = tok.convert_tokens_to_ids("<|endoftext|>")
+
+    def encode(pairs: list[tuple[str, str]], prompt_loss: bool) -> list[tuple[list[int], list[int]]]:
+        enc = []
+        for p, a in pairs:
+            pi, ai = tok.encode(p) if p else [], tok.encode(a) + [eos]
+            enc.append((pi + ai, [int(prompt_loss)] * len(pi) + [1] * len(ai)))
+        return enc
+
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=128, intermediate_size=512, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                      tie_word_embeddings=True, rope_theta=10000.0, eos_token_id=tok.eos_token_id,
+                      bos_token_id=None, pad_token_id=eos, torch_dtype="float32")
+    model = Qwen2ForCausalLM(cfg)
+    ids, mask = pack(encode(pre_texts, True), 256, eos)
+    train(model, ids, mask, args.pretrain_steps, 2e-3, 16, args.seed, "pretrain")
+    save(model, tok, args.out / "toy_pair" / "base")
+    suites = args.out / "toy_suites"
+    write_suites(suites, keys, random.Random(args.seed + 2), n_icl=120, n_if=120)
+    print(f"base: recall accuracy {recall_accuracy(model, tok, suites):.3f}", flush=True)
+    ids, mask = pack(encode(sft_texts, False), 256, eos)
+    train(model, ids, mask, args.sft_steps, args.sft_lr, 16, args.seed + 1, "sft")
+    save(model, tok, args.out / "toy_pair" / "instruct")
+    print(f"instruct: recall accuracy {recall_accuracy(model, tok, suites):.3f}", flush=True)
+    print(f"wrote {args.out / 'toy_pair'} and {args.out / 'toy_suites'}")
+
+
+def save(model, tok, path: Path) -> None:
+    from transformers import GenerationConfig
+
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path, safe_serialization=True)
+    tok.save_pretrained(path)
+    GenerationConfig(eos_token_id=[tok.eos_token_id, tok.pad_token_id], do_sample=False).save_pretrained(path)
+
+
+if __name__ == "__main__":
+    main()

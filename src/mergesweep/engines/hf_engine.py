@@ -1,0 +1,75 @@
+"""The Hugging Face (transformers) engine, for machines without vLLM and as an independent reference.
+
+Same contract as the vLLM engine: one model per family, points copied into its parameters in place. lm-eval
+sees it through lm-eval's own ``HFLM`` built around the live model object, so scoring is lm-eval's code.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from ..merge import get_method
+from .base import Engine
+
+
+class HFEngine(Engine):
+    """A transformers causal LM on ``device`` whose parameters are overwritten per point."""
+
+    name = "hf"
+
+    def __init__(self, model_dir: str, cfg: dict, seed: int = 0) -> None:
+        super().__init__()
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.cfg, self.model_dir = cfg, model_dir
+        self.device = cfg.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = cfg.get("dtype", "float32")
+        t0 = time.perf_counter()
+        self.model = AutoModelForCausalLM.from_pretrained(
+            model_dir, dtype=getattr(torch, dtype) if dtype != "auto" else "auto",
+            trust_remote_code=bool(cfg.get("trust_remote_code")), use_safetensors=True).to(self.device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=bool(cfg.get("trust_remote_code")))
+        self.start_s = time.perf_counter() - t0
+        self._targets = dict(self.model.named_parameters()) | dict(self.model.named_buffers())
+        self._lm = None
+
+    def _prepare(self, model_cfg: dict, merge_cfg: dict, storage_device: str | None, storage_dtype: str) -> dict:
+        from ..merge.sources import build_plan
+
+        t0 = time.perf_counter()
+        self.plan = build_plan(model_cfg, merge_cfg, device=self.device, storage_device=storage_device,
+                               storage_dtype=getattr(torch, storage_dtype), progress=True)
+        unknown = [n for n in self.plan.names if n not in self._targets]
+        if unknown:
+            raise ValueError(f"checkpoint tensors the loaded model does not have: {unknown[:5]}")
+        return {"load_s": time.perf_counter() - t0, "resident_bytes": self.plan.resident_bytes(),
+                "notes": self.plan.notes, "device": self.device}
+
+    @torch.no_grad()
+    def set_point(self, method: str, lam: float, knobs: dict) -> dict[str, float]:
+        t0 = time.perf_counter()
+        for name, t in self.plan.build(get_method(method), lam, self.model.dtype, **knobs):
+            self._targets[name].copy_(t)  # a tied head shares the embedding's storage: updated with it
+        total = time.perf_counter() - t0
+        return {"merge_s": self.plan.last_merge_s, "swap_s": max(0.0, total - self.plan.last_merge_s)}
+
+    def lm(self):
+        if self._lm is None:
+            from lm_eval.models.huggingface import HFLM
+
+            self._lm = HFLM(pretrained=self.model, tokenizer=self.tokenizer,
+                            batch_size=self.cfg.get("batch_size", 16), max_length=self.cfg.get("max_model_len", 2048),
+                            max_gen_toks=self.cfg.get("max_gen_toks", 256))
+        return self._lm
+
+    def info(self) -> dict[str, Any]:
+        import transformers
+
+        return {"engine": "hf", "package": "transformers", "version": transformers.__version__,
+                "start_s": round(self.start_s, 3), "dtype": str(self.model.dtype).replace("torch.", ""),
+                "device": self.device}
+
+    def close(self) -> None:
+        self.model = self._lm = self._targets = None

