@@ -72,7 +72,7 @@ CHAT_TEMPLATE = (
 )
 
 
-def key_pool(rng: random.Random, n: int = 96) -> list[str]:
+def key_pool(rng: random.Random, n: int = 64) -> list[str]:
     """Nonsense consonant-vowel-consonant keys: no meaning the model could memorise a label for."""
     keys = sorted({a + v + b for a in KEY_CONSONANTS for v in KEY_VOWELS for b in KEY_CONSONANTS})
     return rng.sample(keys, n)
@@ -190,6 +190,34 @@ def train_tokenizer(texts: list[str], vocab: int):
     return fast
 
 
+@torch.no_grad()
+def plant_previous_token_head(model, layer: int = 0, head: int = 0, scale: float = 9.0) -> None:
+    """Initialise one attention head to attend to the previous token, whatever the content.
+
+    In-context lookup in a 2-layer model runs through an induction circuit: a previous-token head in layer 0
+    feeding a matching head in layer 1. Learning the previous-token head from scratch is a long plateau
+    (no loss improves until both heads exist), longer than this script's CPU budget. So we plant it: with
+    zero query/key weights and constant biases, RoPE makes ``q_m . k_n = sum_j c^2 cos((m - n - 1) theta_j)``,
+    which peaks at ``n = m - 1``; only the four fastest-rotating frequency pairs are used so the peak is
+    sharp. Training then starts with the positional half of the circuit and keeps or reshapes it freely.
+    """
+    attn = model.model.layers[layer].self_attn
+    cfg = model.config
+    hd = cfg.hidden_size // cfg.num_attention_heads
+    base = (getattr(cfg, "rope_parameters", None) or {}).get("rope_theta") or getattr(cfg, "rope_theta", 10000.0)
+    theta = base ** (-torch.arange(0, hd, 2, dtype=torch.float32) / hd)
+    q = torch.zeros(hd)
+    k = torch.zeros(hd)
+    for j in range(4):
+        q[j] = scale
+        k[j], k[j + hd // 2] = scale * torch.cos(theta[j]), scale * torch.sin(theta[j])
+    rows = slice(head * hd, (head + 1) * hd)
+    attn.q_proj.weight[rows] = 0
+    attn.q_proj.bias[rows] = q
+    attn.k_proj.weight[rows] = 0
+    attn.k_proj.bias[rows] = k
+
+
 def pack(seqs: list[tuple[list[int], list[int]]], seq_len: int, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Concatenate (ids, loss-mask) pairs into fixed-length rows for next-token training."""
     ids, mask, rows_i, rows_m = [], [], [], []
@@ -273,10 +301,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("data"))
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--pretrain-steps", type=int, default=2500)
+    ap.add_argument("--pretrain-steps", type=int, default=3500)
     ap.add_argument("--sft-steps", type=int, default=400)
     ap.add_argument("--sft-lr", type=float, default=1e-3)
     ap.add_argument("--quick", action="store_true", help="tiny run to check the script works")
+    ap.add_argument("--base-from", type=Path, help="continue from this base (its tokenizer and weights) "
+                    "instead of a fresh model; --pretrain-steps more steps, then SFT as usual")
     args = ap.parse_args()
     if args.quick:
         args.pretrain_steps, args.sft_steps = 3, 2
@@ -289,8 +319,11 @@ def main() -> None:
     pre_texts = []
     for _ in range(n_docs):
         r = rng.random()
-        if r < 0.5:
+        if r < 0.35:
             pre_texts.append(("", recall_doc(rng, keys)))
+        elif r < 0.55:
+            doc = recall_doc(rng, keys)  # a document and its repeat: every token of the copy is predictable
+            pre_texts.append(("", doc + "\n" + doc))
         elif r < 0.65:
             pre_texts.append(("", copy_doc(rng, keys)))
         elif r < 0.85:
@@ -299,7 +332,12 @@ def main() -> None:
             topic = rng.choice(TOPICS)
             pre_texts.append(chat(rng.choice(QUESTIONS).format(t=topic), plain_answer(rng, topic)))
     sft_texts = [chat(p, a) for p, _, a in (if_example(rng, 3) for _ in range(n_docs // 3))]
-    tok = train_tokenizer([p + a for p, a in pre_texts + sft_texts], vocab=2048)
+    if args.base_from:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(args.base_from)
+    else:
+        tok = train_tokenizer([p + a for p, a in pre_texts + sft_texts], vocab=4096)
     eos = tok.convert_tokens_to_ids("<|endoftext|>")
 
     def encode(pairs: list[tuple[str, str]], prompt_loss: bool) -> list[tuple[list[int], list[int]]]:
@@ -310,12 +348,17 @@ def main() -> None:
         return enc
 
     cfg = Qwen2Config(vocab_size=len(tok), hidden_size=128, intermediate_size=512, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=1024,
                       tie_word_embeddings=True, rope_theta=10000.0, eos_token_id=tok.eos_token_id,
                       bos_token_id=None, pad_token_id=eos, torch_dtype="float32")
-    model = Qwen2ForCausalLM(cfg)
+    if args.base_from:
+        model = Qwen2ForCausalLM.from_pretrained(args.base_from, dtype=torch.float32)
+    else:
+        model = Qwen2ForCausalLM(cfg)
+        plant_previous_token_head(model)
     ids, mask = pack(encode(pre_texts, True), 256, eos)
-    train(model, ids, mask, args.pretrain_steps, 2e-3, 16, args.seed, "pretrain")
+    if args.pretrain_steps:
+        train(model, ids, mask, args.pretrain_steps, 3e-3, 16, args.seed, "pretrain")
     save(model, tok, args.out / "toy_pair" / "base")
     suites = args.out / "toy_suites"
     write_suites(suites, keys, random.Random(args.seed + 2), n_icl=120, n_if=120)

@@ -97,13 +97,29 @@ def test_storage_dtype_narrows_and_notes(tmp_path):
     assert plan.resident_bytes() == 2 * sum(t.numel() * 2 for t in b.values())
 
 
-def test_streaming_from_disk_equals_resident(tmp_path):
-    base, inst = write(tmp_path / "b", tensors(0), shards=2), write(tmp_path / "i", tensors(1))
-    res, disk = plan_of(base, inst), plan_of(base, inst, storage_device="disk")
-    assert disk.resident_bytes() == 0
-    for method, knobs in (("linear", {}), ("ties", {"density": 0.3}), ("slerp", {})):
-        a, d = run(res, 0.6, method, **knobs), run(disk, 0.6, method, **knobs)
-        assert all(torch.equal(a[k], d[k]) for k in a), method
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("block", [-1, 40])  # 40 elements: big tensors go through in blocks of rows
+def test_streaming_and_blocks_equal_whole_resident(tmp_path, dtype, block):
+    base = write(tmp_path / "b", tensors(0, dtype=dtype), shards=2)
+    inst = write(tmp_path / "i", tensors(1, vocab=V + 3, dtype=dtype), vocab=V + 3)
+    res = plan_of(base, inst, block_elems=-1)
+    other = [plan_of(base, inst, storage_device="disk", block_elems=block), plan_of(base, inst, block_elems=block),
+             plan_of(base, inst, storage_device="disk", block_elems=block, reuse_outputs=True),
+             plan_of(base, inst, block_elems=block, reuse_outputs=True)]
+    assert other[0].resident_bytes() == 0
+    for method, knobs in (("linear", {}), ("lines", {}), ("ties", {"density": 0.3}), ("slerp", {})):
+        for out_dtype in (torch.float32, torch.bfloat16):
+            a = run(res, 0.6, method, out_dtype, **knobs)
+            for plan in other:
+                for lam in (0.6, 0.6):  # twice: the second point writes into recycled buffers
+                    d = {k: t.clone() for k, t in plan.build(get_method(method), lam, out_dtype, **knobs)}
+                    assert all(torch.equal(a[k], d[k]) for k in a), (method, out_dtype, plan.streaming)
+
+
+def test_reuse_outputs_recycles_buffers(tmp_path):
+    plan = plan_of(write(tmp_path / "b", tensors(0)), write(tmp_path / "i", tensors(1)), reuse_outputs=True)
+    ptrs = [{k: t.data_ptr() for k, t in plan.build(get_method("linear"), lam, torch.float32)} for lam in (0, 1)]
+    assert ptrs[0]["lm_head.weight"] == ptrs[1]["lm_head.weight"]
 
 
 @pytest.mark.parametrize("tied", [False, True])

@@ -69,3 +69,11 @@ def test_cli_prints_one_clear_line_and_writes_nothing(tmp_path):
     assert "mergesweep: error: strength must be a number" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not list(Path(tmp_path).rglob("records/*.json"))
+
+
+def test_unknown_suite_lists_the_known_ones(tmp_path):
+    env = {**os.environ, "MERGESWEEP_RESULTS": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "mergesweep.cli", "suite=no_such_suite"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode != 0
+    assert "Could not find 'suite/no_such_suite'" in proc.stderr and "toy" in proc.stderr

@@ -42,6 +42,9 @@ def _variant(base: Path, out: Path, seed: int, scale: float) -> Path:
     shutil.copy(base / "config.json", out / "config.json")
     g = torch.Generator().manual_seed(seed)
     sd = {k: v + scale * torch.randn(v.shape, generator=g) for k, v in load_file(base / "model.safetensors").items()}
+    for v in sd.values():  # fine-tuned weights that land near zero: base + (instruct - base) != instruct in fp32
+        if v.dim() == 2:
+            v.view(-1)[:3] = torch.tensor([1e-10, -3e-11, 2e-12])
     save_file(sd, out / "model.safetensors")
     return out
 
@@ -205,6 +208,9 @@ def test_dare_linear_and_ties(pair):
     want_ties = {k: b[k] + 0.8 * _disjoint_mean([_dare(d[k], p, seed, k, i) for i, d in enumerate(ds)]) for k in b}
     assert_close(merged(with_ft2(pair), "dare_linear", 0.8, p=p, seed=seed), want_lin)
     assert_close(merged(with_ft2(pair), "dare_ties", 0.8, p=p, seed=seed), want_ties)
+    one = {"deltas": "instruct"}
+    assert_close(merged(pair["cfg"], "dare_ties", 0.8, one, p=p, seed=seed),
+                 {k: b[k] + 0.8 * _dare(ds[0][k], p, seed, k, 0) for k in b})
 
 
 def test_dare_p0_is_task_arithmetic(pair):
@@ -312,3 +318,32 @@ def test_every_method_has_a_yaml_and_back():
         cfg = yaml.safe_load(text)
         assert cfg["name"] == f.stem
         assert set(cfg.get("knobs") or {}) <= set(method_knobs(METHODS[f.stem])), f
+
+
+def test_source_roles_and_errors(pair, tmp_path):
+    b, (d2,) = pair["sd"]["base"], deltas(pair, "ft2")
+    only_ft = {**with_ft2(pair)}
+    assert_close(merged(only_ft, "task_arithmetic", 0.5, {"deltas": "finetuned"}), {k: b[k] + 0.5 * d2[k] for k in b})
+    with pytest.raises(MergeConfigError, match="model.finetuned"):
+        merged(pair["cfg"], "task_arithmetic", 0.5, {"deltas": "finetuned"})
+    with pytest.raises(MergeConfigError, match="model.adapter"):
+        merged(pair["cfg"], "adapter_transfer", 0.5, {"anchor": "instruct", "deltas": "adapter"})
+    with pytest.raises(MergeConfigError, match="anchor"):
+        merged(pair["cfg"], "linear", 0.5, {"anchor": "instruct"})
+    with pytest.raises(MergeConfigError, match="merge.deltas"):
+        merged(pair["cfg"], "linear", 0.5, {"deltas": "everything"})
+
+
+def test_adapter_with_full_tensors_is_refused(pair, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    from mergesweep.checkpoints import CheckpointError
+
+    get_peft_model(_tiny(pair["arch"]), LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(tmp_path / "ad")
+    f = tmp_path / "ad" / "adapter_model.safetensors"
+    sd = load_file(f)
+    sd["base_model.model.model.norm.weight"] = torch.ones(64)  # what modules_to_save would store
+    save_file(sd, f)
+    cfg = {"instruct": pair["cfg"]["instruct"], "adapter": str(tmp_path / "ad")}
+    with pytest.raises(CheckpointError, match="not LoRA factors"):
+        merged(cfg, "adapter_transfer", 1.0, {"anchor": "instruct", "deltas": "adapter"})

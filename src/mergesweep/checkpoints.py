@@ -50,6 +50,7 @@ class Checkpoint:
     dtypes: dict[str, str] = field(init=False)
     dropped: list[str] = field(init=False, default_factory=list)  # tied head copies ignored
     _pickled: dict[str, torch.Tensor] | None = field(init=False, default=None)
+    _spans: dict[str, tuple[int, int]] = field(init=False, default_factory=dict)  # absolute byte ranges
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -119,17 +120,22 @@ class Checkpoint:
             try:  # weights_only: tensors and plain containers only, no arbitrary objects
                 state = torch.load(f, map_location="cpu", weights_only=True)
             except Exception as e:
-                raise CheckpointError(f"{f}: not a loadable weights-only torch file ({type(e).__name__}: {e})") from None
+                raise CheckpointError(f"{f}: not a loadable weights-only torch file "
+                                      f"({type(e).__name__}: {e})") from None
             self._pickled = {**(self._pickled or {}), **state}
             for k, v in state.items():
                 self.index[k], self.shapes[k], self.dtypes[k] = f, tuple(v.shape), str(v.dtype).replace("torch.", "")
             return
         try:
-            with safe_open(str(f), framework="pt") as h:
+            with safe_open(str(f), framework="pt") as h:  # validates the header against the file size
                 for k in h.keys():
                     sl = h.get_slice(k)
                     self.index[k], self.shapes[k] = f, tuple(sl.get_shape())
                     self.dtypes[k] = _ST_DTYPES.get(sl.get_dtype(), sl.get_dtype())
+            data_start, header = _st_header(f)
+            for k, v in header.items():
+                if k != "__metadata__":
+                    self._spans[k] = (data_start + int(v["data_offsets"][0]), data_start + int(v["data_offsets"][1]))
         except Exception as e:
             raise CheckpointError(f"{f}: not a readable safetensors file ({type(e).__name__}: {e})") from None
 
@@ -163,6 +169,39 @@ class Checkpoint:
             raise CheckpointError(f"{f}: could not read tensor {name} ({type(e).__name__}: {e})") from None
         return t.to(device)
 
+    def read_rows(self, name: str, start: int | None = None, stop: int | None = None) -> torch.Tensor:
+        """Rows ``start:stop`` of a tensor (all of it by default) on the CPU, read with plain file I/O.
+
+        Why not ``safe_open``: a memory map keeps every page it touched in the process's RSS until it is
+        closed, so streaming a large tensor block by block through one would still cost the whole tensor.
+        ``pread`` into a fresh buffer costs only the block (the page cache holds the file, outside the
+        process). Float and integer dtypes of safetensors files; pickled checkpoints are sliced in memory.
+        """
+        shape = self.shapes[name]
+        if self._pickled is not None or name not in self._spans or self.dtypes[name] not in TORCH_DTYPES:
+            t = self._pickled[name] if self._pickled is not None else self.get(name)
+            return t if start is None and stop is None else t[start:stop]
+        dtype = TORCH_DTYPES[self.dtypes[name]]
+        begin, end = self._spans[name]
+        rows = shape[0] if shape else 1
+        start, stop, _ = slice(start, stop).indices(rows)
+        stop = max(start, stop)
+        row_bytes = (end - begin) // max(rows, 1)
+        buf = torch.empty((stop - start) * row_bytes, dtype=torch.uint8)
+        f = self.index[name]
+        try:
+            with open(f, "rb", buffering=0) as fh:
+                fh.seek(begin + start * row_bytes)
+                view, got = memoryview(buf.numpy()), 0
+                while got < len(view):
+                    n = fh.readinto(view[got:])
+                    if not n:
+                        raise EOFError(f"file ends {len(view) - got} bytes early")
+                    got += n
+        except (OSError, EOFError) as e:
+            raise CheckpointError(f"{f}: could not read tensor {name} ({type(e).__name__}: {e})") from None
+        return buf.view(dtype).reshape((stop - start, *shape[1:]) if shape else ())
+
     def iter_tensors(self, device: str | torch.device = "cpu") -> Iterator[tuple[str, torch.Tensor]]:
         """All tensors, one file handle per shard (cheaper than ``get`` per name)."""
         by_file: dict[Path, list[str]] = {}
@@ -178,6 +217,38 @@ class Checkpoint:
 
     def weight_files(self) -> list[Path]:
         return sorted(set(self.index.values()))
+
+
+TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+                 "float64": torch.float64, "int64": torch.int64, "int32": torch.int32, "uint8": torch.uint8,
+                 "int8": torch.int8, "bool": torch.bool}
+
+
+def _st_header(f: Path) -> tuple[int, dict]:
+    """(byte offset where tensor data starts, header JSON) of a safetensors file."""
+    with open(f, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        if not 0 < n <= min(100 << 20, f.stat().st_size - 8):
+            raise ValueError(f"header length {n} does not fit the file")
+        return 8 + n, json.loads(fh.read(n))
+
+
+class MemoryCheckpoint(Checkpoint):
+    """A state dict posing as a checkpoint (benchmarks, tests): the same interface, no files.
+
+    Tensors may live on any device; ``get`` moves them where asked.
+    """
+
+    def __init__(self, tensors: dict[str, torch.Tensor], config: dict | None = None, name: str = "<memory>"):
+        self.path, self.allow_pickle = Path(name), True
+        self.config = dict(config or {"architectures": ["InMemory"]})
+        self._pickled, self._spans, self.dropped = dict(tensors), {}, []
+        self.index = {k: self.path for k in tensors}
+        self.shapes = {k: tuple(v.shape) for k, v in tensors.items()}
+        self.dtypes = {k: str(v.dtype).replace("torch.", "") for k, v in tensors.items()}
+
+    def weight_files(self) -> list[Path]:
+        return []
 
 
 _ST_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",

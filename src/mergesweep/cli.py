@@ -73,10 +73,32 @@ def preflight(cfg: DictConfig) -> dict[str, Any]:
     return {"lam": lam, "base": base, "instruct": instruct}
 
 
+HASHED = ("*.safetensors", "*.bin", "*.json", "*.jinja")
+
+
+def source_hashes(cfg: DictConfig) -> dict[str, dict[str, str]]:
+    """sha256 of every weight/config/tokenizer file of every checkpoint this point reads, by role."""
+    from .checkpoints import file_sha256, resolve
+    from .merge.sources import merge_sources
+
+    anchor, deltas = merge_sources(cfg.merge)
+    roles = {"base": cfg.model.base, "instruct": cfg.model.instruct}
+    if anchor == "target":
+        roles["target"] = cfg.model.target
+    if deltas == "adapter":
+        roles["adapter"] = cfg.model.adapter
+    if deltas in ("finetuned", "all"):
+        roles.update({f"finetuned[{i}]": p for i, p in enumerate(cfg.model.get("finetuned") or [])})
+    out = {}
+    for role, path in roles.items():
+        d = resolve(str(path), cfg.model.get("revision"))
+        out[role] = {f.name: file_sha256(f) for pat in HASHED for f in sorted(d.glob(pat))}
+    return out
+
+
 def run_point(cfg: DictConfig) -> dict[str, Any]:
     """Run (or skip, if already recorded) one point and return its summary."""
     from . import provenance, tracking
-    from .checkpoints import checkpoint_hashes
     from .engines import open_engine
     from .evals import suite as suites
     from .merge import describe_point
@@ -117,8 +139,7 @@ def run_point(cfg: DictConfig) -> dict[str, Any]:
                   **{k: v for k, v in knobs.items() if "seed" in k}},
         "provenance": {"git": provenance.git_state(), "packages": provenance.package_versions(),
                        "machine": provenance.machine(),
-                       "checkpoints": {"base": checkpoint_hashes(pre["base"]),
-                                       "instruct": checkpoint_hashes(pre["instruct"])}},
+                       "checkpoints": source_hashes(cfg)},
         "config": provenance.redact(container),
     }
     path = store.write(record)

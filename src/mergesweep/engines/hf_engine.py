@@ -41,6 +41,7 @@ class HFEngine(Engine):
         t0 = time.perf_counter()
         self.plan = build_plan(model_cfg, merge_cfg, device=self.device, storage_device=storage_device,
                                storage_dtype=getattr(torch, storage_dtype), progress=True)
+        self.plan.reuse_outputs = True  # set_point copies each tensor before asking for the next
         unknown = [n for n in self.plan.names if n not in self._targets]
         if unknown:
             raise ValueError(f"checkpoint tensors the loaded model does not have: {unknown[:5]}")

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from fnmatch import fnmatch
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import stats
+from . import hub, stats
 
 log = logging.getLogger(__name__)
 TASKS_DIR = Path(__file__).parent / "tasks"
@@ -49,6 +50,34 @@ def validate(suite: dict) -> None:
                              + (f"; local tasks: {local}" if local else ""))
         if not part.get("metric"):
             raise SuiteError(f"suite {suite.get('name')!r}, part {pname!r}: no headline `metric`")
+        for group, pattern in (part.get("groups") or {}).items():
+            if not any(fnmatch(t, pattern) for t in part.get("tasks", [])):
+                raise SuiteError(f"suite {suite.get('name')!r}, part {pname!r}: group {group!r} ({pattern!r}) "
+                                 f"matches none of the part's tasks")
+        _check_data(tm, suite.get("name"), pname, list(part.get("tasks", [])))
+        if part.get("judge"):
+            from . import judged
+
+            judged.check_part(part)
+
+
+def _check_data(tm: Any, suite_name: str | None, pname: str, tasks: list[str]) -> None:
+    """Data problems surface here, not after the engine started.
+
+    Hub datasets must be in the local cache when ``datasets`` is offline (SuiteError naming each one);
+    tasks on shipped data are built now, so a malformed file raises its DataError (file and line) here.
+    """
+    cfgs = {t: getattr(tm.task_index.get(t), "cfg", None) for t in tasks}
+    if hub.offline():
+        missing = hub.missing_offline(cfgs, tasks)
+        if missing:
+            raise SuiteError(f"suite {suite_name!r}, part {pname!r}: dataset not available offline: "
+                             f"{', '.join(missing)} (HF_DATASETS_OFFLINE/HF_HUB_OFFLINE is set and the datasets "
+                             f"cache lacks them; datasets said: {next(iter(missing.values()))}). Run once with "
+                             "offline=false to download them, or use a suite with shipped data (icl_classic, ifeval).")
+    local = [t for t in tasks if (cfgs[t] or {}).get("custom_dataset")]
+    if local:
+        tm.load(local)
 
 
 def run(lm: Any, suite: dict, samples_dir: Path, seed: int, bootstrap: int = 1000) -> dict[str, Any]:
@@ -66,6 +95,11 @@ def run(lm: Any, suite: dict, samples_dir: Path, seed: int, bootstrap: int = 100
             use_cache=None, cache_requests=False, gen_kwargs=part.get("gen_kwargs"), bootstrap_iters=0,
             random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
             verbosity="WARNING")
+        judge_info = None
+        if part.get("judge"):  # generation went through lm-eval; the judge scores the answers it saved
+            from . import judged
+
+            judge_info = judged.score(res, part, seed)
         metric = part["metric"]
         per_task, per_sample = {}, {}
         for task in part["tasks"]:
@@ -78,7 +112,14 @@ def run(lm: Any, suite: dict, samples_dir: Path, seed: int, bootstrap: int = 100
         out["parts"][pname] = {"metric": metric, "tasks": per_task,
                                "chat_template": bool(part.get("chat_template", False)),
                                "num_fewshot": {t: res["configs"][t].get("num_fewshot") for t in part["tasks"]},
-                               "n": {t: len(v) for t, v in per_sample.items()}}
+                               "n": {t: len(v) for t, v in per_sample.items()},
+                               "fewshot_seed": seed, "limit": part.get("limit")}
+        if part.get("groups"):  # e.g. the macro average of the MC tasks and of the FMC tasks separately
+            out["parts"][pname]["groups"] = {
+                g: stats.macro_mean({t: v for t, v in per_sample.items() if fnmatch(t, pat)})
+                for g, pat in part["groups"].items()}
+        if judge_info is not None:
+            out["parts"][pname]["judge"] = judge_info
         out["summary"][pname] = stats.macro_mean(per_sample)
         out["ci"][pname] = stats.bootstrap_macro_ci(per_sample, n_resamples=bootstrap, seed=seed)
         out["times"][f"eval_{pname}_s"] = time.perf_counter() - t0

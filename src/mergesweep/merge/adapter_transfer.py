@@ -14,10 +14,11 @@ from typing import Sequence
 
 import torch
 
-from .base import TensorInfo, blend
+from .base import TensorInfo, blend, elementwise
 
 
+@elementwise
 def adapter_transfer(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float,
-                     info: TensorInfo) -> torch.Tensor:
+                     info: TensorInfo, out: torch.Tensor | None = None) -> torch.Tensor:
     """``instruct + lam * lora_delta`` (``instruct`` unchanged for untargeted tensors)."""
-    return blend(anchor, deltas, lam)
+    return blend(anchor, deltas, lam, out=out)

@@ -77,25 +77,35 @@ def uses_ends(fn: MergeFunction) -> MergeFunction:
     return fn
 
 
+def elementwise(fn: MergeFunction) -> MergeFunction:
+    """Mark a method whose output entry depends only on the same entry of its inputs (and per-tensor
+    constants): the plan may then feed it a big tensor in blocks of rows, keeping temporaries small, and
+    passes ``out=`` (an fp32 buffer to write into, possibly recycled) which the method must honour."""
+    fn.elementwise = True  # type: ignore[attr-defined]
+    return fn
+
+
 def blend(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], strength: float,
-          ends: Sequence[torch.Tensor] | None = None, weights: Sequence[float] | None = None) -> torch.Tensor:
+          ends: Sequence[torch.Tensor] | None = None, weights: Sequence[float] | None = None,
+          out: torch.Tensor | None = None) -> torch.Tensor:
     """``anchor + strength * sum_i(w_i * delta_i)``, the kernel of every linear-family method.
 
     With exactly one fine-tuned end (and unit weight) it is ``torch.lerp(anchor, end, strength)``: exact at
-    strength 0 and 1 and a single fused pass. Otherwise one fused ``add`` per delta into a fresh buffer.
+    strength 0 and 1 and a single fused pass. Otherwise one fused ``add`` per delta. Written into ``out``
+    when given (an fp32 buffer of the anchor's shape), else into a fresh tensor.
     """
     w = [1.0] * len(ends if ends is not None else deltas) if weights is None else [float(x) for x in weights]
     if ends is not None and len(ends) == 1 and w[0] == 1.0:
-        return torch.lerp(anchor, ends[0], float(strength))
+        return torch.lerp(anchor, ends[0], float(strength), out=out)
     n = len(deltas)
     if len(w) != n:
         raise MergeConfigError(f"{len(w)} weights given for {n} task vectors")
     if n == 0:
-        return anchor.clone()
-    out = torch.add(anchor, deltas[0], alpha=strength * w[0])
+        return anchor.clone() if out is None else out.copy_(anchor)
+    res = torch.add(anchor, deltas[0], alpha=strength * w[0], out=out)
     for d, wi in zip(deltas[1:], w[1:]):
-        out.add_(d, alpha=strength * wi)
-    return out
+        res.add_(d, alpha=strength * wi)
+    return res
 
 
 def stacked(deltas: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -115,7 +125,7 @@ def disjoint_mean(stack: torch.Tensor) -> torch.Tensor:
     return total / agree.sum(0).clamp_min(1).to(stack.dtype)
 
 
-_PLAN_ARGS = {"lam", "info", "ends"}
+_PLAN_ARGS = {"lam", "info", "ends", "out"}
 
 
 def method_knobs(fn: MergeFunction) -> dict[str, object]:

@@ -56,5 +56,7 @@ def dare_ties(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: floa
     """``anchor + lam * disjoint_mean(dare(tau_1..T))``."""
     if len(deltas) == 0:
         return anchor.clone()
+    if len(deltas) == 1:  # one task vector: the disjoint mean is the dropped vector itself
+        return drop_rescale(deltas[0], p, seed, info.name, 0).mul(lam).add_(anchor)
     merged = disjoint_mean(stacked(_dropped(deltas, p, seed, info.name)))
     return merged.mul_(lam).add_(anchor)

@@ -12,14 +12,15 @@ from typing import Sequence
 
 import torch
 
-from .base import TensorInfo, blend, uses_ends
+from .base import TensorInfo, blend, elementwise, uses_ends
 
 
+@elementwise
 @uses_ends
 def linear(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float, info: TensorInfo,
-           ends: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+           ends: Sequence[torch.Tensor] | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """``anchor + lam * sum(deltas)``; ``lerp(anchor, end, lam)`` when the plan passes the one end.
 
     One fused pass into a fresh buffer (no clone-then-add), exact at lam=0 and lam=1.
     """
-    return blend(anchor, deltas, lam, ends)
+    return blend(anchor, deltas, lam, ends, out=out)

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import torch
 
-from .base import TensorInfo, blend, uses_ends
+from .base import TensorInfo, blend, elementwise, uses_ends
 
 
 def lines_strength(info: TensorInfo, alpha: float, beta: float, embed: float | None = None,
@@ -35,10 +35,12 @@ def lines_strength(info: TensorInfo, alpha: float, beta: float, embed: float | N
     return alpha if part is None else float(part)
 
 
+@elementwise
 @uses_ends
 def lines(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float, info: TensorInfo,
           ends: Sequence[torch.Tensor] | None = None, alpha: float = 0.5, beta: float = 0.5,
           embed: float | None = None, head: float | None = None, norm: float | None = None,
-          other: float | None = None) -> torch.Tensor:
+          other: float | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """``anchor + lam * s(part) * sum(deltas)``."""
-    return blend(anchor, deltas, lam * lines_strength(info, alpha, beta, embed, head, norm, other), ends)
+    return blend(anchor, deltas, lam * lines_strength(info, alpha, beta, embed, head, norm, other), ends,
+                 out=out)

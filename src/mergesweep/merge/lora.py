@@ -43,7 +43,8 @@ class LoraAdapter:
         try:
             cfg = LoraConfig.from_pretrained(str(self.path))
         except Exception as e:  # not LoRA, corrupt JSON, unknown fields
-            raise CheckpointError(f"{self.path / 'adapter_config.json'}: not a LoRA config ({type(e).__name__}: {e})") from None
+            raise CheckpointError(f"{self.path / 'adapter_config.json'}: not a LoRA config "
+                                  f"({type(e).__name__}: {e})") from None
         if getattr(cfg, "use_dora", False):
             raise CheckpointError(f"{self.path}: DoRA adapters rescale whole weight columns and cannot be applied as "
                                   "a low-rank delta; merge it with PEFT instead")

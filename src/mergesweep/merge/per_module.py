@@ -13,16 +13,17 @@ from typing import Mapping, Sequence
 
 import torch
 
-from .base import GROUPS, MergeConfigError, TensorInfo, blend, uses_ends
+from .base import GROUPS, MergeConfigError, TensorInfo, blend, elementwise, uses_ends
 
 
+@elementwise
 @uses_ends
 def per_module(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float, info: TensorInfo,
                ends: Sequence[torch.Tensor] | None = None,
-               scales: Mapping[str, float] | None = None) -> torch.Tensor:
+               scales: Mapping[str, float] | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """``anchor + lam * scales[info.group] * sum(deltas)``."""
     scales = dict(scales or {})
     unknown = sorted(set(scales) - set(GROUPS))
     if unknown:
         raise MergeConfigError(f"per_module scales has unknown parts {unknown}; known: {list(GROUPS)}")
-    return blend(anchor, deltas, lam * float(scales.get(info.group, 1.0)), ends)
+    return blend(anchor, deltas, lam * float(scales.get(info.group, 1.0)), ends, out=out)

@@ -18,6 +18,7 @@ held; a LoRA adapter (``adapter_transfer``) holds only its small factors.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
@@ -25,7 +26,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from ..checkpoints import Checkpoint, CheckpointError, check_compatible
+from ..checkpoints import TORCH_DTYPES, Checkpoint, CheckpointError, check_compatible
 from .base import MergeFn, TensorInfo, check_knobs, classify
 from .lora import LoraAdapter
 
@@ -35,6 +36,7 @@ class _Entry:
     """One float tensor: where it sits, its output row count, and (resident mode) its inputs."""
 
     info: TensorInfo
+    shape: tuple[int, ...] = ()  # output shape (instruct's, when its vocabulary is larger)
     rows_from: int | None = None  # rows >= this come from instruct at every lam (added vocabulary)
     anchor: torch.Tensor | None = None
     ends: list[torch.Tensor] = field(default_factory=list)
@@ -49,6 +51,10 @@ class MergePlan:
     instruction residuals the anchor is a third checkpoint and the reference the base.
     ``storage_device``: None = ``device``; a device name = keep inputs there and move them per tensor;
     ``"disk"`` = keep nothing, read per tensor per point.
+    ``block_elems``: elementwise methods (``@elementwise``) work through big tensors in blocks of about this
+    many elements whenever inputs must first be read, moved or widened to fp32, so those temporaries stay
+    cache-sized (CPU) and streaming never holds a whole input; 0 = automatic (2**20 on CPU, 2**26
+    elsewhere), negative = never. fp32 inputs already on ``device`` go through whole (one fused pass).
     """
 
     anchor: Checkpoint
@@ -59,6 +65,11 @@ class MergePlan:
     storage_dtype: torch.dtype = torch.float32
     progress: bool = True
     adapter: LoraAdapter | None = None
+    block_elems: int = 0
+    # True: output tensors of elementwise methods are recycled, so a yielded tensor is only valid until the
+    # generator is advanced (fine for engines that copy each tensor into their weights as it arrives; not
+    # for callers that collect a state dict). Saves faulting in fresh pages for every point.
+    reuse_outputs: bool = False
     notes: dict = field(default_factory=dict)
     last_merge_s: float = 0.0
 
@@ -85,12 +96,15 @@ class MergePlan:
         self._home = "cpu" if self.streaming else self.storage_device
         if self.adapter is not None:
             self.adapter.to(self._home)
+        if self.block_elems == 0:
+            self.block_elems = 1 << 20 if torch.device(self.device).type == "cpu" else 1 << 26
         dropped = sorted({n for c in [self.anchor, ref, *self.finetuned] for n in c.dropped})
         if dropped:
             self.notes["tied_head_copies_ignored"] = dropped
         self._entries: dict[str, _Entry] = {}
         self._other: dict[str, torch.Tensor | None] = {}
         self._narrowed: set[str] = set()
+        self._pool: dict[tuple, torch.Tensor] = {}
         self._load()
 
     # --- loading ------------------------------------------------------------------------------------
@@ -100,15 +114,16 @@ class MergePlan:
         bar = tqdm(self.anchor.names, desc="load merge inputs", disable=not self.progress, leave=False)
         for name in bar:
             if not _is_float(self.anchor.dtypes[name]):
-                self._other[name] = None if self.streaming else self.anchor.get(name, self._home)
+                self._other[name] = None if self.streaming else _load(self.anchor, name, self._home)
                 continue
-            entry = _Entry(info=classify(name, n_layers))
+            entry = _Entry(info=classify(name, n_layers),
+                           shape=tuple((self.finetuned[0] if self.finetuned else self.anchor).shapes[name]))
             rows = self._rows(name)
             if rows is not None:
                 entry.rows_from = rows[0]
                 padded[name] = {"base_rows": rows[0], "instruct_rows": rows[1]}
             if not self.streaming:
-                entry.anchor, entry.ends, entry.ref = self._read(name, entry)
+                entry.anchor, entry.ends, entry.ref = self._resident(name)
             self._entries[name] = entry
         if padded:
             self.notes["vocab_rows_from_instruct"] = padded
@@ -118,28 +133,51 @@ class MergePlan:
 
     def _rows(self, name: str) -> tuple[int, int] | None:
         """(rows both sides have, instruct rows) when instruct's vocabulary is larger, else None."""
-        if not self.finetuned:
+        if not self.finetuned or not self.finetuned[0].shapes[name]:
             return None
         out_rows = self.finetuned[0].shapes[name][0]
         have = min(self.anchor.shapes[name][0], self._ref.shapes[name][0])
         return (have, out_rows) if have < out_rows else None
 
-    def _read(self, name: str, entry: _Entry) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
-        """Read one tensor's inputs, fitted to instruct's row count and stored as the plan stores them."""
-        ends = [self._store(name, ft.get(name)) for ft in self.finetuned]
-        a = self._store(name, self.anchor.get(name))
-        ref = None if self._ref_is_anchor else self._store(name, self._ref.get(name))
+    def _resident(self, name: str) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
+        """One tensor's inputs as kept: fitted to instruct's row count, checkpoint dtype or narrower."""
+        ends = [self._store(name, _load(ft, name, self._home)) for ft in self.finetuned]
+        a = self._store(name, _load(self.anchor, name, self._home))
+        ref = None if self._ref_is_anchor else self._store(name, _load(self._ref, name, self._home))
         if ends:
             a = _fit_rows(a, ends[0])
             ref = None if ref is None else _fit_rows(ref, ends[0])
         return a, ends, ref
 
     def _store(self, name: str, t: torch.Tensor) -> torch.Tensor:
-        """Checkpoint dtype, or ``storage_dtype`` where narrower (then noted), on the storage device."""
+        """Checkpoint dtype, or ``storage_dtype`` where narrower (then noted)."""
         if t.element_size() > torch.empty((), dtype=self.storage_dtype).element_size():
             t = t.to(self.storage_dtype)
             self._narrowed.add(name)
-        return t.to(self._home)
+        return t
+
+    def _block(self, name: str, e: _Entry, start: int | None, stop: int | None):
+        """Rows ``start:stop`` of (anchor, ends, ref): slices of resident tensors, or fresh reads from disk."""
+        if not self.streaming:
+            cut = (lambda t: t) if start is None else (lambda t: t[start:stop])
+            return cut(e.anchor), [cut(t) for t in e.ends], None if e.ref is None else cut(e.ref)
+        fill = self.finetuned[0] if self.finetuned else None
+
+        def read(ck: Checkpoint) -> torch.Tensor:
+            """Rows of ``ck`` fitted to instruct's row count (added rows read from instruct)."""
+            rows = ck.shapes[name][0] if ck.shapes[name] else None
+            if fill is None or rows is None or rows == e.shape[0]:
+                return ck.read_rows(name, start, stop)
+            lo, hi, _ = slice(start, stop).indices(e.shape[0])
+            have = min(rows, e.shape[0])
+            head = ck.read_rows(name, lo, min(hi, have)) if lo < have else None
+            tail = fill.read_rows(name, max(lo, have), hi) if hi > have else None
+            if head is None:
+                return tail.to(TORCH_DTYPES[ck.dtypes[name]])
+            return head if tail is None else torch.cat([head, tail.to(head.dtype)])
+
+        return read(self.anchor), [ft.read_rows(name, start, stop) for ft in self.finetuned], \
+            None if self._ref_is_anchor else read(self._ref)
 
     # --- public view --------------------------------------------------------------------------------
     @property
@@ -164,34 +202,86 @@ class MergePlan:
         """Yield ``(name, merged tensor)`` for one point; fp32 arithmetic, cast to ``out_dtype`` at the end.
 
         ``last_merge_s`` is set, once the point is exhausted, to the time spent producing it (reads in
-        streaming mode included, the consumer's time excluded).
+        streaming mode included, the consumer's time excluded). With ``reuse_outputs`` a yielded tensor is
+        only valid until the generator is advanced (see the field's comment).
         """
         check_knobs(method, knobs)
         pass_ends = bool(getattr(method, "uses_ends", False)) and self._ref_is_anchor and self.adapter is None
+        elementwise = bool(getattr(method, "elementwise", False))
         dev = torch.device(self.device)
         t_merge = 0.0
         for name, e in self._entries.items():
             t0 = time.perf_counter()
-            a, ends, ref = self._read(name, e) if self.streaming else (e.anchor, e.ends, e.ref)
-            a32 = _f32(a, dev)
-            ends32 = [_f32(t, dev) for t in ends]
-            ref32 = a32 if ref is None else _f32(ref, dev)
-            thunks: list[Callable[[], torch.Tensor]] = [
-                (lambda f=f: _task_vector(f, ref32, e.rows_from)) for f in ends32]
-            if self.adapter is not None and (d := self.adapter.delta(name, dev)) is not None:
-                thunks.append(lambda d=d: d)
-            extra = {"ends": ends32} if pass_ends else {}
-            out = method(a32, LazyDeltas(thunks), lam=lam, info=e.info, **knobs, **extra)
-            if out.data_ptr() == a32.data_ptr():  # never hand out (or let anyone modify) a resident input
-                out = out.clone()
-            if e.rows_from is not None:
-                out[e.rows_from:] = ends32[0][e.rows_from:]
-            out = out.to(out_dtype)
+            if elementwise and len(e.shape) >= 1:
+                out = self._output(e.shape, out_dtype, dev)
+                self._merge_into(out, method, name, e, lam, knobs, pass_ends, dev)
+            else:
+                out = self._merge(method, e, self._block(name, e, None, None), 0, lam, knobs, pass_ends, dev)
+                out = out.to(out_dtype)
             t_merge += time.perf_counter() - t0
             yield name, out
+            if self.reuse_outputs and elementwise and len(e.shape) >= 1:
+                self._pool[(e.shape, out_dtype)] = out  # the consumer is done with it
+            del out
         for name, t in self._other.items():
             yield name, (self.anchor.get(name, self.device) if t is None else t.to(self.device))
         self.last_merge_s = t_merge
+
+    def _output(self, shape: tuple[int, ...], dtype: torch.dtype, dev: torch.device) -> torch.Tensor:
+        """A fresh output tensor, or (``reuse_outputs``) the pooled one of this shape: no new pages to fault in."""
+        if self.reuse_outputs and (buf := self._pool.pop((shape, dtype), None)) is not None:
+            return buf
+        return torch.empty(shape, dtype=dtype, device=dev)
+
+    def _merge_into(self, out: torch.Tensor, method: MergeFn, name: str, e: _Entry, lam: float, knobs: dict,
+                    pass_ends: bool, dev: torch.device) -> None:
+        """An elementwise method written into ``out``: whole when its inputs are fp32 on ``device`` already
+        (one fused pass straight into ``out``), else in blocks of rows so fp32 temporaries stay small."""
+        rows, numel = e.shape[0], math.prod(e.shape)
+        direct = out.dtype == torch.float32
+        if rows > 1 and numel > self.block_elems > 0 and (self._converts(e) or not direct) and self.adapter is None:
+            step = max(1, self.block_elems * rows // numel)
+        else:
+            step = rows
+        for r0 in range(0, rows, step):
+            r1 = min(rows, r0 + step)
+            whole = step == rows
+            dst = out if whole else out[r0:r1]
+            block = self._block(name, e, None, None) if whole else self._block(name, e, r0, r1)
+            res = self._merge(method, e, block, r0, lam, knobs, pass_ends, dev, out=dst if direct else None)
+            if res is not dst:
+                dst.copy_(res)
+
+    def _converts(self, e: _Entry) -> bool:
+        """Whether inputs must be read, moved or widened first (else blocks would only add a copy)."""
+        if self.streaming:
+            return True
+        dev = torch.device(self.device)
+        return any(t.dtype != torch.float32 or t.device != dev
+                   for t in [e.anchor, *e.ends, *([e.ref] if e.ref is not None else [])])
+
+    def _merge(self, method: MergeFn, e: _Entry, block, r0: int, lam: float, knobs: dict, pass_ends: bool,
+               dev: torch.device, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The method on one block of rows (or the whole tensor), fp32 in and out (into ``out`` if given)."""
+        a, ends, ref = block
+        a32 = _f32(a, dev)
+        ends32 = [_f32(t, dev) for t in ends]
+        ref32 = a32 if ref is None else _f32(ref, dev)
+        del a, ends, ref, block  # streaming: drop the raw reads before the method allocates
+        rows_from = None if e.rows_from is None else max(0, e.rows_from - r0)
+        thunks: list[Callable[[], torch.Tensor]] = [
+            (lambda f=f: _task_vector(f, ref32, rows_from)) for f in ends32]
+        if self.adapter is not None and (d := self.adapter.delta(e.info.name, dev)) is not None:
+            thunks.append(lambda d=d: d)
+        extra: dict = {"ends": ends32} if pass_ends else {}
+        if out is not None:
+            extra["out"] = out
+        res = method(a32, LazyDeltas(thunks), lam=lam, info=e.info, **knobs, **extra)
+        if res.data_ptr() == a32.data_ptr():  # never hand out (or let anyone modify) a resident input
+            res = res.clone()
+        if rows_from is not None and rows_from < res.shape[0]:
+            res[rows_from:] = ends32[0][rows_from:]
+        return res
 
 
 class LazyDeltas(Sequence[torch.Tensor]):
@@ -212,6 +302,12 @@ class LazyDeltas(Sequence[torch.Tensor]):
         if i not in self._cache:
             self._cache[i] = self._thunks[i]()
         return self._cache[i]
+
+
+def _load(ck: Checkpoint, name: str, device: str) -> torch.Tensor:
+    """A tensor in memory of its own (plain reads, not a view of a memory map: a resident input must not
+    change or fault in from disk mid-sweep), on ``device``."""
+    return ck.read_rows(name).to(device)
 
 
 def _is_float(dtype: str) -> bool:

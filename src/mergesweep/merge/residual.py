@@ -13,9 +13,11 @@ from typing import Sequence
 
 import torch
 
-from .base import TensorInfo, blend
+from .base import TensorInfo, blend, elementwise
 
 
-def residual(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float, info: TensorInfo) -> torch.Tensor:
+@elementwise
+def residual(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float, info: TensorInfo,
+             out: torch.Tensor | None = None) -> torch.Tensor:
     """``target + lam * (instruct - base)``."""
-    return blend(anchor, deltas, lam)
+    return blend(anchor, deltas, lam, out=out)

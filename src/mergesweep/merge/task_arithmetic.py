@@ -12,12 +12,13 @@ from typing import Sequence
 
 import torch
 
-from .base import TensorInfo, blend, uses_ends
+from .base import TensorInfo, blend, elementwise, uses_ends
 
 
+@elementwise
 @uses_ends
 def task_arithmetic(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float, info: TensorInfo,
                     ends: Sequence[torch.Tensor] | None = None,
-                    weights: Sequence[float] | None = None) -> torch.Tensor:
+                    weights: Sequence[float] | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """``anchor + lam * sum(w_t * delta_t)``."""
-    return blend(anchor, deltas, lam, ends, weights)
+    return blend(anchor, deltas, lam, ends, weights, out=out)

@@ -38,5 +38,7 @@ def ties(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float, in
     """``anchor + lam * disjoint_mean(trim(deltas))``."""
     if len(deltas) == 0:
         return anchor.clone()
+    if len(deltas) == 1:  # the disjoint mean of one task vector is itself: skip the sign election
+        return trim(deltas[0], density).mul_(lam).add_(anchor)
     merged = disjoint_mean(stacked([trim(d, density) for d in deltas]))
     return merged.mul_(lam).add_(anchor)
