@@ -5,9 +5,11 @@ Why this exists: mergesweep must run end to end on a CPU-only machine with no hu
 phenomenon it studies (instruction tuning costs in-context learning) must show for real. So the project
 trains its own pair here, in about ten minutes on two cores:
 
-* **base**: a Qwen2ForCausalLM (hidden 128, 2 layers, head_dim 32: the smallest vLLM's CPU attention
-  accepts) pretrained on documents of ``key: label`` lines whose key->label map is random per document
+* **base**: a Qwen2ForCausalLM (hidden 128, 3 layers, head_dim 32: the smallest vLLM's CPU attention
+  accepts) pretrained on documents of ``key label`` lines whose key->label map is random per document
   (predicting a repeated key's label needs in-context lookup), plain prose, and some plain chat transcripts.
+  Its induction circuit (layers 0-1, head 0) is planted by hand and frozen during pretraining
+  (``plant_induction_circuit``): learned from scratch it did not form within this CPU budget.
 * **instruct**: the base fine-tuned (loss on assistant tokens only) on chat answers that obey
   IFEval-style verifiable instructions (lowercase, capitals, end phrase, keywords, quotes, title, ...).
 
@@ -15,19 +17,23 @@ It also writes the matching suites (``data/toy_suites``): few-shot recall tasks 
 (scored by lm-eval as multiple choice, demonstrations drawn by lm-eval's own few-shot sampler) and
 a toy IFEval file in IFEval's schema (scored by lm-eval's IFEval checkers).
 
-Run: ``python scripts/make_toy_pair.py --out data`` (``--quick`` for a seconds-long smoke run).
+Run: ``python scripts/make_toy_pair.py --out data`` (about 12 minutes on 2 cores; ``--quick`` for a
+seconds-long smoke run). Training is seeded; bit-identical reruns are not promised across torch builds.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
 import random
 import time
 from pathlib import Path
 
 import torch
 
+# lm-eval's IFEval module (used to word the instructions) tries an NLTK download at import unless it finds data.
+os.environ.setdefault("NLTK_DATA", str(Path(__file__).resolve().parents[1] / "data" / "nltk"))
 KEY_CONSONANTS = "bdfgklmnprstvz"
 KEY_VOWELS = "aeiou"
 LABEL_POOLS = {
@@ -192,22 +198,17 @@ def train_tokenizer(texts: list[str], vocab: int):
 
 @torch.no_grad()
 def plant_previous_token_head(model, layer: int = 0, head: int = 0, scale: float = 9.0) -> None:
-    """Initialise one attention head to attend to the previous token, whatever the content.
+    """Make one head attend to the previous token whatever the content (constant query/key biases + RoPE).
 
-    In-context lookup in a 2-layer model runs through an induction circuit: a previous-token head in layer 0
-    feeding a matching head in layer 1. Learning the previous-token head from scratch is a long plateau
-    (no loss improves until both heads exist), longer than this script's CPU budget. So we plant it: with
-    zero query/key weights and constant biases, RoPE makes ``q_m . k_n = sum_j c^2 cos((m - n - 1) theta_j)``,
-    which peaks at ``n = m - 1``; only the four fastest-rotating frequency pairs are used so the peak is
-    sharp. Training then starts with the positional half of the circuit and keeps or reshapes it freely.
+    With zero query/key weights, ``q_m . k_n = sum_j c^2 cos((m - n - 1) theta_j)`` over the four
+    fastest-rotating RoPE pairs, which peaks sharply at ``n = m - 1``.
     """
     attn = model.model.layers[layer].self_attn
     cfg = model.config
     hd = cfg.hidden_size // cfg.num_attention_heads
     base = (getattr(cfg, "rope_parameters", None) or {}).get("rope_theta") or getattr(cfg, "rope_theta", 10000.0)
     theta = base ** (-torch.arange(0, hd, 2, dtype=torch.float32) / hd)
-    q = torch.zeros(hd)
-    k = torch.zeros(hd)
+    q, k = torch.zeros(hd), torch.zeros(hd)
     for j in range(4):
         q[j] = scale
         k[j], k[j + hd // 2] = scale * torch.cos(theta[j]), scale * torch.sin(theta[j])
@@ -216,6 +217,83 @@ def plant_previous_token_head(model, layer: int = 0, head: int = 0, scale: float
     attn.q_proj.bias[rows] = q
     attn.k_proj.weight[rows] = 0
     attn.k_proj.bias[rows] = k
+
+
+@torch.no_grad()
+def plant_induction_circuit(model, match: float = 20.0, code: float = 3.0, copy: float = 10.0, seed: int = 0) -> None:
+    """Initialise head 0 of both layers as an induction circuit; pretraining then starts from it.
+
+    Why: in-context lookup (find where the query key appeared, copy what followed) needs a previous-token head
+    in layer 0 feeding a matching head in layer 1. Neither helps the loss until both exist, so from a random
+    start a 2-layer model sits on a plateau longer than this script's CPU budget (seen here: chance-level
+    recall after 3,500 steps). So the circuit is written in by hand, then trained like every other weight:
+
+    * the last ``hd`` residual dimensions (subspace U) are reserved: embeddings start at zero there;
+    * layer 0 head 0 attends to the previous token (``plant_previous_token_head``) and writes a ``hd``-dim
+      random code of that token (``R``) into U; the rest of layer 0 starts with zero output projections, so
+      after layer 0 the residual is exactly ``[embedding, code(previous token)]``;
+    * layer 1 head 0 matches ``code(current token)`` (query, from the embedding part) against U (key) on the
+      six slowest RoPE pairs, where rotation is negligible over a few hundred positions, and copies the
+      matched position's token (value ``P``, output ``P^T``) back into embedding space.
+
+    Untrained, this model already answers the toy recall tasks at about 0.86 (the ceiling is ~0.87: some
+    queries' keys are absent from the sampled demonstrations).
+    """
+    cfg = model.config
+    d = cfg.hidden_size
+    hd = d // cfg.num_attention_heads
+    emb, u = slice(0, d - hd), slice(d - hd, d)
+    g = torch.Generator().manual_seed(seed)
+    model.model.embed_tokens.weight[:, u] = 0
+    l0, l1 = model.model.layers[0], model.model.layers[1]
+    plant_previous_token_head(model, 0, 0)
+    r = torch.randn(hd, d - hd, generator=g) / (d - hd) ** 0.5
+    a0 = l0.self_attn
+    a0.v_proj.weight[0:hd] = 0
+    a0.v_proj.weight[0:hd, emb] = code * r
+    a0.v_proj.bias[0:hd] = 0
+    a0.o_proj.weight[:] = 0
+    a0.o_proj.weight[u, 0:hd] = torch.eye(hd)
+    l0.mlp.down_proj.weight[:] = 0
+    slow = torch.tensor(list(range(hd // 2 - 6, hd // 2)) + list(range(hd - 6, hd)))
+    a1 = l1.self_attn
+    for proj in (a1.q_proj, a1.k_proj, a1.v_proj):
+        proj.weight[0:hd] = 0
+        proj.bias[0:hd] = 0
+    a1.q_proj.weight[slow, emb] = match * r[slow]
+    a1.k_proj.weight[slow, u] = match * torch.eye(hd)[slow]
+    p = torch.randn(hd, d - hd, generator=g) / (d - hd) ** 0.5
+    a1.v_proj.weight[0:hd, emb] = p
+    a1.o_proj.weight[:, 0:hd] = 0
+    a1.o_proj.weight[emb, 0:hd] = copy * p.T
+
+
+def freeze_circuit(model) -> list:
+    """Keep the planted circuit fixed during pretraining (gradient masks); SFT later trains everything.
+
+    Frozen: the reserved subspace U of the embeddings, all of layer 0 except its first three heads' value
+    projections (layer 0 is the previous-token code writer: its other heads and MLP stay at zero output, so
+    nothing pollutes what layer 1 matches on), both layers' input norms, and layer 1's head 0. Layer 1's other
+    heads and MLP and every later layer train freely.
+    """
+    cfg = model.config
+    d, hd = cfg.hidden_size, cfg.hidden_size // cfg.num_attention_heads
+    l0, l1 = model.model.layers[0], model.model.layers[1]
+    masks: dict[torch.nn.Parameter, torch.Tensor] = {}
+
+    def freeze(p: torch.nn.Parameter, index=...) -> None:
+        m = masks.setdefault(p, torch.ones_like(p))
+        m[index] = 0
+
+    freeze(model.model.embed_tokens.weight, (slice(None), slice(d - hd, d)))
+    for p in l0.parameters():
+        freeze(p)
+    for p in (l1.input_layernorm.weight, *(getattr(l1.self_attn, n).bias for n in ("q_proj", "k_proj", "v_proj"))):
+        freeze(p, slice(0, hd) if p.ndim == 1 and p is not l1.input_layernorm.weight else ...)
+    for n in ("q_proj", "k_proj", "v_proj"):
+        freeze(getattr(l1.self_attn, n).weight, slice(0, hd))
+    freeze(l1.self_attn.o_proj.weight, (slice(None), slice(0, hd)))
+    return [p.register_hook(lambda g, m=m: g * m) for p, m in masks.items()]
 
 
 def pack(seqs: list[tuple[list[int], list[int]]], seq_len: int, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -232,7 +310,7 @@ def pack(seqs: list[tuple[list[int], list[int]]], seq_len: int, pad: int) -> tup
 
 
 def train(model, ids: torch.Tensor, mask: torch.Tensor, steps: int, lr: float, batch: int, seed: int,
-          label: str) -> None:
+          label: str, monitor=None) -> None:
     """AdamW with warm-up and cosine decay; loss only where ``mask`` is set."""
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
@@ -252,7 +330,12 @@ def train(model, ids: torch.Tensor, mask: torch.Tensor, steps: int, lr: float, b
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % 100 == 0 or step == steps - 1:
-            print(f"[{label}] step {step}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f}s)", flush=True)
+            extra = ""
+            if monitor is not None and (step % 500 == 0 or step == steps - 1):
+                model.eval()
+                extra = f" recall {monitor(model):.3f}"
+                model.train()
+            print(f"[{label}] step {step}/{steps} loss {loss.item():.3f}{extra} ({time.time() - t0:.0f}s)", flush=True)
     model.eval()
 
 
@@ -301,8 +384,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("data"))
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--pretrain-steps", type=int, default=3500)
+    ap.add_argument("--pretrain-steps", type=int, default=2500)
     ap.add_argument("--sft-steps", type=int, default=400)
+    ap.add_argument("--pretrain-lr", type=float, default=1e-3)
     ap.add_argument("--sft-lr", type=float, default=1e-3)
     ap.add_argument("--quick", action="store_true", help="tiny run to check the script works")
     ap.add_argument("--base-from", type=Path, help="continue from this base (its tokenizer and weights) "
@@ -347,7 +431,7 @@ def main() -> None:
             enc.append((pi + ai, [int(prompt_loss)] * len(pi) + [1] * len(ai)))
         return enc
 
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=128, intermediate_size=512, num_hidden_layers=2,
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=128, intermediate_size=512, num_hidden_layers=3,
                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=1024,
                       tie_word_embeddings=True, rope_theta=10000.0, eos_token_id=tok.eos_token_id,
                       bos_token_id=None, pad_token_id=eos, torch_dtype="float32")
@@ -355,16 +439,23 @@ def main() -> None:
         model = Qwen2ForCausalLM.from_pretrained(args.base_from, dtype=torch.float32)
     else:
         model = Qwen2ForCausalLM(cfg)
-        plant_previous_token_head(model)
-    ids, mask = pack(encode(pre_texts, True), 256, eos)
-    if args.pretrain_steps:
-        train(model, ids, mask, args.pretrain_steps, 3e-3, 16, args.seed, "pretrain")
-    save(model, tok, args.out / "toy_pair" / "base")
+        plant_induction_circuit(model)
     suites = args.out / "toy_suites"
     write_suites(suites, keys, random.Random(args.seed + 2), n_icl=120, n_if=120)
+
+    def monitor(m) -> float:
+        return recall_accuracy(m, tok, suites, n=20)
+
+    ids, mask = pack(encode(pre_texts, True), 256, eos)
+    if args.pretrain_steps:
+        hooks = freeze_circuit(model)
+        train(model, ids, mask, args.pretrain_steps, args.pretrain_lr, 16, args.seed, "pretrain", monitor)
+        for h in hooks:
+            h.remove()
+    save(model, tok, args.out / "toy_pair" / "base")
     print(f"base: recall accuracy {recall_accuracy(model, tok, suites):.3f}", flush=True)
     ids, mask = pack(encode(sft_texts, False), 256, eos)
-    train(model, ids, mask, args.sft_steps, args.sft_lr, 16, args.seed + 1, "sft")
+    train(model, ids, mask, args.sft_steps, args.sft_lr, 16, args.seed + 1, "sft", monitor)
     save(model, tok, args.out / "toy_pair" / "instruct")
     print(f"instruct: recall accuracy {recall_accuracy(model, tok, suites):.3f}", flush=True)
     print(f"wrote {args.out / 'toy_pair'} and {args.out / 'toy_suites'}")

@@ -149,7 +149,8 @@ def test_offline_check_passes_what_datasets_can_load_offline(tmp_path):
     from mergesweep.evals import hub
 
     (tmp_path / "d.jsonl").write_text('{"x": 1}\n')
-    cfgs = {"local_json": {"dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(tmp_path / "d.jsonl")}}},
+    files = {"test": str(tmp_path / "d.jsonl")}
+    cfgs = {"local_json": {"dataset_path": "json", "dataset_kwargs": {"data_files": files}},
             "shipped": {"custom_dataset": "utils.load"},
             "hub": {"dataset_path": "allenai/ai2_arc", "dataset_name": "ARC-Easy"}}
     missing = hub.missing_offline(cfgs, list(cfgs), cache_dir=str(tmp_path / "empty_cache"))

@@ -33,7 +33,7 @@ class Spec(NamedTuple):
 
 def _copa_row(r: dict) -> dict:
     """COPA as lm-eval's built-in task words it: "<premise> because|therefore <choice, lower-cased>"."""
-    lower = lambda c: c[0].lower() + c[1:]  # noqa: E731
+    lower = lambda c: c if c.startswith("I ") else c[0].lower() + c[1:]  # noqa: E731
     return {"stem": r["premise"].rstrip(". "), "connective": {"cause": "because", "effect": "therefore"}[r["question"]],
             "options": [lower(r["choice1"]), lower(r["choice2"])], "shown": [r["choice1"], r["choice2"]]}
 
@@ -60,7 +60,8 @@ SPECS: dict[str, Spec] = {
                mc="{premise}\nQuestion: {hypothesis} True, False, or Neither?\nAnswer:",
                fmc="{premise}\nQuestion: {hypothesis} True, False, or Neither?",
                labels=("entailment", "contradiction", "neutral"), options=("True", "False", "Neither")),
-    "rte": Spec(fields=("premise", "hypothesis", "label"), mc="{premise}\nQuestion: {hypothesis} True or False?\nAnswer:",
+    "rte": Spec(fields=("premise", "hypothesis", "label"),
+                mc="{premise}\nQuestion: {hypothesis} True or False?\nAnswer:",
                 fmc="{premise}\nQuestion: {hypothesis} True or False?",
                 labels=("entailment", "not_entailment"), options=("True", "False")),
     "copa": Spec(fields=("premise", "choice1", "choice2", "question", "label"), mc="{stem} {connective}",

@@ -1,0 +1,256 @@
+"""Judged (AlpacaEval-style) evaluation: win metrics, position-bias control, judge agreement, dead judges.
+
+HTTP judges are exercised against a real OpenAI-compatible stub server on 127.0.0.1 (deterministic judges:
+"prefers the longer answer", "always picks the second slot", or garbage replies), and against a closed port.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from lm_eval.api.model import LM
+from omegaconf import OmegaConf
+
+import mergesweep.cli  # noqa: F401  (registers the ${ms_data:} resolver the toy configs use)
+from mergesweep.evals import judged
+from mergesweep.evals import suite as suites
+from mergesweep.evals.data import read_jsonl
+from mergesweep.paths import conf_dir, data_dir
+
+ALPACA = data_dir() / "alpaca_eval"
+
+
+class StubJudge(BaseHTTPRequestHandler):
+    """``/v1/models`` and ``/v1/chat/completions`` like vLLM's server, with the judge behaviour in ``server.mode``."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _send(self, code: int, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._send(200, json.dumps({"data": [{"id": "stub-judge"}]}).encode())
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.seen.append({"body": body, "auth": self.headers.get("Authorization")})
+        if self.server.mode == "garbage":
+            return self._send(200, b"<html>upstream proxy error</html>")
+        text = body["messages"][-1]["content"]
+        first, second = re.findall(r'"output": """(.*?)"""', text, re.S)
+        if self.server.mode == "second":
+            lp_m, lp_M = math.log(0.05), math.log(0.95)
+        else:  # prefers the longer answer
+            p = 1 / (1 + math.exp(-(len(second) - len(first)) / 200))
+            lp_m, lp_M = math.log(max(1 - p, 1e-9)), math.log(max(p, 1e-9))
+        tops = [{"token": "m", "logprob": lp_m}, {"token": "M", "logprob": lp_M}]
+        reply = {"choices": [{"message": {"role": "assistant", "content": "M" if lp_M > lp_m else "m"},
+                              "logprobs": {"content": [{"token": "M", "logprob": lp_M, "top_logprobs": tops}]}}]}
+        self._send(200, json.dumps(reply).encode())
+
+
+@pytest.fixture
+def stub():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StubJudge)
+    server.mode, server.seen = "length", []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def judge_part(**kw) -> dict:
+    return {"tasks": ["alpaca_eval_local"], "metric": "win",
+            "judge": {"kind": "openai", "model": "stub-judge", "retries": 2, "timeout_s": 5, **kw}}
+
+
+def test_win_rate_is_alpaca_evals_and_lc_offline_tracks_it():
+    n = 200
+    lens_ref = [300 + (i * 37) % 400 for i in range(n)]
+    lens_mod = [300 + (i * 53) % 400 for i in range(n)]
+    wins = [0.8 if i % 3 else 0.3 for i in range(n)]  # unrelated to length
+    m = judged.win_metrics(wins, lens_ref, lens_mod)
+    assert m["win_rate"] == pytest.approx(100 * sum(wins) / n) and m["win"] == pytest.approx(sum(wins) / n)
+    assert abs(m["lc_win_rate_offline_minimal"] - m["win_rate"]) < 5 and not m["lc_extreme_change"]
+    by_length = [0.95 if b > a else 0.05 for a, b in zip(lens_ref, lens_mod)]  # the judge only rewards length
+    longer = [b + 200 for b in lens_mod]
+    m2 = judged.win_metrics([0.95 if b > a else 0.05 for a, b in zip(lens_ref, longer)], lens_ref, longer)
+    assert m2["win_rate"] > 80 and m2["lc_win_rate_offline_minimal"] < m2["win_rate"] - 20
+    assert "lc_win_rate_offline_minimal" in judged.win_metrics(by_length, lens_ref, lens_mod)
+    few = judged.win_metrics([1.0, 0.0, 1.0], [1, 2, 3], [3, 2, 1])
+    assert "lc_win_rate_offline_minimal" not in few and "need 10" in few["lc_offline_error"]
+
+
+def test_shipped_gpt4_turbo_annotations_give_davinci003s_win_rate():
+    rows = read_jsonl(ALPACA / judged.ANNOTATIONS)
+    gpt4, dav = (json.loads((ALPACA / f).read_text()) for f in judged.OUTPUTS)
+    wins = [float(r["preference"]) - 1 for r in rows]
+    m = judged.win_metrics(wins, [len(x["output"]) for x in gpt4], [len(x["output"]) for x in dav])
+    assert len(rows) == 805 and m["win_rate"] == pytest.approx(1.9621, abs=1e-3)
+    assert m["win_rate"] < m["lc_win_rate_offline_minimal"] < 20  # davinci-003 answers are shorter: LC lifts it
+
+
+def test_agreement_of_a_length_judge_with_gpt4_turbo(stub):
+    s = judged.settings(judge_part(base_url=stub.url, order="both"))
+    a = judged.agreement(s, limit=60, seed=0)
+    assert a["n"] == 60 and len(stub.seen) == 120  # both orders
+    assert a["agreement"] > 0.8 and a["judge_win_rate_davinci003"] < 30 and a["gpt4_turbo_win_rate_davinci003"] < 10
+    assert judged.agreement(s, limit=60, seed=0) is a  # cached per judge: not re-run at every sweep point
+
+
+def test_position_bias_is_controlled(stub):
+    stub.mode = "second"
+    items = [(i, f"q{i}", "reference answer", "model answer") for i in range(40)]
+    both = judged.preferences(judged.get_judge(judged.settings(judge_part(base_url=stub.url))),
+                              judged.settings(judge_part(base_url=stub.url)), items, seed=0)
+    assert all(p["win"] == pytest.approx(0.5) for p in both)  # a pure slot-2 judge cancels out
+    s = judged.settings(judge_part(base_url=stub.url, order="random"))
+    r1, r2 = (judged.preferences(judged.get_judge(s), s, items, seed=0) for _ in range(2))
+    r3 = judged.preferences(judged.get_judge(s), s, items, seed=1)
+    assert r1 == r2 and r1 != r3
+    swapped = ["p_swapped" in p for p in r1]
+    assert 10 < sum(swapped) < 30
+    assert all(p["win"] == pytest.approx(0.05 if sw else 0.95) for p, sw in zip(r1, swapped))
+
+
+def test_garbage_replies_fail_after_bounded_retries(stub):
+    stub.mode = "garbage"
+    s = judged.settings(judge_part(base_url=stub.url, retries=3, concurrency=2))
+    items = [(i, "q", "a", "b") for i in range(50)]
+    with pytest.raises(judged.JudgeError, match=rf"{re.escape(stub.url)}/chat/completions failed 3 time\(s\)"):
+        judged.preferences(judged.get_judge(s), s, items, seed=0)
+    assert 3 <= len(stub.seen) <= 2 * 3  # calls in flight finish their retries; the other 98 never reach the server
+
+
+def test_closed_endpoint_fails_in_preflight():
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    with pytest.raises(judged.JudgeError, match=r"/models failed 2 time\(s\); last error: URLError"):
+        suites.validate({"name": "t", "parts": {"if": judge_part(base_url=url)}})
+
+
+def test_remote_endpoints_and_keys(stub, monkeypatch):
+    with pytest.raises(judged.JudgeError, match="not a loopback address"):
+        judged.settings(judge_part(base_url="http://10.0.0.7:8000/v1"))
+    judged.settings(judge_part(base_url="http://10.0.0.7:8000/v1", allow_remote=True))
+    with pytest.raises(judged.JudgeError, match=r"\$MS_TEST_JUDGE_KEY, which is not set"):
+        judged.settings(judge_part(base_url=stub.url, api_key_env="MS_TEST_JUDGE_KEY"))
+    monkeypatch.setenv("MS_TEST_JUDGE_KEY", "sk-secret-123")
+    s = judged.settings(judge_part(base_url=stub.url, api_key_env="MS_TEST_JUDGE_KEY"))
+    judged.preferences(judged.get_judge(s), s, [(0, "q", "a", "bb")], seed=0)
+    assert stub.seen[0]["auth"] == "Bearer sk-secret-123"
+    assert "sk-secret" not in json.dumps(judged.identity(s))
+    assert judged.identity(s)["api_key_env"] == "MS_TEST_JUDGE_KEY"
+    with pytest.raises(judged.JudgeError, match="unknown setting"):
+        judged.settings(judge_part(api_key="sk-inline"))
+
+
+class EchoLM(LM):
+    """Answers every instruction with a fixed text (generation is not what these tests check)."""
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        raise NotImplementedError
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        raise NotImplementedError
+
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        return [f"Here is a note. {r.args[0][-40:]}" for r in requests]
+
+    def apply_chat_template(self, chat_history, add_generation_prompt: bool = True) -> str:
+        return "".join(f"<|{m['role']}|>\n{m['content']}<|end|>\n" for m in chat_history) + "<|assistant|>\n"
+
+    @property
+    def tokenizer_name(self) -> str:
+        return "echo"
+
+
+def toy_judged_suite() -> dict:
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["suite=toy_judged"])
+    return OmegaConf.to_container(cfg.suite, resolve=True)
+
+
+def test_toy_judged_suite_records_wins_judge_and_warning(tmp_path):
+    suite = toy_judged_suite()
+    assert suite["parts"]["if"]["judge"]["model"].endswith("toy_pair/instruct")
+    suites.validate(suite)
+    out = suites.run(EchoLM(), suite, tmp_path, seed=3, bootstrap=100)
+    part = out["parts"]["if"]
+    rows = [json.loads(line) for line in Path(out["samples"]["toy_judged"]).read_text().splitlines()]
+    assert len(rows) == 20 and all(0 <= r["win"] <= 1 and {"p_forward", "p_swapped"} <= set(r["judge"]) for r in rows)
+    assert out["summary"]["if"] == pytest.approx(sum(r["win"] for r in rows) / 20)
+    assert part["tasks"]["toy_judged"]["win_rate"] == pytest.approx(100 * out["summary"]["if"])
+    info = part["judge"]
+    assert info["judge"]["kind"] == "hf" and info["judge"]["leaderboard_comparable"] is False
+    assert "not leaderboard-comparable" in info["warning"] and "NOT the leaderboard" in info["lc_variant"]
+    lc = part["tasks"]["toy_judged"].get("lc_win_rate_offline_minimal")
+    assert lc is not None or info["tasks"]["toy_judged"]["lc_offline_error"]
+    again = suites.run(EchoLM(), suite, tmp_path / "again", seed=3, bootstrap=100)
+    assert again["summary"] == out["summary"]  # deterministic judge, recorded seed
+
+
+def test_unknown_reference_is_named(tmp_path):
+    suite = toy_judged_suite()
+    suite["parts"]["if"]["judge"]["reference"] = "gpt4_1106_preview"
+    suite["parts"]["if"]["limit"] = 2
+    with pytest.raises(judged.JudgeError, match=r"task 'toy_judged' has reference sets \['toy'\]"):
+        suites.run(EchoLM(), suite, tmp_path, seed=0, bootstrap=0)
+
+
+def test_cli_with_a_dead_judge_prints_one_line_and_writes_nothing(tmp_path):
+    env = {**os.environ, "MERGESWEEP_RESULTS": str(tmp_path)}
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    proc = subprocess.run([sys.executable, "-m", "mergesweep.cli", "suite=alpaca_judged", "tracking=none",
+                           "suite.parts.if.judge.model=some-judge", f"suite.parts.if.judge.base_url={url}",
+                           "suite.parts.if.judge.retries=2"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode != 0
+    assert f"mergesweep: error: judge endpoint {url}/models failed 2 time(s)" in proc.stderr
+    assert "Traceback" not in proc.stderr and not list(tmp_path.rglob("records/*.json"))
+
+
+@pytest.mark.slow
+def test_toy_judged_sweep_through_vllm_and_compare(tmp_path):
+    """The judged path for real: vLLM generates (via lm-eval), the toy instruct model judges, records compare."""
+    from mergesweep.evals.compare import compare
+
+    env = {**os.environ, "MERGESWEEP_RESULTS": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "mergesweep.cli", "-m", "suite=toy_judged", "strength=0,1",
+                           "tracking=none", "sweep.name=judged", "bootstrap=200"],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    paths = sorted((tmp_path / "judged" / "records").glob("*.json"))
+    recs = [json.loads(p.read_text()) for p in paths]
+    assert len(recs) == 2
+    for rec in recs:
+        part = rec["metrics"]["if"]
+        assert part["metric"] == "win" and 0 <= rec["summary"]["if"] <= 1 and rec["summary"]["icl"] is None
+        assert part["judge"]["judge"]["kind"] == "hf" and "not leaderboard-comparable" in part["judge"]["warning"]
+        assert part["tasks"]["toy_judged"]["win_rate"] == pytest.approx(100 * rec["summary"]["if"])
+        assert rec["engine"]["engine"] == "vllm"
+    res = compare(paths[0], paths[1], "if", n_resamples=500)
+    assert res["metric"] == "win" and res["tasks"]["toy_judged"]["n"] == 20 and 0 <= res["p_value"] <= 1
