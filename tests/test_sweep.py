@@ -107,5 +107,5 @@ def test_killed_sweep_leaves_whole_records_and_resumes(tmp_path):
         assert json.loads(p.read_text())["complete"] is True
     out = mergesweep(tmp_path, "strength=0.2,0.4,0.6", *small)
     log = out.stdout + out.stderr
-    assert log.count("skip kill__linear") == len(done)
+    assert log.count("skip toy__linear") == len(done)
     assert sorted(records(tmp_path / "kill")) == [0.2, 0.4, 0.6]
