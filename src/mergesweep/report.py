@@ -52,7 +52,7 @@ def plot_tradeoff(df: pd.DataFrame, out: Path, title: str = "") -> Path:
         ex = g[g["extrapolation"]]
         if len(ex):
             ax.scatter(ex["icl"], ex["if"], s=90, facecolors="none", edgecolors=line[0].get_color(),
-                       label=f"{fam} / {meth}: extrapolation (lam > 1)")
+                       label=f"{fam} / {meth}: extrapolation (lam outside [0, 1])")
         for _, r in g.iterrows():
             ax.annotate(f"λ={r['lam']:g}", (r["icl"], r["if"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_xlabel("few-shot ICL accuracy (macro average)")
