@@ -129,6 +129,7 @@ def test_position_bias_is_controlled(stub):
     both = judged.preferences(judged.get_judge(judged.settings(judge_part(base_url=stub.url))),
                               judged.settings(judge_part(base_url=stub.url)), items, seed=0)
     assert all(p["win"] == pytest.approx(0.5) for p in both)  # a pure slot-2 judge cancels out
+    assert judged.second_slot_bias(both) == pytest.approx(0.9)
     s = judged.settings(judge_part(base_url=stub.url, order="random"))
     r1, r2 = (judged.preferences(judged.get_judge(s), s, items, seed=0) for _ in range(2))
     r3 = judged.preferences(judged.get_judge(s), s, items, seed=1)
@@ -205,6 +206,7 @@ def test_toy_judged_suite_records_wins_judge_and_warning(tmp_path):
     assert len(rows) == 20 and all(0 <= r["win"] <= 1 and {"p_forward", "p_swapped"} <= set(r["judge"]) for r in rows)
     assert out["summary"]["if"] == pytest.approx(sum(r["win"] for r in rows) / 20)
     assert part["tasks"]["toy_judged"]["win_rate"] == pytest.approx(100 * out["summary"]["if"])
+    assert -1 <= part["tasks"]["toy_judged"]["second_slot_bias"] <= 1
     info = part["judge"]
     assert info["judge"]["kind"] == "hf" and info["judge"]["leaderboard_comparable"] is False
     assert "not leaderboard-comparable" in info["warning"] and "NOT the leaderboard" in info["lc_variant"]

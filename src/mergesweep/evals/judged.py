@@ -267,6 +267,12 @@ def preferences(judge: Any, s: Mapping[str, Any], items: Sequence[tuple[int, str
     return out
 
 
+def second_slot_bias(prefs: Sequence[Mapping[str, float]]) -> float | None:
+    """Mean P(second slot wins) + P(second slot wins, swapped) - 1 over items judged both ways (0 = no bias)."""
+    both = [p for p in prefs if "p_forward" in p and "p_swapped" in p]
+    return sum(p["p_forward"] + p["p_swapped"] - 1 for p in both) / len(both) if both else None
+
+
 def win_metrics(wins: Sequence[float], len_ref: Sequence[int], len_model: Sequence[int]) -> dict[str, Any]:
     """alpaca-eval's raw win rate (0-100) + the offline length-controlled variant, and whether they disagree wildly."""
     from alpaca_eval.metrics.glm_winrate import get_is_extreme_changes
@@ -372,6 +378,8 @@ def score(res: dict[str, Any], part: Mapping[str, Any], seed: int) -> dict[str, 
             r["win"] = p["win"]
             r["judge"] = {**{k: v for k, v in p.items() if k != "win"}, "reference": s["reference"]}
         metrics = win_metrics([p["win"] for p in prefs], [len(i[2]) for i in items], [len(i[3]) for i in items])
+        if second_slot_bias(prefs) is not None:
+            metrics["second_slot_bias"] = second_slot_bias(prefs)
         if metrics.get("lc_extreme_change"):
             log.warning("%s: offline LC win rate %.1f is far from the raw %.1f", task,
                         metrics["lc_win_rate_offline_minimal"], metrics["win_rate"])

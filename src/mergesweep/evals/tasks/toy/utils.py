@@ -1,6 +1,4 @@
-"""Loaders and scorers for the toy suites (referenced from the YAMLs with ``!function utils.*``)."""
-from lm_eval.tasks.ifeval.utils import agg_inst_level_acc, process_results  # noqa: F401  (IFEval's own scoring)
-
+"""Loaders for the toy suites (referenced from the YAMLs with ``!function utils.*``)."""
 from mergesweep.evals.data import jsonl_file, jsonl_splits
 
 IFEVAL_FIELDS = ("key", "prompt", "instruction_id_list", "kwargs")
