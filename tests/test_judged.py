@@ -256,3 +256,31 @@ def test_toy_judged_sweep_through_vllm_and_compare(tmp_path):
         assert rec["engine"]["engine"] == "vllm"
     res = compare(paths[0], paths[1], "if", n_resamples=500)
     assert res["metric"] == "win" and res["tasks"]["toy_judged"]["n"] == 20 and 0 <= res["p_value"] <= 1
+
+
+def test_reward_model_judge_is_bradley_terry_over_its_scores(tmp_path):
+    """kind=reward: P(answer beats reference) = sigmoid(r(answer) - r(reference)), computed here independently."""
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained(data_dir() / "toy_pair" / "instruct")
+    torch.manual_seed(0)
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2, num_labels=1, pad_token_id=tok.pad_token_id)
+    rm = Qwen2ForSequenceClassification(cfg).eval()
+    rm.save_pretrained(tmp_path / "rm")
+    tok.save_pretrained(tmp_path / "rm")
+    s = judged.settings(judge_part(kind="reward", model=str(tmp_path / "rm"), order="both"))
+    items = [(i, f"Tell me about item {i}.", f"Reference answer {i}.", f"Model answer {'x' * i}.") for i in range(4)]
+    prefs = judged.preferences(judged.get_judge(s), s, items, seed=0)
+
+    def r(instr: str, ans: str) -> float:
+        text = tok.apply_chat_template([{"role": "user", "content": instr}, {"role": "assistant", "content": ans}],
+                                       tokenize=False)
+        with torch.no_grad():
+            return float(rm(torch.tensor([tok.encode(text)])).logits[0, 0])
+
+    for (_, instr, ref, ans), p in zip(items, prefs):
+        assert p["win"] == pytest.approx(1 / (1 + math.exp(-(r(instr, ans) - r(instr, ref)))), abs=1e-5)
+    assert judged.second_slot_bias(prefs) == pytest.approx(0.0, abs=1e-6), "a reward model has no position bias"
+    assert judged.identity(s)["leaderboard_comparable"] is False

@@ -12,7 +12,8 @@ it downloads at run time (instruction difficulty, "gamed" baselines). Offline we
 to gamed baselines); it is recorded as ``lc_win_rate_offline_minimal`` and checked against the raw win rate.
 
 Judges: ``openai`` (an OpenAI-compatible endpoint, e.g. ``vllm serve``, loopback by default, API key read from
-an env var whose *name* is configured) or ``hf`` (a transformers model in this process). The preference is
+an env var whose *name* is configured), ``hf`` (a transformers model in this process) or ``reward`` (a reward
+model in this process, Bradley-Terry over its scores: the cheap option, see ``reward_judge.py``). The preference is
 AlpacaEval 2's: the judge's probabilities of the two answer identifiers after the classifier prompt. Position
 bias: both orders (default) or one seeded random order per item. Only a GPT-4-turbo judge with AlpacaEval's
 prompt and reference is leaderboard-comparable; every other judge gets a warning in the record.
@@ -40,7 +41,7 @@ from .data import read_jsonl
 from .suite import SuiteError
 
 log = logging.getLogger(__name__)
-KINDS, ORDERS = ("openai", "hf"), ("both", "random")
+KINDS, ORDERS = ("openai", "hf", "reward"), ("both", "random")
 LEADERBOARD = {"model": "gpt-4-1106-preview", "prompt": "alpaca_eval_clf_gpt4_turbo", "reference": "gpt4_1106_preview"}
 LC_VARIANT = ("lc_win_rate_offline_minimal: alpaca-eval's GLM 'length_controlled_minimal' (tanh(std_delta_len) + "
               "intercept) fitted offline on this point's judgements; NOT the leaderboard's length_controlled_v1 "
@@ -214,7 +215,12 @@ def get_judge(s: dict[str, Any]):
     """One judge per configuration per process (an in-process judge model is loaded once per sweep)."""
     key = json.dumps({k: s[k] for k in ("kind", "model", "base_url", "dtype", "device")}, sort_keys=True)
     if key not in _JUDGES:
-        _JUDGES[key] = OpenAIJudge(s) if s["kind"] == "openai" else HFJudge(s)
+        if s["kind"] == "reward":
+            from .reward_judge import RewardJudge
+
+            _JUDGES[key] = RewardJudge(s)
+        else:
+            _JUDGES[key] = OpenAIJudge(s) if s["kind"] == "openai" else HFJudge(s)
     return _JUDGES[key]
 
 
@@ -232,19 +238,21 @@ def preferences(judge: Any, s: Mapping[str, Any], items: Sequence[tuple[int, str
     drawn from ``Random(f"{seed}:{index}")`` so a rerun makes the same draws.
     """
     tmpl = template(s["prompt"])
-    jobs: list[tuple[int, bool, list]] = []
+    jobs: list[tuple[int, bool, tuple[str, str, str]]] = []
     for n, (idx, instr, ref, ans) in enumerate(items):
         orders = (False, True) if s["order"] == "both" else (random.Random(f"{seed}:{idx}").random() < 0.5,)
         for swapped in orders:
-            jobs.append((n, swapped, messages(tmpl, instr, ans, ref) if swapped else messages(tmpl, instr, ref, ans)))
+            jobs.append((n, swapped, (instr, ans, ref) if swapped else (instr, ref, ans)))
     workers = int(s["concurrency"]) if s["kind"] == "openai" else 1
     dead = threading.Event()
 
-    def call(msgs: list[dict[str, str]]) -> float:
+    def call(pair: tuple[str, str, str]) -> float:
         if dead.is_set():
             raise JudgeError("judge gave up on another item")
         try:
-            return judge.p_second(msgs)
+            if hasattr(judge, "p_second_pair"):  # reward models score answers, not a judge prompt
+                return judge.p_second_pair(*pair)
+            return judge.p_second(messages(tmpl, *pair))
         except Exception:
             dead.set()
             raise
