@@ -77,3 +77,12 @@ def test_unknown_suite_lists_the_known_ones(tmp_path):
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode != 0
     assert "Could not find 'suite/no_such_suite'" in proc.stderr and "toy" in proc.stderr
+
+
+def test_misspelled_knob_and_missing_role_fail_before_the_engine():
+    from mergesweep.merge import MergeConfigError
+
+    with pytest.raises(MergeConfigError, match="unknown knob.*densty"):
+        preflight(cfg_with("merge=ties", "+merge.knobs.densty=0.2"))
+    with pytest.raises(MergeConfigError, match="needs model.target"):
+        preflight(cfg_with("merge=residual"))

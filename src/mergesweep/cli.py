@@ -58,11 +58,13 @@ def preflight(cfg: DictConfig) -> dict[str, Any]:
     from .checkpoints import Checkpoint, check_compatible, resolve
     from .engines import ENGINES
     from .evals import suite as suites
-    from .merge import METHODS
+    from .merge import METHODS, check_knobs
 
     lam = strength(cfg)
     if cfg.merge.name not in METHODS:
         raise ConfigError(f"unknown merge method {cfg.merge.name!r}; known: {', '.join(sorted(METHODS))}")
+    check_knobs(METHODS[cfg.merge.name], dict(cfg.merge.get("knobs") or {}))
+    roles = source_paths(cfg)
     if cfg.engine.name not in ENGINES:
         raise ConfigError(f"unknown engine {cfg.engine.name!r}; known: {', '.join(ENGINES)}")
     suites.validate(OmegaConf.to_container(cfg.suite, resolve=True))
@@ -70,28 +72,36 @@ def preflight(cfg: DictConfig) -> dict[str, Any]:
     base = Checkpoint(resolve(cfg.model.base, cfg.model.get("revision")), allow_pickle=allow_pickle)
     instruct = Checkpoint(resolve(cfg.model.instruct, cfg.model.get("revision")), allow_pickle=allow_pickle)
     check_compatible(base, instruct)
-    return {"lam": lam, "base": base, "instruct": instruct}
+    return {"lam": lam, "base": base, "instruct": instruct, "roles": roles}
 
 
 HASHED = ("*.safetensors", "*.bin", "*.json", "*.jinja")
 
 
-def source_hashes(cfg: DictConfig) -> dict[str, dict[str, str]]:
-    """sha256 of every weight/config/tokenizer file of every checkpoint this point reads, by role."""
-    from .checkpoints import file_sha256, resolve
+def source_paths(cfg: DictConfig) -> dict[str, str]:
+    """Every checkpoint this point reads, by role (base, instruct, target, adapter, finetuned[i])."""
+    from .merge import MergeConfigError
     from .merge.sources import merge_sources
 
     anchor, deltas = merge_sources(cfg.merge)
-    roles = {"base": cfg.model.base, "instruct": cfg.model.instruct}
-    if anchor == "target":
-        roles["target"] = cfg.model.target
-    if deltas == "adapter":
-        roles["adapter"] = cfg.model.adapter
+    needed = ["base", "instruct"] + (["target"] if anchor == "target" else []) + (["adapter"] if deltas == "adapter" else [])
+    roles = {}
+    for key in needed:
+        if not cfg.model.get(key):
+            raise MergeConfigError(f"method {cfg.merge.name} needs model.{key} (e.g. +model.{key}=/path/to/checkpoint)")
+        roles[key] = str(cfg.model[key])
     if deltas in ("finetuned", "all"):
-        roles.update({f"finetuned[{i}]": p for i, p in enumerate(cfg.model.get("finetuned") or [])})
+        roles.update({f"finetuned[{i}]": str(p) for i, p in enumerate(cfg.model.get("finetuned") or [])})
+    return roles
+
+
+def source_hashes(cfg: DictConfig, roles: dict[str, str]) -> dict[str, dict[str, str]]:
+    """sha256 of every weight/config/tokenizer file of every checkpoint this point reads, by role."""
+    from .checkpoints import file_sha256, resolve
+
     out = {}
     for role, path in roles.items():
-        d = resolve(str(path), cfg.model.get("revision"))
+        d = resolve(path, cfg.model.get("revision"))
         out[role] = {f.name: file_sha256(f) for pat in HASHED for f in sorted(d.glob(pat))}
     return out
 
@@ -139,7 +149,7 @@ def run_point(cfg: DictConfig) -> dict[str, Any]:
                   **{k: v for k, v in knobs.items() if "seed" in k}},
         "provenance": {"git": provenance.git_state(), "packages": provenance.package_versions(),
                        "machine": provenance.machine(),
-                       "checkpoints": source_hashes(cfg)},
+                       "checkpoints": source_hashes(cfg, pre["roles"])},
         "config": provenance.redact(container),
     }
     path = store.write(record)
