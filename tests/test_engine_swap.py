@@ -154,3 +154,38 @@ def test_hf_engine_points_match_reference(pairs, pair_name):
                 got.append(lp[:-1].gather(1, torch.tensor(p[1:])[:, None])[:, 0].float())
         ref = hf_prompt_logprobs(inst_dir, {k: base[k] + lam * (inst[k] - base[k]) for k in base}, PROMPTS)
         assert max_diff(got, ref) < 1e-4, f"hf engine at lam={lam} ({pair_name})"
+
+
+def test_vllm_adapter_scores_like_lm_evals_own_hf_model(tmp_path):
+    """The same toy suite through our vLLM adapter and through lm-eval's HFLM: same log-likelihoods, same text."""
+    import json
+
+    import yaml
+
+    from mergesweep.engines.hf_engine import HFEngine
+    from mergesweep.engines.vllm_engine import VLLMEngine
+    from mergesweep.evals import suite as suites
+    from mergesweep.paths import conf_dir, data_dir
+
+    suite = yaml.safe_load((conf_dir() / "suite" / "toy.yaml").read_text())
+    suite["parts"]["icl"]["limit"], suite["parts"]["if"]["limit"] = 15, 8
+    pair = {"base": str(data_dir() / "toy_pair/base"), "instruct": str(data_dir() / "toy_pair/instruct")}
+    samples = {}
+    for name, cls, cfg in (("vllm", VLLMEngine, ENGINE_CFG), ("hf", HFEngine, {"name": "hf", "dtype": "float32"})):
+        engine = cls(pair["instruct"], {**cfg, "max_model_len": 1024, "max_gen_toks": 160})
+        try:
+            engine.prepare(pair, {"name": "linear"}, None, "float32")
+            engine.set_point("linear", 0.5, {})
+            out = suites.run(engine.lm(), suite, tmp_path / name, seed=1234, bootstrap=0)
+        finally:
+            engine.close()
+            gc.collect()
+        samples[name] = {t: [json.loads(x) for x in open(p)] for t, p in out["samples"].items()}
+    for task, rows in samples["vllm"].items():
+        for a, b in zip(rows, samples["hf"][task]):
+            assert a["doc_id"] == b["doc_id"] and a["arguments"] == b["arguments"]
+            if task.startswith("toy_recall"):
+                lv, lh = [r[0] for r in a["resps"]], [r[0][0] for r in b["resps"]]
+                assert max(abs(float(x[0]) - float(y)) for x, y in zip(lv, lh)) < 1e-3, task
+            else:
+                assert a["resps"][0][0] == b["resps"][0][0], f"{task} doc {a['doc_id']}: greedy generations differ"

@@ -89,7 +89,8 @@ class VLLMLM(TemplateLM):
         for req in tqdm(requests, desc="prepare generations", disable=disable_tqdm, leave=False):
             context, gen_kwargs = req.args
             kw = dict(gen_kwargs)
-            until = handle_stop_sequences(kw.pop("until", None), eos=eos)
+            until = kw.pop("until", None)  # copied: lm-eval's helper appends to the list it is given
+            until = handle_stop_sequences(list(until) if isinstance(until, list) else until, eos=eos)
             max_gen = int(kw.pop("max_gen_toks", self.max_gen_toks))
             toks, max_gen = maybe_truncate(self.tok_encode(context), max_gen_toks=max_gen,
                                            max_model_len=self.max_length, side="left", verbose=False)
