@@ -122,7 +122,7 @@ def run_point(cfg: DictConfig) -> dict[str, Any]:
     store = RecordStore(sweep_dir)
     knobs = dict(container["merge"].get("knobs") or {})
     pid = point_id(cfg.model.family, cfg.merge.name, lam,
-                   {k: container[k] for k in ("model", "merge", "suite", "engine", "seed")})
+                   {k: container.get(k) for k in ("model", "merge", "suite", "engine", "storage", "seed", "bootstrap")})
     if store.done(pid) and not cfg.get("force", False):
         log.info("skip %s: already recorded at %s", pid, store.path(pid))
         return {"point_id": pid, "skipped": True}
@@ -153,8 +153,8 @@ def run_point(cfg: DictConfig) -> dict[str, Any]:
         "config": provenance.redact(container),
     }
     path = store.write(record)
-    log.info("%s: icl=%.3f if=%.3f -> %s", pid, record["summary"]["icl"] or float("nan"),
-             record["summary"]["if"] or float("nan"), path)
+    icl, if_ = (float("nan") if v is None else v for v in (record["summary"]["icl"], record["summary"]["if"]))
+    log.info("%s: icl=%.3f if=%.3f -> %s", pid, icl, if_, path)
     tracking.log_point(container.get("tracking") or {}, sweep_dir, record)
     return {"point_id": pid, "skipped": False, **record["summary"]}
 
