@@ -284,3 +284,26 @@ def test_reward_model_judge_is_bradley_terry_over_its_scores(tmp_path):
         assert p["win"] == pytest.approx(1 / (1 + math.exp(-(r(instr, ans) - r(instr, ref)))), abs=1e-5)
     assert judged.second_slot_bias(prefs) == pytest.approx(0.0, abs=1e-6), "a reward model has no position bias"
     assert judged.identity(s)["leaderboard_comparable"] is False
+
+
+@pytest.mark.slow
+def test_in_process_vllm_judge_agrees_with_the_transformers_judge_beside_a_running_engine():
+    """kind=vllm (batched, in this process next to the sweep's own engine) == kind=hf on the same prompts."""
+    from mergesweep.engines.vllm_engine import VLLMEngine
+
+    model = str(data_dir() / "toy_pair" / "instruct")
+    engine = VLLMEngine(model, {"name": "vllm", "dtype": "float32", "max_model_len": 512, "in_process": True})
+    try:
+        rows = read_jsonl(data_dir() / "alpaca_eval" / "toy_judged.jsonl")[:4]
+        items = [(i, r["instruction"], r["reference"], f"Some answer about {r['instruction'][:20]}")
+                 for i, r in enumerate(rows)]
+        got = {}
+        for kind in ("vllm", "hf"):
+            s = judged.settings(judge_part(kind=kind, model=model, prompt="toy", order="both"))
+            got[kind] = judged.preferences(judged.get_judge(s), s, items, seed=0)
+        for a, b in zip(got["vllm"], got["hf"]):
+            assert a["p_forward"] == pytest.approx(b["p_forward"], abs=1e-3)
+            assert a["p_swapped"] == pytest.approx(b["p_swapped"], abs=1e-3)
+        assert engine.llm.generate(["ok"], use_tqdm=False)[0].outputs, "the sweep engine still serves"
+    finally:
+        engine.close()

@@ -12,8 +12,8 @@ it downloads at run time (instruction difficulty, "gamed" baselines). Offline we
 to gamed baselines); it is recorded as ``lc_win_rate_offline_minimal`` and checked against the raw win rate.
 
 Judges: ``openai`` (an OpenAI-compatible endpoint, e.g. ``vllm serve``, loopback by default, API key read from
-an env var whose *name* is configured), ``hf`` (a transformers model in this process) or ``reward`` (a reward
-model in this process, Bradley-Terry over its scores: the cheap option, see ``reward_judge.py``). The preference is
+an env var whose *name* is configured), ``hf`` or ``vllm`` (a judge model in this process, transformers or
+batched vLLM) or ``reward`` (a reward model, Bradley-Terry over its scores: the cheap option). The preference is
 AlpacaEval 2's: the judge's probabilities of the two answer identifiers after the classifier prompt. Position
 bias: both orders (default) or one seeded random order per item. Only a GPT-4-turbo judge with AlpacaEval's
 prompt and reference is leaderboard-comparable; every other judge gets a warning in the record.
@@ -41,7 +41,7 @@ from .data import read_jsonl
 from .suite import SuiteError
 
 log = logging.getLogger(__name__)
-KINDS, ORDERS = ("openai", "hf", "reward"), ("both", "random")
+KINDS, ORDERS = ("openai", "hf", "vllm", "reward"), ("both", "random")
 LEADERBOARD = {"model": "gpt-4-1106-preview", "prompt": "alpaca_eval_clf_gpt4_turbo", "reference": "gpt4_1106_preview"}
 LC_VARIANT = ("lc_win_rate_offline_minimal: alpaca-eval's GLM 'length_controlled_minimal' (tanh(std_delta_len) + "
               "intercept) fitted offline on this point's judgements; NOT the leaderboard's length_controlled_v1 "
@@ -215,10 +215,11 @@ def get_judge(s: dict[str, Any]):
     """One judge per configuration per process (an in-process judge model is loaded once per sweep)."""
     key = json.dumps({k: s[k] for k in ("kind", "model", "base_url", "dtype", "device")}, sort_keys=True)
     if key not in _JUDGES:
-        if s["kind"] == "reward":
+        if s["kind"] in ("reward", "vllm"):
             from .reward_judge import RewardJudge
+            from .vllm_judge import VLLMJudge
 
-            _JUDGES[key] = RewardJudge(s)
+            _JUDGES[key] = RewardJudge(s) if s["kind"] == "reward" else VLLMJudge(s)
         else:
             _JUDGES[key] = OpenAIJudge(s) if s["kind"] == "openai" else HFJudge(s)
     return _JUDGES[key]
@@ -257,14 +258,17 @@ def preferences(judge: Any, s: Mapping[str, Any], items: Sequence[tuple[int, str
             dead.set()
             raise
 
-    pool = ThreadPoolExecutor(max_workers=max(1, workers))
-    futures = [pool.submit(call, job[2]) for job in jobs]
-    try:
-        for f in as_completed(futures):
-            f.result()  # the first judge that gave up ends the whole part: queued calls are dropped
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    probs = [f.result() for f in futures]
+    if hasattr(judge, "p_second_many"):  # in-process vLLM: every prompt of the point in one batch
+        probs = judge.p_second_many([messages(tmpl, *job[2]) for job in jobs])
+    else:
+        pool = ThreadPoolExecutor(max_workers=max(1, workers))
+        futures = [pool.submit(call, job[2]) for job in jobs]
+        try:
+            for f in as_completed(futures):
+                f.result()  # the first judge that gave up ends the whole part: queued calls are dropped
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        probs = [f.result() for f in futures]
     out: list[dict] = [{} for _ in items]
     for (n, swapped, _), p in zip(jobs, probs):
         out[n]["p_swapped" if swapped else "p_forward"] = p  # P(second shown answer is better)
