@@ -4,7 +4,7 @@
 Why a script: the shipped files are derived (subsets, held-out splits, one schema), and a reader must be able
 to redo every step. Upstream folders are the ones described in data/icl/README.md (icl_cbu, icl_nltk, copa).
 
-    python data/icl/build_icl.py --src /path/to/shared/data        # rewrites data/icl/*.jsonl
+    python scripts/build_icl_data.py --src /path/to/shared/data    # rewrites data/icl/*.jsonl
 
 Rules (seed 0, Python's ``random.Random``, one generator per dataset seeded with ``f"{SEED}:{name}"``):
 * every test file is stored in a seeded shuffled order, so lm-eval's ``limit: N`` (= the first N docs) is a
@@ -25,7 +25,7 @@ from pathlib import Path
 SEED = 0
 DEMO_POOL = 1000
 HELD_OUT = 2000
-OUT = Path(__file__).resolve().parent
+OUT = Path(__file__).resolve().parents[1] / "data" / "icl"
 
 
 def _text(path: Path) -> list[str]:
