@@ -36,7 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mergesweep.checkpoints import Checkpoint, MemoryCheckpoint  # noqa: E402
+from mergesweep.checkpoints import Checkpoint, MemoryCheckpoint, save_interleaved_shards  # noqa: E402
 from mergesweep.merge import get_method  # noqa: E402
 from mergesweep.merge.plan import MergePlan  # noqa: E402
 
@@ -163,21 +163,12 @@ def throughput(args) -> dict:
 
 def write_sharded(kind: str, dtype: torch.dtype, root: Path, shards: int = 4) -> int:
     """A random base/instruct pair as sharded safetensors; returns one checkpoint's weight bytes."""
-    from safetensors.torch import save_file
-
     base, inst = random_pair(kind, dtype, "cpu")
-    names = list(base)
     for label, sd in (("base", base), ("instruct", inst)):
         d = root / label
         d.mkdir(parents=True)
         (d / "config.json").write_text(json.dumps(config(kind)))
-        weight_map = {}
-        for s in range(shards):
-            fname = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
-            part = {n: sd[n] for n in names[s::shards]}
-            save_file(part, str(d / fname))
-            weight_map.update({n: fname for n in part})
-        (d / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+        save_interleaved_shards(sd, d, shards)
     return sum(t.numel() * t.element_size() for t in base.values())
 
 

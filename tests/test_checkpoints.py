@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from mergesweep.checkpoints import Checkpoint, CheckpointError, check_compatible
+from mergesweep.checkpoints import Checkpoint, CheckpointError, check_compatible, save_interleaved_shards
 from mergesweep.merge import get_method
 from mergesweep.merge.plan import MergePlan
 from mergesweep.merge.sources import build_plan
@@ -41,14 +41,7 @@ def write(path: Path, sd: dict, shards: int = 1, tied: bool = False, vocab: int 
     if shards == 1:
         save_file(sd, str(path / "model.safetensors"))
         return path
-    names, weight_map = sorted(sd), {}
-    for s in range(shards):
-        fname = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
-        part = {n: sd[n] for n in names[s::shards]}
-        save_file(part, str(path / fname))
-        weight_map.update({n: fname for n in part})
-    (path / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
-    return path
+    return save_interleaved_shards(sd, path, shards)
 
 
 def run(plan: MergePlan, lam: float, method: str = "linear", dtype=torch.float32, **knobs) -> dict:

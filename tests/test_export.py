@@ -104,7 +104,7 @@ def test_cli_knobs(pair, tmp_path):
           "--knob", "density=0.5", "--out", str(tmp_path / "cli")])
     point = json.loads((tmp_path / "cli" / "mergesweep_point.json").read_text())
     assert point["method"] == "ties" and point["knobs"] == {"density": 0.5}
-    b, i = load_file(pair["base"] / "model.safetensors"), load_file(pair["instruct"] / "model.safetensors")
+    b = load_file(pair["base"] / "model.safetensors")
     got = load_file(tmp_path / "cli" / "model.safetensors")
     k = "model.layers.0.mlp.up_proj.weight"
     changed = (got[k] != b[k]).float().mean().item()
