@@ -302,6 +302,15 @@ def file_sha256(path: Path, cache_dir: Path | None = None) -> str:
     return digest
 
 
+PROVENANCE_FILES = ("*.safetensors", "*.bin", "*.json", "*.jinja")
+
+
+def dir_hashes(path: Path, patterns: tuple[str, ...] = PROVENANCE_FILES) -> dict[str, str]:
+    """``{file name: sha256}`` for the files in ``path`` matching ``patterns`` (weights, configs, tokenizer)."""
+    path = Path(path)
+    return {f.name: file_sha256(f) for pat in patterns for f in sorted(path.glob(pat)) if f.is_file()}
+
+
 def checkpoint_hashes(ckpt: Checkpoint) -> dict[str, str]:
     """``{relative file name: sha256}`` for the weights and config: what a reviewer needs to match a record."""
     files = ckpt.weight_files() + [ckpt.path / "config.json"]

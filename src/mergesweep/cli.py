@@ -75,9 +75,6 @@ def preflight(cfg: DictConfig) -> dict[str, Any]:
     return {"lam": lam, "base": base, "instruct": instruct, "roles": roles}
 
 
-HASHED = ("*.safetensors", "*.bin", "*.json", "*.jinja")
-
-
 def source_paths(cfg: DictConfig) -> dict[str, str]:
     """Every checkpoint this point reads, by role (base, instruct, target, adapter, finetuned[i])."""
     from .merge import MergeConfigError
@@ -97,13 +94,9 @@ def source_paths(cfg: DictConfig) -> dict[str, str]:
 
 def source_hashes(cfg: DictConfig, roles: dict[str, str]) -> dict[str, dict[str, str]]:
     """sha256 of every weight/config/tokenizer file of every checkpoint this point reads, by role."""
-    from .checkpoints import file_sha256, resolve
+    from .checkpoints import dir_hashes, resolve
 
-    out = {}
-    for role, path in roles.items():
-        d = resolve(path, cfg.model.get("revision"))
-        out[role] = {f.name: file_sha256(f) for pat in HASHED for f in sorted(d.glob(pat))}
-    return out
+    return {role: dir_hashes(resolve(path, cfg.model.get("revision"))) for role, path in roles.items()}
 
 
 def run_point(cfg: DictConfig) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import save_file
 
 from . import __version__
-from .checkpoints import checkpoint_hashes, file_sha256, resolve
+from .checkpoints import checkpoint_hashes, dir_hashes, resolve
 from .merge import describe_point, get_method
 from .merge.sources import build_plan
 
@@ -69,8 +69,7 @@ def export_point(model_cfg: Mapping[str, Any], merge_cfg: Mapping[str, Any], lam
     hashes = {str(c.path): checkpoint_hashes(c)
               for c in [plan.anchor, *plan.finetuned, *([plan.reference] if plan.reference else [])]}
     if plan.adapter is not None:
-        hashes[str(plan.adapter.path)] = {f.name: file_sha256(f) for f in sorted(plan.adapter.path.glob("adapter_*"))
-                                          if f.is_file()}
+        hashes[str(plan.adapter.path)] = dir_hashes(plan.adapter.path, ("adapter_*",))
     point = {**describe_point(name, lam, knobs), "dtype": dname, "sources": sources, "source_sha256": hashes,
              "notes": plan.notes, "shards": shards, "mergesweep_version": __version__}
     (out / "mergesweep_point.json").write_text(json.dumps(point, indent=2, default=str) + "\n")
