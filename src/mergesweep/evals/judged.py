@@ -163,40 +163,6 @@ class OpenAIJudge:
         return {first: 0.0, second: 1.0}.get(text, 0.5)  # no logprobs: the answer itself, else a tie
 
 
-class HFJudge:
-    """A transformers causal LM in this process: log-probability of each identifier after the chat prompt."""
-
-    def __init__(self, s: dict[str, Any]) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        self.s, self.torch = s, torch
-        self.device = s["device"] or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.tok = AutoTokenizer.from_pretrained(s["model"])
-        self.model = AutoModelForCausalLM.from_pretrained(s["model"], dtype=getattr(torch, s["dtype"]))
-        self.model = self.model.to(self.device).eval()
-        self.max_len = int(getattr(self.model.config, "max_position_embeddings", 2048))
-
-    def probe(self) -> None:
-        pass
-
-    def _logprob(self, ctx: list[int], cont: list[int]) -> float:
-        ids = (ctx + cont)[-self.max_len:]
-        with self.torch.no_grad():
-            logits = self.model(self.torch.tensor([ids], device=self.device)).logits[0].float()
-        lps = self.torch.log_softmax(logits[-len(cont) - 1:-1], dim=-1)
-        return float(sum(lps[i, t] for i, t in enumerate(cont)))
-
-    def p_second(self, msgs: list[dict[str, str]]) -> float:
-        if self.tok.chat_template:
-            text = self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-        else:
-            text = "\n\n".join(m["content"] for m in msgs) + "\n"
-        ctx = self.tok.encode(text, add_special_tokens=False)
-        first, second = (self._logprob(ctx, self.tok.encode(t, add_special_tokens=False)) for t in self.s["tokens"])
-        return _p_second(first, second)
-
-
 _JUDGES: dict[str, Any] = {}
 _AGREEMENT: dict[str, dict] = {}
 
@@ -215,13 +181,13 @@ def get_judge(s: dict[str, Any]):
     """One judge per configuration per process (an in-process judge model is loaded once per sweep)."""
     key = json.dumps({k: s[k] for k in ("kind", "model", "base_url", "dtype", "device")}, sort_keys=True)
     if key not in _JUDGES:
-        if s["kind"] in ("reward", "vllm"):
+        if s["kind"] == "openai":
+            _JUDGES[key] = OpenAIJudge(s)
+        else:  # a judge model in this process
+            from .local_judges import HFJudge, VLLMJudge
             from .reward_judge import RewardJudge
-            from .vllm_judge import VLLMJudge
 
-            _JUDGES[key] = RewardJudge(s) if s["kind"] == "reward" else VLLMJudge(s)
-        else:
-            _JUDGES[key] = OpenAIJudge(s) if s["kind"] == "openai" else HFJudge(s)
+            _JUDGES[key] = {"hf": HFJudge, "vllm": VLLMJudge, "reward": RewardJudge}[s["kind"]](s)
     return _JUDGES[key]
 
 

@@ -1,7 +1,7 @@
-"""An in-process vLLM judge: the judge model runs in this process beside the sweep's engine.
+"""Judge models in this process: transformers (``hf``) or batched vLLM (``vllm``) beside the sweep's engine.
 
-Same preference as the ``hf`` judge (AlpacaEval 2's: probabilities of the two answer identifiers after the
-classifier prompt), but every judge prompt of a point goes to vLLM in one batched call. Scoring reuses the
+Both give AlpacaEval 2's preference: the probabilities of the two answer identifiers after the classifier
+prompt. The ``vllm`` judge sends every judge prompt of a point to vLLM in one batched call. Scoring reuses the
 sweep engine's log-likelihood rule (``engines.vllm_lm._score``), so both sides of a record score text the
 same way. For a judge bigger than what fits beside the engine, serve it (``vllm serve``) and use ``openai``.
 """
@@ -11,6 +11,43 @@ from typing import Any
 
 from ..engines.vllm_lm import _score
 from .judged import _p_second
+
+
+def prompt_text(tok: Any, msgs: list[dict[str, str]]) -> str:
+    """The judge prompt as an in-process judge model reads it: its chat template, or plain text without one."""
+    if tok.chat_template:
+        return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    return "\n\n".join(m["content"] for m in msgs) + "\n"
+
+
+class HFJudge:
+    """A transformers causal LM in this process: log-probability of each identifier after the chat prompt."""
+
+    def __init__(self, s: dict[str, Any]) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.s, self.torch = s, torch
+        self.device = s["device"] or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tok = AutoTokenizer.from_pretrained(s["model"])
+        self.model = AutoModelForCausalLM.from_pretrained(s["model"], dtype=getattr(torch, s["dtype"]))
+        self.model = self.model.to(self.device).eval()
+        self.max_len = int(getattr(self.model.config, "max_position_embeddings", 2048))
+
+    def probe(self) -> None:
+        pass
+
+    def _logprob(self, ctx: list[int], cont: list[int]) -> float:
+        ids = (ctx + cont)[-self.max_len:]
+        with self.torch.no_grad():
+            logits = self.model(self.torch.tensor([ids], device=self.device)).logits[0].float()
+        lps = self.torch.log_softmax(logits[-len(cont) - 1:-1], dim=-1)
+        return float(sum(lps[i, t] for i, t in enumerate(cont)))
+
+    def p_second(self, msgs: list[dict[str, str]]) -> float:
+        ctx = self.tok.encode(prompt_text(self.tok, msgs), add_special_tokens=False)
+        first, second = (self._logprob(ctx, self.tok.encode(t, add_special_tokens=False)) for t in self.s["tokens"])
+        return _p_second(first, second)
 
 
 class VLLMJudge:
@@ -41,9 +78,7 @@ class VLLMJudge:
         conts = [self.tok.encode(t, add_special_tokens=False) for t in self.s["tokens"]]
         inputs, ctxlens = [], []
         for msgs in all_msgs:
-            text = (self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-                    if self.tok.chat_template else "\n\n".join(m["content"] for m in msgs) + "\n")
-            ctx = self.tok.encode(text, add_special_tokens=False)
+            ctx = self.tok.encode(prompt_text(self.tok, msgs), add_special_tokens=False)
             for cont in conts:
                 ids = (ctx + cont)[-(self.max_len - 1):]
                 inputs.append(ids)
