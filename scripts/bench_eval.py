@@ -1,26 +1,36 @@
 #!/usr/bin/env python
-"""Benchmark: ICL-suite throughput through vLLM with prefix caching on vs off, and vs lm-eval's ``hf`` backend.
+"""Benchmark: evaluation throughput of vLLM's prefix-cache scorer vs its prompt-logprob path vs lm-eval's ``hf``.
 
-All engines run the same lm-eval tasks on the same checkpoint in this one process, one engine at a time, so the
-ratios are like for like. Each engine first does a short warm-up pass (not timed); the timed pass is
-``suite.run``'s ``simple_evaluate`` call, task building included. Requests = lm-eval loglikelihood requests (one
-per doc and choice). Accuracies are recorded too: every engine must score the same model the same way.
+Every engine runs the same lm-eval tasks on the same checkpoint in this one process, one engine at a time, so the
+ratios are like for like (other jobs on the machine slow all of them alike). Each engine first does a short
+warm-up pass (not timed); a timed pass is ``suite.run``'s ``simple_evaluate`` call, task building included.
+Requests = lm-eval requests (one per doc and choice for log-likelihood tasks, one per doc for generations;
+generations are timed around ``generate_until`` alone, see ``generation_run``).
+Accuracies are recorded too: every engine must score the same model the same way.
 
-Two workloads: ``toy`` (the toy suite's ICL part: 10-shot recall, ~30-token prompts) and ``classic`` (four
-icl_classic tasks, 8-shot, 300-900-token prompts). Prefix caching can only help when prompts share whole KV
-blocks (vLLM's CPU block is 128 tokens): a doc's choices share everything but the answer, so the effect needs
-long prompts.
+Engines: ``vllm_cached`` (engine.scorer=cached, the default: reads the prefix cache, engines/scoring.py),
+``vllm_prompt_logprobs`` (engine.scorer=prompt_logprobs: one fresh prompt per request, the reference),
+``vllm_prefix_off`` (the reference with prefix caching off) and ``hf`` (lm-eval's own HFLM over transformers).
+Generation workloads run once per vLLM engine kind (the scorer does not touch generation).
 
-    python scripts/bench_eval.py                       # toy pair, both workloads, ~2-3 min on 2 CPU cores
-    python scripts/bench_eval.py --workloads classic --limit 100
+Workloads: ``toy`` / ``toy_if`` (the toy suite's ICL and IF parts), ``classic`` (all 18 icl_classic tasks, 8-shot,
+``--limit`` docs each) and ``ifeval`` (the IFEval prompts through the chat template, ``--gen-limit`` docs,
+``--max-gen-toks`` for every engine: random weights rarely stop early, so each engine generates about the same
+number of tokens).
 
-Writes results/bench/eval.json and results/bench/eval.md.
+    python scripts/bench_eval.py                       # toy pair, toy workloads, ~1 min on 2 CPU cores
+    python -m mergesweep.random_pair --shape qwen2.5-0.5b --out /tmp/pair
+    flock /tmp/ms-heavy.lock python scripts/bench_eval.py --model /tmp/pair/instruct --workloads classic ifeval \\
+        --limit 2 --gen-limit 16 --max-gen-toks 32 --hf-batch 1 --max-model-len 4096
+
+Writes results/bench/eval.json and results/bench/eval.md (``--tag T``: eval_T.json|md).
 """
 from __future__ import annotations
 
 import argparse
 import gc
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -30,116 +40,215 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+WORKLOADS = {  # suite file, part, tasks (None = the suite's own), few-shot k (None = each task's own)
+    "toy": ("toy", "icl", None, None),
+    "toy_if": ("toy", "if", None, None),
+    "classic": ("icl_classic", "icl", None, 8),
+    "ifeval": ("ifeval", "if", None, None),
+}
+GENERATION = {"toy_if", "ifeval"}
+NOTE = ("How the scorers differ (engines/scoring.py): `prompt_logprobs` sends one fresh prompt per (doc, choice) and "
+        "vLLM makes such requests skip the prefix cache, so each choice prefills the whole few-shot context and "
+        "projects every context row onto the vocabulary; `cached` prefills each doc's context once (single-token "
+        "choices are read from one generated position's logprobs) and every other choice reads the context's full "
+        "cached blocks and prefills only the tail (context mod 128 tokens + the choice). Generation goes to vLLM "
+        "as one batch of all prompts.")
+VLLM_KINDS = {"vllm_cached": ("cached", True), "vllm_prompt_logprobs": ("prompt_logprobs", True),
+              "vllm_prefix_off": ("prompt_logprobs", False)}
 
-def make_engine(kind: str, model: str, dtype: str):
-    """(engine, start seconds): vLLM with prefix caching on/off, or the transformers engine behind lm-eval's HFLM."""
+
+def make_engine(kind: str, model: str, dtype: str, hf_batch: int, max_len: int):
+    """(engine, start seconds): one of ``VLLM_KINDS`` or the transformers engine behind lm-eval's HFLM."""
     t0 = time.perf_counter()
     if kind == "hf":
         from mergesweep.engines.hf_engine import HFEngine
 
-        eng = HFEngine(model, {"name": "hf", "dtype": dtype, "device": "cpu", "batch_size": 16, "max_model_len": 1024})
+        eng = HFEngine(model, {"name": "hf", "dtype": dtype, "device": "cpu", "batch_size": hf_batch,
+                               "max_model_len": max_len})
     else:
         from mergesweep.engines.vllm_engine import VLLMEngine
 
-        eng = VLLMEngine(model, {"name": "vllm", "dtype": dtype, "max_model_len": 1024, "kv_cache_gib": 1,
-                                 "in_process": True, "prefix_caching": kind == "vllm_prefix_on"})
+        scorer, prefix = VLLM_KINDS[kind]
+        eng = VLLMEngine(model, {"name": "vllm", "dtype": dtype, "max_model_len": max_len, "kv_cache_gib": 2,
+                                 "in_process": True, "prefix_caching": prefix, "scorer": scorer})
     return eng, time.perf_counter() - t0
 
 
-def timed_run(lm, part: dict, shots: int | None, limit: int, seed: int) -> dict:
-    """One suite pass: wall seconds, loglikelihood requests, per-task accuracy."""
+def workload_part(name: str, limit: int, gen_limit: int, max_gen_toks: int) -> dict:
+    from omegaconf import OmegaConf
+
+    suite, pname, tasks, shots = WORKLOADS[name]
+    part = OmegaConf.to_container(OmegaConf.load(REPO / "conf/suite" / f"{suite}.yaml").parts[pname])
+    part.pop("groups", None)
+    part.update(num_fewshot=shots, limit=gen_limit if name in GENERATION else limit)
+    if tasks:
+        part["tasks"] = tasks
+    if name in GENERATION:
+        part["gen_kwargs"] = {"max_gen_toks": max_gen_toks}
+    return part
+
+
+def timed_run(lm, part: dict, seed: int, profile: Path | None = None) -> dict:
+    """One suite pass: wall seconds, requests, per-task metric; optionally a cProfile of it."""
+    import cProfile
+
     from mergesweep.evals import suite as suites
 
-    part = {**part, "num_fewshot": shots, "limit": limit}
+    prof = cProfile.Profile() if profile else None
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        out = suites.run(lm, {"name": "bench", "parts": {"icl": part}}, Path(tmp), seed=seed, bootstrap=0)
+        if prof:
+            prof.enable()
+        out = suites.run(lm, {"name": "bench", "parts": {"p": part}}, Path(tmp), seed=seed, bootstrap=0)
+        if prof:
+            prof.disable()
+            prof.dump_stats(str(profile))
         wall = time.perf_counter() - t0
         requests = 0
         for path in out["samples"].values():
             requests += sum(len(json.loads(line)["arguments"]) for line in Path(path).read_text().splitlines())
+    metric = part["metric"]
     return {"wall_s": wall, "requests": requests, "requests_per_s": requests / wall,
-            "acc": {t: m["acc"] for t, m in out["parts"]["icl"]["tasks"].items()}}
+            "metric": metric, "scores": {t: m[metric] for t, m in out["parts"]["p"]["tasks"].items()}}
 
 
-NOTE = ("Why prefix caching does not speed up log-likelihood scoring: mergesweep's vLLM scorer asks for "
-        "`prompt_logprobs`, and vLLM (0.32, `SamplingParams.__post_init__`) sets `skip_reading_prefix_cache=True` for "
-        "any request with prompt logprobs, because cached tokens would get no logprobs. Such requests never read the "
-        "cache, so caching only adds block hashing and cache bookkeeping. It can help generation (IF part) only.")
-WORKLOADS = {
-    "toy": {"suite": "toy", "tasks": None, "shots": None},  # the suite's own ICL part and k
-    "classic": {"suite": "icl_classic", "shots": 8,
-                "tasks": ["icl_sst2_mc", "icl_trec_mc", "icl_copa_mc", "icl_sst2_fmc"]},
-}
+def generation_run(lm, part: dict, seed: int, profile: Path | None = None) -> dict:
+    """``generate_until`` over the part's lm-eval requests (chat template applied as the suite does).
+
+    Called directly, not through ``suite.run``: a random-weight model's text is mostly token ids the toy tokenizer
+    cannot spell, which the suite's guards rightly refuse as empty generations; here only the time counts.
+    """
+    import cProfile
+
+    from lm_eval.tasks import get_task_dict
+
+    from mergesweep.evals import suite as suites
+
+    instances = []
+    for task in get_task_dict(list(part["tasks"]), suites.task_manager(False)).values():
+        task.set_config(key="generation_kwargs", value=dict(part["gen_kwargs"]), update=True)
+        task.build_all_requests(limit=part["limit"], apply_chat_template=bool(part.get("chat_template")),
+                                chat_template=lm.apply_chat_template, tokenizer_name=lm.tokenizer_name)
+        instances += task.instances
+    prof = cProfile.Profile() if profile else None
+    t0 = time.perf_counter()
+    if prof:
+        prof.enable()
+    texts = lm.generate_until(instances, disable_tqdm=True)
+    if prof:
+        prof.disable()
+        prof.dump_stats(str(profile))
+    wall = time.perf_counter() - t0
+    return {"wall_s": wall, "requests": len(texts), "requests_per_s": len(texts) / wall, "metric": "chars",
+            "scores": {"generated_chars_per_request": sum(map(len, texts)) / max(1, len(texts))}}
 
 
-def workload_part(name: str) -> tuple[dict, int | None]:
-    from omegaconf import OmegaConf
+def run_workload(lm, name: str, part: dict, seed: int, profile: Path | None = None,
+                 hf_batches: tuple[int, int] = (16, 16)) -> dict:
+    """One timed pass; lm-eval's HFLM gets its log-likelihood or its generation batch size first."""
+    if hasattr(lm, "batch_size_per_gpu"):
+        lm.batch_size_per_gpu = hf_batches[name in GENERATION]
+    return (generation_run if name in GENERATION else timed_run)(lm, part, seed, profile)
 
-    w = WORKLOADS[name]
-    part = OmegaConf.to_container(OmegaConf.load(REPO / "conf/suite" / f"{w['suite']}.yaml").parts.icl)
-    part.pop("groups", None)
-    if w["tasks"]:
-        part["tasks"] = w["tasks"]
-    return part, w["shots"]
+
+def warm_up(lm, parts: dict[str, dict], seed: int, hf_batches: tuple[int, int]) -> None:
+    for name, part in parts.items():
+        run_workload(lm, name, {**part, "limit": 1, "tasks": part["tasks"][:2]}, seed, hf_batches=hf_batches)
+
+
+def ratios_of(runs: dict, parts: dict) -> dict[str, float]:
+    pairs = [("vllm_cached", "vllm_prompt_logprobs"), ("vllm_cached", "hf"), ("vllm_prompt_logprobs", "hf"),
+             ("vllm_prompt_logprobs", "vllm_prefix_off")]
+    out = {}
+    for w in parts:
+        rps = {k: r[w]["requests_per_s"] for k, r in runs.items() if w in r}
+        if w in GENERATION:  # one vLLM engine generates (the scorer does not touch generation)
+            for k in [k for k in rps if k.startswith("vllm")][:1]:
+                if "hf" in rps:
+                    out[f"{w}: vLLM generation ({k}) / hf"] = rps[k] / rps["hf"]
+            continue
+        for a, b in pairs:
+            if a in rps and b in rps:
+                out[f"{w}: {a} / {b}"] = rps[a] / rps[b]
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(REPO / "data/toy_pair/instruct"))
     ap.add_argument("--dtype", default="float32")
-    ap.add_argument("--limit", type=int, default=200, help="docs per task in the timed pass (toy tasks have ~120)")
-    ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
-    ap.add_argument("--engines", nargs="+", default=["vllm_prefix_on", "vllm_prefix_off", "hf"])
+    ap.add_argument("--limit", type=int, default=200, help="docs per ICL task in the timed pass")
+    ap.add_argument("--gen-limit", type=int, default=40, help="docs per generation task in the timed pass")
+    ap.add_argument("--max-gen-toks", type=int, default=64, help="generation budget, the same for every engine")
+    ap.add_argument("--hf-batch", type=int, default=16, help="lm-eval HFLM batch size for log-likelihoods")
+    ap.add_argument("--hf-gen-batch", type=int, default=16, help="lm-eval HFLM batch size for generations")
+    ap.add_argument("--max-model-len", type=int, default=1024,
+                    help="context of every engine; longer prompts are left-truncated (per option: no shared prefix)")
+    ap.add_argument("--workloads", nargs="+", default=["toy", "toy_if"], choices=list(WORKLOADS))
+    ap.add_argument("--engines", nargs="+", default=["vllm_cached", "vllm_prompt_logprobs", "hf"],
+                    choices=[*VLLM_KINDS, "hf"])
+    ap.add_argument("--profile", type=Path, default=None, help="folder for a cProfile of each timed pass")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--out", type=Path, default=REPO / "results/bench")
+    ap.add_argument("--tag", default="", help="write eval_<tag>.json|md instead of eval.json|md")
     args = ap.parse_args()
-    import os
-
+    if not (Path(args.model) / "config.json").is_file():
+        sys.exit(f"bench_eval: --model {args.model} has no config.json")
+    # Every engine gets every core. Without OMP_NUM_THREADS, vLLM's CPU engine sets torch to 1 thread "for serving"
+    # (vllm/utils/torch_utils.py), process-wide: it would run single-threaded and so would the hf engine after it.
+    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
     os.environ.setdefault("NLTK_DATA", str(REPO / "data/nltk"))
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    parts = {w: workload_part(w) for w in args.workloads}
+    parts = {w: workload_part(w, args.limit, args.gen_limit, args.max_gen_toks) for w in args.workloads}
     runs: dict[str, dict] = {}
+    generated = False
     for kind in args.engines:
-        eng, start_s = make_engine(kind, args.model, args.dtype)
+        eng, start_s = make_engine(kind, args.model, args.dtype, args.hf_batch, args.max_model_len)
         lm = eng.lm()
-        for part, shots in parts.values():
-            timed_run(lm, part, shots, 3, args.seed)  # warm-up: code paths, allocator
-        runs[kind] = {"start_s": start_s, "info": eng.info(),
-                      **{w: timed_run(lm, part, shots, args.limit, args.seed) for w, (part, shots) in parts.items()}}
-        print(kind, {w: round(runs[kind][w]["requests_per_s"], 1) for w in parts}, flush=True)
+        mine = {w: p for w, p in parts.items() if w not in GENERATION or kind == "hf" or not generated}
+        generated |= kind != "hf" and any(w in GENERATION for w in mine)
+        warm_up(lm, mine, args.seed, (args.hf_batch, args.hf_gen_batch))
+        runs[kind] = {"start_s": start_s, "info": eng.info()}
+        for w, part in mine.items():
+            prof = args.profile / f"{kind}-{w}.prof" if args.profile else None
+            if prof:
+                prof.parent.mkdir(parents=True, exist_ok=True)
+            runs[kind][w] = run_workload(lm, w, part, args.seed, prof, (args.hf_batch, args.hf_gen_batch))
+            print(kind, w, round(runs[kind][w]["requests_per_s"], 2), flush=True)
         eng.close()
         del eng, lm
         gc.collect()
+    write(args, parts, runs, ratios_of(runs, parts))
 
-    ratios = {}
-    for w in parts:
-        rps = {k: r[w]["requests_per_s"] for k, r in runs.items()}
-        if {"vllm_prefix_on", "vllm_prefix_off"} <= set(rps):
-            ratios[f"{w}: vLLM prefix caching on / off"] = rps["vllm_prefix_on"] / rps["vllm_prefix_off"]
-        if {"vllm_prefix_on", "hf"} <= set(rps):
-            ratios[f"{w}: vLLM (prefix on) / hf"] = rps["vllm_prefix_on"] / rps["hf"]
-    result = {"what": "lm-eval ICL loglikelihood requests/s through each engine, same process, same tasks and seed",
-              "model": args.model, "dtype": args.dtype, "limit_per_task": args.limit,
-              "workloads": {w: {"tasks": p["tasks"], "num_fewshot": k} for w, (p, k) in parts.items()},
-              "machine": platform.platform(), "runs": runs, "ratios": ratios}
+
+def write(args, parts: dict, runs: dict, ratios: dict) -> None:
+    result = {"what": "lm-eval requests/s through each engine, same process, same tasks and seed",
+              "model": args.model, "dtype": args.dtype, "limit_per_task": args.limit, "gen_limit": args.gen_limit,
+              "max_gen_toks": args.max_gen_toks, "hf_batch_size": args.hf_batch, "hf_gen_batch_size": args.hf_gen_batch, "max_model_len": args.max_model_len,
+              "workloads": {w: {"tasks": p["tasks"], "num_fewshot": p.get("num_fewshot")} for w, p in parts.items()},
+              "machine": platform.platform(), "cpus": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "runs": runs, "ratios": ratios}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "eval.json").write_text(json.dumps(result, indent=1, default=str))
-    lines = ["# ICL evaluation throughput (scripts/bench_eval.py)", "",
-             f"model `{Path(args.model).name}` ({args.dtype}), {args.limit} docs per task, {platform.machine()}, "
-             f"seed {args.seed}. Requests = lm-eval loglikelihood requests; wall time includes task building.", "",
-             "| workload | engine | requests | wall (s) | requests/s | mean acc | engine start (s) |",
+    stem = f"eval_{args.tag}" if args.tag else "eval"
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1, default=str))
+    lines = ["# Evaluation throughput (scripts/bench_eval.py)", "",
+             f"model `{args.model}` ({args.dtype}); ICL: {args.limit} docs per task; generation: {args.gen_limit} "
+             f"docs, max_gen_toks {args.max_gen_toks}; lm-eval hf batch {args.hf_batch} (generation {args.hf_gen_batch}); max_model_len "
+             f"{args.max_model_len}; {platform.machine()}, "
+             f"{os.cpu_count()} CPUs, seed {args.seed}. Wall time includes task building.", "",
+             "| workload | engine | requests | wall (s) | requests/s | mean score | engine start (s) |",
              "|---|---|---|---|---|---|---|"]
-    for w, (part, shots) in parts.items():
+    for w, part in parts.items():
         for kind, r in runs.items():
+            if w not in r:
+                continue
             x = r[w]
-            acc = sum(x["acc"].values()) / len(x["acc"])
-            lines.append(f"| {w} ({len(part['tasks'])} tasks, k={shots or 'task default'}) | {kind} | "
-                         f"{x['requests']} | {x['wall_s']:.2f} | {x['requests_per_s']:.1f} | {acc:.3f} | "
-                         f"{r['start_s']:.1f} |")
+            mean = sum(x["scores"].values()) / len(x["scores"])
+            lines.append(f"| {w} ({len(part['tasks'])} tasks, k={part.get('num_fewshot') or 'task'}) | {kind} | "
+                         f"{x['requests']} | {x['wall_s']:.2f} | {x['requests_per_s']:.2f} | {mean:.3f} "
+                         f"({x['metric']}) | {r['start_s']:.1f} |")
     lines += ["", "| ratio (requests/s) | value |", "|---|---|"] + [f"| {k} | {v:.2f}x |" for k, v in ratios.items()]
     lines += ["", NOTE]
-    (args.out / "eval.md").write_text("\n".join(lines) + "\n")
+    (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print(json.dumps(ratios, indent=1))
 
 

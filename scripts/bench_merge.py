@@ -35,8 +35,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
-from mergesweep.checkpoints import Checkpoint, MemoryCheckpoint, save_interleaved_shards  # noqa: E402
+from mergesweep.checkpoints import Checkpoint, MemoryCheckpoint  # noqa: E402
+from tests.helpers import save_interleaved_shards  # noqa: E402  (a test-side writer, not part of the package)
 from mergesweep.merge import get_method  # noqa: E402
 from mergesweep.merge.plan import MergePlan  # noqa: E402
 

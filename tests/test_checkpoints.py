@@ -3,6 +3,7 @@
 Checkpoints here are hand-written safetensors files with a minimal config.json (no transformers needed), so
 each case can be exactly the oddity it tests.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,10 +13,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from mergesweep.checkpoints import Checkpoint, CheckpointError, check_compatible, save_interleaved_shards
+from mergesweep.checkpoints import Checkpoint, CheckpointError, check_compatible
 from mergesweep.merge import get_method
 from mergesweep.merge.plan import MergePlan
 from mergesweep.merge.sources import build_plan
+
+from .helpers import save_interleaved_shards
 
 H, V, L = 16, 32, 2
 
@@ -35,9 +38,18 @@ def tensors(seed: int, vocab: int = V, tied: bool = False, dtype=torch.float32) 
 
 def write(path: Path, sd: dict, shards: int = 1, tied: bool = False, vocab: int = V) -> Path:
     path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama",
-                                                  "num_hidden_layers": L, "hidden_size": H, "vocab_size": vocab,
-                                                  "tie_word_embeddings": tied}))
+    (path / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["LlamaForCausalLM"],
+                "model_type": "llama",
+                "num_hidden_layers": L,
+                "hidden_size": H,
+                "vocab_size": vocab,
+                "tie_word_embeddings": tied,
+            }
+        )
+    )
     if shards == 1:
         save_file(sd, str(path / "model.safetensors"))
         return path
@@ -56,8 +68,10 @@ def test_two_shards_lazy_index(tmp_path):
     b, i = tensors(0), tensors(1)
     base = write(tmp_path / "base", b, shards=2)
     ck = Checkpoint(base)
-    assert {f.name for f in ck.weight_files()} == {"model-00001-of-00002.safetensors",
-                                                   "model-00002-of-00002.safetensors"}
+    assert {f.name for f in ck.weight_files()} == {
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    }
     assert set(ck.names) == set(b) and ck.shapes["lm_head.weight"] == (V, H)
     assert torch.equal(ck.get("model.layers.1.mlp.up_proj.weight"), b["model.layers.1.mlp.up_proj.weight"])
     plan = plan_of(base, write(tmp_path / "inst", i))
@@ -76,7 +90,7 @@ def test_half_inputs_fp32_math(tmp_path, dtype, out_dtype):
     for k in b:
         want = (b[k].float() + 0.3 * (i[k].float() - b[k].float())).to(out_dtype)
         assert out[k].dtype == out_dtype
-        tol = 1e-7 if out_dtype == torch.float32 else 2 ** -8 * want.abs().max().item()
+        tol = 1e-7 if out_dtype == torch.float32 else 2**-8 * want.abs().max().item()
         torch.testing.assert_close(out[k], want, atol=tol, rtol=0)
     # stored in the checkpoint's own dtype (lossless), not widened to fp32
     assert plan.resident_bytes() == 2 * sum(t.numel() * 2 for t in b.values())
@@ -96,9 +110,12 @@ def test_streaming_and_blocks_equal_whole_resident(tmp_path, dtype, block):
     base = write(tmp_path / "b", tensors(0, dtype=dtype), shards=2)
     inst = write(tmp_path / "i", tensors(1, vocab=V + 3, dtype=dtype), vocab=V + 3)
     res = plan_of(base, inst, block_elems=-1)
-    other = [plan_of(base, inst, storage_device="disk", block_elems=block), plan_of(base, inst, block_elems=block),
-             plan_of(base, inst, storage_device="disk", block_elems=block, reuse_outputs=True),
-             plan_of(base, inst, block_elems=block, reuse_outputs=True)]
+    other = [
+        plan_of(base, inst, storage_device="disk", block_elems=block),
+        plan_of(base, inst, block_elems=block),
+        plan_of(base, inst, storage_device="disk", block_elems=block, reuse_outputs=True),
+        plan_of(base, inst, block_elems=block, reuse_outputs=True),
+    ]
     assert other[0].resident_bytes() == 0
     for method, knobs in (("linear", {}), ("lines", {}), ("ties", {"density": 0.3}), ("slerp", {})):
         for out_dtype in (torch.float32, torch.bfloat16):
@@ -182,8 +199,14 @@ def test_pickle_refused_unless_allowed(tmp_path):
     assert torch.equal(ck.get("lm_head.weight"), b["lm_head.weight"])
     with pytest.raises(CheckpointError, match="allow_pickle"):
         build_plan({"base": str(d), "instruct": str(d)}, {"name": "linear"}, "cpu", None, torch.float32, False)
-    plan = build_plan({"base": str(d), "instruct": str(write(tmp_path / "i", tensors(1))), "allow_pickle": True},
-                      {"name": "linear"}, "cpu", None, torch.float32, False)
+    plan = build_plan(
+        {"base": str(d), "instruct": str(write(tmp_path / "i", tensors(1))), "allow_pickle": True},
+        {"name": "linear"},
+        "cpu",
+        None,
+        torch.float32,
+        False,
+    )
     assert torch.equal(run(plan, 0.0)["lm_head.weight"], b["lm_head.weight"])
     # weights_only=True: a pickle carrying an arbitrary object is refused even when pickles are allowed
     evil = tmp_path / "evil"
@@ -230,5 +253,76 @@ def test_missing_weights_and_dirs(tmp_path):
     with pytest.raises(CheckpointError, match="no \\*.safetensors"):
         Checkpoint(d)
     with pytest.raises(CheckpointError, match="not found"):
-        build_plan({"base": str(tmp_path / "nope"), "instruct": str(write(tmp_path / "i", tensors(1)))},
-                   {"name": "linear"}, "cpu", None, torch.float32, False)
+        build_plan(
+            {"base": str(tmp_path / "nope"), "instruct": str(write(tmp_path / "i", tensors(1)))},
+            {"name": "linear"},
+            "cpu",
+            None,
+            torch.float32,
+            False,
+        )
+
+
+def _fake_hub_cache(cache: Path, repo: str, refs: dict[str, str], sd_by_commit: dict[str, dict]) -> None:
+    """The Hugging Face cache layout (``models--org--name/{refs,snapshots}``) as a download would leave it."""
+    root = cache / f"models--{repo.replace('/', '--')}"
+    for ref, commit in refs.items():
+        (root / "refs").mkdir(parents=True, exist_ok=True)
+        (root / "refs" / ref).write_text(commit)
+    for commit, sd in sd_by_commit.items():
+        write(root / "snapshots" / commit, sd)
+
+
+def test_hub_ids_resolve_from_the_local_cache_offline(tmp_path, monkeypatch):
+    """``resolve`` with a hub id, offline: the cached snapshot of the asked revision, or one clear error."""
+    import huggingface_hub.constants as hf_constants
+
+    from mergesweep.checkpoints import resolve
+
+    assert hf_constants.HF_HUB_OFFLINE, "tests run offline (conftest sets HF_HUB_OFFLINE=1)"
+    cache = tmp_path / "hf_cache"
+    main_commit, v1_commit = "a" * 40, "b" * 40
+    _fake_hub_cache(
+        cache, "toy-org/tiny", {"main": main_commit, "v1": v1_commit}, {main_commit: tensors(0), v1_commit: tensors(1)}
+    )
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
+    got = resolve("toy-org/tiny")
+    assert got.name == main_commit and torch.equal(Checkpoint(got).get("lm_head.weight"), tensors(0)["lm_head.weight"])
+    got_v1 = resolve("toy-org/tiny", revision="v1")
+    assert got_v1.name == v1_commit and torch.equal(
+        Checkpoint(got_v1).get("lm_head.weight"), tensors(1)["lm_head.weight"]
+    )
+    with pytest.raises(CheckpointError, match=r"'toy-org/absent' is a hub id and this run is offline"):
+        resolve("toy-org/absent")
+    with pytest.raises(CheckpointError, match="checkpoint directory not found"):
+        resolve(str(tmp_path / "no_such_dir"))
+    local = write(tmp_path / "local", tensors(2))
+    assert resolve(str(local)) == local.resolve()
+
+
+@pytest.mark.parametrize(
+    ("name", "embedding", "head", "vocab_sized"),
+    [
+        ("model.embed_tokens.weight", True, False, True),  # Llama / Qwen / Mistral / Gemma
+        ("model.language_model.embed_tokens.weight", True, False, True),  # multimodal wrappers
+        ("transformer.wte.weight", True, False, True),  # GPT-2 tokens
+        ("transformer.wpe.weight", True, False, False),  # GPT-2 positions: rows are positions, not tokens
+        ("model.decoder.embed_positions.weight", True, False, False),  # OPT positions
+        ("lm_head.weight", False, True, True),
+        ("output.weight", False, True, True),  # InternLM-style head
+        ("model.layers.0.mlp.up_proj.weight", False, False, False),
+        ("model.norm.weight", False, False, False),
+    ],
+)
+def test_tensor_name_rules(name, embedding, head, vocab_sized):
+    """The one table of embedding/head name rules that checkpoints, merge methods and the vLLM worker share."""
+    from mergesweep import tensor_names
+    from mergesweep.merge import classify
+
+    assert (tensor_names.is_embedding(name), tensor_names.is_head(name)) == (embedding, head)
+    assert tensor_names.is_vocab_sized(name) == vocab_sized
+    assert classify(name, 2).group == ("embed" if embedding else "head" if head else classify(name, 2).group)
+    assert tensor_names.tied_head_copies(["model.embed_tokens.weight", "lm_head.weight"]) == ["lm_head.weight"]
+    assert tensor_names.tied_head_copies(["model.layers.0.mlp.up_proj.weight", "lm_head.weight"]) == []
+    assert tensor_names.tied_head_name("model.embed_tokens.weight") == "lm_head.weight"
+    assert tensor_names.tied_head_name("model.norm.weight") is None

@@ -86,3 +86,74 @@ def test_misspelled_knob_and_missing_role_fail_before_the_engine():
         preflight(cfg_with("merge=ties", "+merge.knobs.densty=0.2"))
     with pytest.raises(MergeConfigError, match="needs model.target"):
         preflight(cfg_with("merge=residual"))
+
+
+# --- issue 10: every value checked before an engine starts --------------------------------------------------------
+from mergesweep.errors import MergeConfigError  # noqa: E402
+
+
+@pytest.mark.parametrize("overrides, error, match", [
+    (["merge=ties", "merge.knobs.density=1.5"], MergeConfigError, r"density must be in \[0, 1\], got 1.5"),
+    (["merge=ties", "merge.knobs.density=abc"], MergeConfigError, "density must be a number.*'abc'"),
+    (["merge=dare_linear", "merge.knobs.p=1"], MergeConfigError, r"p must be in \[0, 1\)"),
+    (["merge=lines", "merge.knobs.alpha=abc"], MergeConfigError, "alpha must be a number"),
+    (["merge=lines", "merge.knobs.beta=inf"], MergeConfigError, "beta must be finite"),
+    (["seed=abc"], ConfigError, "seed must be an integer.*'abc'"),
+    (["seed=1.5"], ConfigError, "seed must be an integer"),
+    (["bootstrap=-1"], ConfigError, "bootstrap must be >= 0"),
+    (["suite.parts.icl.limit=0"], ConfigError, r"suite.parts.icl.limit must be .*got 0"),
+    (["suite.parts.icl.limit=-5"], ConfigError, r"suite.parts.icl.limit must be .*got -5"),
+    (["suite.parts.if.limit=abc"], ConfigError, r"suite.parts.if.limit must be .*'abc'"),
+    (["suite.parts.icl.num_fewshot=-1"], ConfigError, "num_fewshot must be >= 0"),
+    (["sweep.name=../../x"], ConfigError, "sweep.name must be a plain folder name.*'../../x'"),
+    (["sweep.name=/tmp/elsewhere"], ConfigError, "sweep.name must be a plain folder name"),
+    (["sweep.name=.."], ConfigError, "sweep.name must be a plain folder name"),
+])
+def test_bad_values_are_named_before_the_engine(tmp_path, overrides, error, match):
+    with pytest.raises(error, match=match):
+        preflight(cfg_with(f"results_dir={tmp_path}", *overrides))
+    assert not list(tmp_path.iterdir()), "a failed check wrote something"
+
+
+def test_good_knobs_and_limits_pass(tmp_path):
+    pre = preflight(cfg_with(f"results_dir={tmp_path}", "merge=ties", "merge.knobs.density=0.5",
+                             "suite.parts.icl.limit=3", "seed=7", "sweep.name=plain_name-1.5"))
+    assert pre["lam"] == 1.0 and not list(tmp_path.iterdir())
+
+
+def test_instruct_without_tokenizer_files(tmp_path):
+    import shutil
+
+    from .conftest import TOY
+
+    inst = tmp_path / "instruct"
+    inst.mkdir()
+    for f in ("config.json", "model.safetensors"):
+        shutil.copy(TOY / "instruct" / f, inst / f)
+    with pytest.raises(ConfigError, match="no tokenizer files"):
+        preflight(cfg_with(f"results_dir={tmp_path / 'res'}", f"model.instruct={inst}"))
+
+
+def _immutable(path: Path, on: bool) -> bool:
+    """``chattr +i``: read-only even for root (``chmod`` is not, and tests may run as root)."""
+    return subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True).returncode == 0
+
+
+def test_read_only_records_found_before_the_first_point(tmp_path):
+    records = tmp_path / "default" / "records"
+    records.mkdir(parents=True)
+    if os.geteuid() != 0:
+        records.chmod(0o555)
+    elif not _immutable(records, True):
+        pytest.skip("cannot make a folder read-only here (root without chattr)")
+    try:
+        with pytest.raises(ConfigError, match="results folder not writable.*records"):
+            preflight(cfg_with(f"results_dir={tmp_path}"))
+    finally:
+        _immutable(records, False) if os.geteuid() == 0 else records.chmod(0o755)
+
+
+def test_results_dir_that_is_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is not a folder"):
+        preflight(cfg_with(f"results_dir={tmp_path / 'file'}"))

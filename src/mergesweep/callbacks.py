@@ -1,7 +1,15 @@
-"""Hydra callbacks: after a multirun, rebuild the sweep's table, plot and W&B summary from its records."""
+"""Hydra callbacks: check every job before the first starts; after a multirun, rebuild the report.
+
+Why checks live here: Hydra writes ``.hydra/*.yaml``, ``multirun.yaml`` and its console log of each job's
+overrides *before* the task function runs, and runs a multirun's jobs one after another. ``on_run_start`` and
+``on_multirun_start`` are the last moments before anything is written or any engine starts, and the only ones
+that see every job: here a secret-looking override is refused, and each job's config is composed (the way
+the launcher will) and put through ``cli.preflight``, so ``strength=0,abc,1`` stops before point 0 runs.
+"""
 from __future__ import annotations
 
 import logging
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -9,10 +17,101 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("mergesweep")
+# Launchers that run jobs in this process, one after another: a bad job stops the sweep before it starts.
+# Under any other launcher (submitit, ray) each job is its own process: a bad job fails alone (with a failure
+# entry written by the job) and the others go on.
+IN_PROCESS_LAUNCHERS = ("hydra._internal.core_plugins.basic_launcher.BasicLauncher",)
+MAX_LISTED = 5
+
+
+def _fail(lines: list[str]) -> None:
+    """Stop with one line per problem. SystemExit, because Hydra turns any Exception raised by a callback
+    into a warning and carries on."""
+    more = [f"... and {len(lines) - MAX_LISTED} more"] if len(lines) > MAX_LISTED else []
+    raise SystemExit("\n".join(f"mergesweep: error: {x}" for x in lines[:MAX_LISTED] + more))
+
+
+def refuse_secrets(config: DictConfig) -> None:
+    """Secrets on the command line would land in Hydra's yaml files, its log and W&B metadata: refuse them."""
+    from .provenance import secret_overrides, secret_values
+
+    overrides = OmegaConf.to_container(config.hydra.overrides, resolve=False) if "hydra" in config else {}
+    keys = secret_overrides([*overrides.get("task", []), *overrides.get("hydra", [])])
+    if keys:
+        _fail([f"override {k} looks like a secret; command-line values are written to Hydra's logs and W&B. "
+               "Put secrets in the environment (e.g. HF_TOKEN) and pass only the variable's name"
+               for k in keys])
+    tree = OmegaConf.to_container(config, resolve=False)
+    literal = secret_values({k: v for k, v in tree.items() if k != "hydra"})
+    if literal:
+        _fail([f"config key {k} holds a literal secret, which Hydra would save in .hydra/config.yaml; "
+               "use an interpolation such as ${oc.env:HF_TOKEN} instead" for k in literal])
+
+
+def job_overrides(config: DictConfig) -> list[list[str]] | None:
+    """Every job's overrides, expanded the way Hydra's BasicSweeper does (None: a sweeper we cannot expand,
+    e.g. Optuna search spaces; then each job checks itself when it starts)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = config.hydra.sweeper.get("params")
+    args = [f"{k}={v}" for k, v in (params or {}).items()] + list(config.hydra.overrides.task)
+    try:
+        parsed = OverridesParser.create().parse_overrides(args)
+        return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    except Exception as e:
+        log.debug("cannot expand the sweep up front (%s); jobs check themselves", e)
+        return None
+
+
+def check_jobs(config: DictConfig) -> list[str]:
+    """Compose each job's config and run the preflight on it; one message per bad job (empty = all good)."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    from .cli import preflight
+    from .errors import USER_ERRORS
+
+    jobs = job_overrides(config)
+    if jobs is None:
+        return []
+    loader = GlobalHydra.instance().config_loader()
+    bad = []
+    for i, overrides in enumerate(jobs):
+        try:
+            preflight(loader.load_sweep_config(config, list(overrides)))
+        except (*USER_ERRORS, HydraException) as e:  # HydraException: e.g. a config group option that is not there
+            reason = " ".join(str(e).split()).split(" Config search path")[0]
+            bad.append(f"job #{i} ({' '.join(overrides) or 'no overrides'}): {reason}")
+    return bad
 
 
 class SweepReport(Callback):
-    """Registered in ``conf/config.yaml`` under ``hydra.callbacks``; runs once per multirun."""
+    """Registered in ``conf/config.yaml`` under ``hydra.callbacks``: checks before, report after."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from .cli import preflight
+        from .errors import USER_ERRORS
+        from .oneline import full_errors
+
+        refuse_secrets(config)
+        try:
+            preflight(config)
+        except USER_ERRORS as e:
+            if full_errors():  # HYDRA_FULL_ERROR=1: the traceback too (Hydra would swallow a re-raise)
+                traceback.print_exc()
+            _fail([str(e)])
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        refuse_secrets(config)
+        bad = check_jobs(config)
+        if not bad:
+            return
+        if str(config.hydra.launcher.get("_target_")) in IN_PROCESS_LAUNCHERS:
+            _fail(bad)
+        for line in bad:  # separate processes: each bad job fails alone (failure entry), the others run
+            log.warning("%s (this job will fail; the others run)", line)
+        self._bad = bad
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from .engines import close_all
@@ -26,3 +125,5 @@ class SweepReport(Callback):
                 log.info("report %s: %s", kind, path)
         except FileNotFoundError as e:
             log.warning("no report: %s", e)
+        if getattr(self, "_bad", None):  # after the report of the jobs that ran: the sweep did not fully succeed
+            _fail([f"{x} (failure entry under {sweep_dir / 'failures'})" for x in self._bad])

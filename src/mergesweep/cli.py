@@ -13,19 +13,16 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from .errors import ConfigError  # defined in errors.py; re-exported here
 from .paths import conf_dir, data_dir, offline_env
 
 log = logging.getLogger("mergesweep")
 OmegaConf.register_new_resolver("ms_data", lambda: str(data_dir()), replace=True)
-
-
-class ConfigError(ValueError):
-    """A config value is malformed (a strength that is not a number, an unknown method, ...)."""
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -54,72 +51,126 @@ def strength(cfg: DictConfig) -> float:
 
 
 def preflight(cfg: DictConfig) -> dict[str, Any]:
-    """Cheap checks before heavy work: strength, method, engine, suite tasks, checkpoint compatibility."""
+    """Cheap checks before heavy work: every number, name, knob value, suite task, checkpoint and the results
+    folder (see ``preflight.py``); the multirun callback runs this for every job before the first one starts."""
+    from . import preflight as checks
     from .checkpoints import Checkpoint, check_compatible, resolve
     from .engines import ENGINES
-    from .evals import suite as suites
     from .merge import METHODS, check_knobs
 
     lam = strength(cfg)
+    sweep_dir = Path(str(cfg.results_dir)) / checks.sweep_name(cfg.sweep.name)
+    checks.integer(cfg.get("seed"), "seed")
+    checks.integer(cfg.get("bootstrap", 1000), "bootstrap", 0)
     if cfg.merge.name not in METHODS:
         raise ConfigError(f"unknown merge method {cfg.merge.name!r}; known: {', '.join(sorted(METHODS))}")
-    check_knobs(METHODS[cfg.merge.name], dict(cfg.merge.get("knobs") or {}))
+    knobs = OmegaConf.to_container(cfg.merge, resolve=True).get("knobs") or {}
+    check_knobs(METHODS[cfg.merge.name], dict(knobs))
     roles = source_paths(cfg)
+    checks.knob_values(cfg.merge.name, knobs, lam, sum(r == "instruct" or r.startswith("finetuned") for r in roles))
     if cfg.engine.name not in ENGINES:
         raise ConfigError(f"unknown engine {cfg.engine.name!r}; known: {', '.join(ENGINES)}")
-    suites.validate(OmegaConf.to_container(cfg.suite, resolve=True))
-    allow_pickle = bool(cfg.model.get("allow_pickle", False))
-    base = Checkpoint(resolve(cfg.model.base, cfg.model.get("revision")), allow_pickle=allow_pickle)
-    instruct = Checkpoint(resolve(cfg.model.instruct, cfg.model.get("revision")), allow_pickle=allow_pickle)
+    checks.suite(OmegaConf.to_container(cfg.suite, resolve=True))
+    allow_pickle, offline = bool(cfg.model.get("allow_pickle", False)), bool(cfg.get("offline", True))
+    if not offline:  # headers only, before any weight download (helper-families, issue 7)
+        from .check import check_before_download
+        check_before_download(OmegaConf.to_container(cfg, resolve=True))
+    base = Checkpoint(resolve(cfg.model.base, cfg.model.get("revision"), offline), allow_pickle=allow_pickle)
+    instruct = Checkpoint(resolve(cfg.model.instruct, cfg.model.get("revision"), offline), allow_pickle=allow_pickle)
     check_compatible(base, instruct)
+    checks.tokenizer_files(instruct.path)
+    checks.writable(sweep_dir)
     return {"lam": lam, "base": base, "instruct": instruct, "roles": roles}
 
 
 def source_paths(cfg: DictConfig) -> dict[str, str]:
     """Every checkpoint this point reads, by role (base, instruct, target, adapter, finetuned[i])."""
-    from .merge import MergeConfigError
-    from .merge.sources import merge_sources
+    from .merge.sources import point_roles
 
-    anchor, deltas = merge_sources(cfg.merge)
-    needed = ["base", "instruct"] + (["target"] if anchor == "target" else []) + (["adapter"] if deltas == "adapter" else [])
-    roles = {}
-    for key in needed:
-        if not cfg.model.get(key):
-            raise MergeConfigError(f"method {cfg.merge.name} needs model.{key} (e.g. +model.{key}=/path/to/checkpoint)")
-        roles[key] = str(cfg.model[key])
-    if deltas in ("finetuned", "all"):
-        roles.update({f"finetuned[{i}]": str(p) for i, p in enumerate(cfg.model.get("finetuned") or [])})
-    return roles
+    return point_roles(cfg.model, cfg.merge)
 
 
 def source_hashes(cfg: DictConfig, roles: dict[str, str]) -> dict[str, dict[str, str]]:
-    """sha256 of every weight/config/tokenizer file of every checkpoint this point reads, by role."""
+    """sha256 of every weight/config/tokenizer file of every checkpoint this point reads, by role (cached by
+    resolved path, size and mtime in ``checkpoints.file_sha256``)."""
     from .checkpoints import dir_hashes, resolve
 
     return {role: dir_hashes(resolve(path, cfg.model.get("revision"))) for role, path in roles.items()}
 
 
+def identify(cfg: DictConfig) -> tuple[str, dict[str, dict[str, str]]]:
+    """The point id of ``cfg`` and the checkpoint hashes it rests on (see ``identity.py``): exact strength,
+    checkpoint contents (hashes cached by path, size and mtime), the config parts that change results."""
+    from .identity import id_subset, point_id
+
+    hashes = source_hashes(cfg, source_paths(cfg))
+    container = _container(cfg)
+    return point_id(cfg.model.family, cfg.merge.name, strength(cfg), id_subset(container, hashes)), hashes
+
+
+def _container(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as plain dicts (what records store and engines receive)."""
+    return cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=True))
+
+
+def _overrides() -> list[str]:
+    """This job's command-line overrides (for failure entries), or [] outside a Hydra job."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:
+        return []
+
+
 def run_point(cfg: DictConfig) -> dict[str, Any]:
-    """Run (or skip, if already recorded) one point and return its summary."""
-    from . import provenance, tracking
-    from .engines import open_engine
-    from .evals import suite as suites
-    from .merge import describe_point
-    from .records import RecordStore, point_id
+    """Run (or skip, if already recorded) one point and return its summary.
+
+    A point that runs but cannot be trusted (``guards.PointFailed``: non-finite weights, NaN log-likelihoods,
+    only empty generations) writes no record; it leaves a failure entry (``RecordStore.write_failure``) and
+    re-raises, so the job fails while the multirun goes on with its other points.
+    """
+    from .guards import PointFailed, summary_line
+    from .records import RecordStore
 
     t_start = time.perf_counter()
     pre = preflight(cfg)
-    lam = pre["lam"]
-    container = OmegaConf.to_container(cfg, resolve=True)
-    sweep_dir = Path(cfg.results_dir) / cfg.sweep.name
-    store = RecordStore(sweep_dir)
-    knobs = dict(container["merge"].get("knobs") or {})
-    pid = point_id(cfg.model.family, cfg.merge.name, lam,
-                   {k: container.get(k) for k in ("model", "merge", "suite", "engine", "storage", "seed", "bootstrap")})
+    store = RecordStore(Path(cfg.results_dir) / cfg.sweep.name)
+    pid, hashes = identify(cfg)
     if store.done(pid) and not cfg.get("force", False):
         log.info("skip %s: already recorded at %s", pid, store.path(pid))
         return {"point_id": pid, "skipped": True}
+    try:
+        record = _evaluate(cfg, pre, pid, hashes, store, t_start)
+    except PointFailed as e:
+        store.write_failure(pid, summary_line(e), family=cfg.model.family, method=cfg.merge.name, lam=pre["lam"],
+                            overrides=_overrides())
+        log.error("%s failed: %s (failure entry: %s)", pid, e, store.failure_path(pid))
+        raise
+    path = store.write(record)
+    icl, if_ = (float("nan") if v is None else v for v in (record.summary.icl, record.summary.if_))
+    log.info("%s: icl=%.3f if=%.3f -> %s", pid, icl, if_, path)
+    cfg_tracking = _container(cfg).get("tracking") or {}
+    if cfg_tracking.get("enabled", True):
+        from . import tracking
 
+        tracking.log_point(cfg_tracking, store.root, record.to_json())
+    return {"point_id": pid, "skipped": False, **record.summary.to_json()}
+
+
+def _evaluate(cfg: DictConfig, pre: dict[str, Any], pid: str, hashes: dict[str, dict[str, str]], store: Any,
+              t_start: float) -> Any:
+    """Build the point in the engine, run the suite, return the typed record (not yet written)."""
+    from . import provenance
+    from .engines import open_engine
+    from .evals import seeded
+    from .evals import suite as suites
+    from .merge import describe_point
+    from .records import CI, PartMetrics, Record, Summary, Timings
+
+    lam = pre["lam"]
+    container = _container(cfg)
+    knobs = dict(container["merge"].get("knobs") or {})
     storage = container.get("storage") or {}
     engine, reused = open_engine(container["engine"], str(pre["instruct"].path), seed=int(cfg.seed))
     plan_info = engine.prepare(container["model"], container["merge"], storage.get("device"),
@@ -131,25 +182,35 @@ def run_point(cfg: DictConfig) -> dict[str, Any]:
     times.update(results["times"])
     times["engine_start_s"] = 0.0 if reused else engine.info().get("start_s", 0.0)
     times["total_s"] = time.perf_counter() - t_start
-    record = {
-        "point_id": pid, "sweep": cfg.sweep.name, "family": cfg.model.family, **describe_point(cfg.merge.name, lam, knobs),
-        "summary": {"icl": results["summary"].get("icl"), "if": results["summary"].get("if")},
-        "ci": results["ci"], "metrics": results["parts"],
-        "samples": {t: os.path.relpath(p, sweep_dir) for t, p in results["samples"].items()},
-        "times": times, "engine": {**engine.info(), "reused": reused},
-        "merge_inputs": {k: v for k, v in plan_info.items() if k != "reused"},
-        "seeds": {"seed": int(cfg.seed), "fewshot": int(cfg.seed), "bootstrap": int(cfg.seed),
-                  **{k: v for k, v in knobs.items() if "seed" in k}},
-        "provenance": {"git": provenance.git_state(), "packages": provenance.package_versions(),
-                       "machine": provenance.machine(),
-                       "checkpoints": source_hashes(cfg, pre["roles"])},
-        "config": provenance.redact(container),
-    }
-    path = store.write(record)
-    icl, if_ = (float("nan") if v is None else v for v in (record["summary"]["icl"], record["summary"]["if"]))
-    log.info("%s: icl=%.3f if=%.3f -> %s", pid, icl, if_, path)
-    tracking.log_point(container.get("tracking") or {}, sweep_dir, record)
-    return {"point_id": pid, "skipped": False, **record["summary"]}
+    point = describe_point(cfg.merge.name, lam, knobs)
+    return Record(
+        point_id=pid, sweep=str(cfg.sweep.name), family=str(cfg.model.family), method=point["method"],
+        lam=point["lam"], extrapolation=point["extrapolation"], knobs=point["knobs"],
+        summary=Summary(icl=results["summary"].get("icl"), if_=results["summary"].get("if")),
+        ci={p: CI(**c) for p, c in results["ci"].items() if c},
+        metrics={p: PartMetrics.from_json(m) for p, m in results["parts"].items()},
+        samples={t: os.path.relpath(p, store.root) for t, p in results["samples"].items()},
+        times=Timings.from_json(times), engine={**engine.info(), "reused": reused},
+        merge_inputs={k: v for k, v in plan_info.items() if k != "reused"},
+        seeds={"seed": int(cfg.seed), "fewshot": int(cfg.seed), "bootstrap": int(cfg.seed),
+               "if_checkers": seeded.checker_seed(), **{k: v for k, v in knobs.items() if "seed" in k}},
+        provenance={"git": provenance.git_state(), "packages": provenance.package_versions(),
+                    "machine": provenance.machine(), "checkpoints": hashes},
+        config=provenance.redact(container))
+
+
+def run_job(cfg: DictConfig) -> Any:
+    """One launcher job: a block of points on one warm engine (``hydra/sweeper=blocks``) or one point.
+
+    With ``objective`` set (Optuna presets) the job returns the objective value(s) the sweeper optimises.
+    """
+    from .objective import objective_value
+    from .sweeper import BLOCK_KEY, run_block
+
+    if cfg.get(BLOCK_KEY):
+        return run_block(cfg, run_point)
+    result = run_point(cfg)
+    return objective_value(cfg, result) if cfg.get("objective") else result
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
@@ -157,16 +218,80 @@ def _hydra_main(cfg: DictConfig) -> Any:
     for k, v in offline_env(Path(cfg.results_dir) / ".cache").items():
         if cfg.get("offline", True) or k in ("NLTK_DATA", "MPLCONFIGDIR"):
             os.environ.setdefault(k, v)
+    from .oneline import full_errors, is_environment_error, message
+
     try:
-        return run_point(cfg)
-    except _user_errors() as e:
-        log.error("%s: %s", type(e).__name__, e)
-        raise SystemExit(f"mergesweep: error: {e}") from None
+        return run_job(cfg)
+    except (*_user_errors(), OSError) as e:
+        if full_errors() or not (isinstance(e, _user_errors()) or is_environment_error(e)):
+            raise
+        log.error("%s: %s", type(e).__name__, message(e))
+        _leave_failure(cfg, message(e))
+        if _own_process_job():  # the launcher's other jobs go on; the sweep reports this one at its end
+            return {"failed": message(e)}
+        raise SystemExit(f"mergesweep: error: {message(e)}") from None
+
+
+def _own_process_job() -> bool:
+    """Whether this job runs in a process of its own under a multirun launcher (submitit, ray)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from .callbacks import IN_PROCESS_LAUNCHERS
+
+    try:
+        hc = HydraConfig.get()
+    except ValueError:
+        return False
+    return hc.mode == RunMode.MULTIRUN and str(hc.launcher.get("_target_")) not in IN_PROCESS_LAUNCHERS
+
+
+def _leave_failure(cfg: DictConfig, reason: str) -> None:
+    """A failure entry for a job that stopped on bad input (under a launcher of separate processes the
+    up-front check only warns, and this entry is what ``mergesweep status`` shows); nothing if the sweep
+    folder itself is the problem."""
+    import hashlib
+
+    from . import preflight as checks
+    from .records import RecordStore
+
+    try:
+        store = RecordStore(Path(str(cfg.results_dir)) / checks.sweep_name(cfg.sweep.name))
+        checks.writable(store.root)
+        try:
+            pid = identify(cfg)[0]
+        except (*_user_errors(), OSError):  # the bad value may be what the id is made of
+            digest = hashlib.sha256(" ".join(_overrides()).encode()).hexdigest()[:10]
+            pid = f"{cfg.model.get('family', 'model')}__{cfg.merge.get('name', 'merge')}__invalid__{digest}"
+        store.write_failure(pid, reason, overrides=_overrides())
+    except Exception as e:  # the original error is what the user must see
+        log.debug("no failure entry: %s", e)
+
+
+# ``mergesweep SUBCOMMAND ...``: tools that read records or checkpoints, not Hydra jobs. Each is a module with
+# ``main(argv)``; anything else on the command line goes to the Hydra app (one job = one point).
+SUBCOMMANDS = {
+    "report": "mergesweep.report",    # tables and figures from records
+    "export": "mergesweep.export",    # write one point as a Hugging Face checkpoint
+    "verify": "mergesweep.verify",    # re-score / re-run a record and compare every metric
+    "status": "mergesweep.status",    # expected vs done / failed / missing points of a sweep
+    "check": "mergesweep.check",      # read configs and safetensors headers of a pair, estimate memory
+}
 
 
 def main() -> None:
-    """Console script ``mergesweep``."""
-    _hydra_main()
+    """Console script ``mergesweep``: ``mergesweep [Hydra overrides]`` or ``mergesweep SUBCOMMAND ...``."""
+    import importlib
+    import sys
+
+    if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
+        module = importlib.import_module(SUBCOMMANDS[sys.argv[1]])
+        sys.argv[0] = f"mergesweep {sys.argv[1]}"
+        module.main(sys.argv[2:])
+        return
+    from .oneline import run
+
+    run("mergesweep", _hydra_main, interrupted="interrupted (records written so far are complete; rerun to resume)")
 
 
 if __name__ == "__main__":

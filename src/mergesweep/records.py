@@ -1,32 +1,237 @@
-"""One record per sweep point: schema, atomic writes, and the resume rule.
+"""One record per sweep point: the versioned schema, atomic writes, failure entries and the resume rule.
 
-A record is the only thing reports and reviewers read. It is written once, after the point finished, to a
-temporary file that is fsync'ed and renamed into place: a killed job leaves either a whole record or none,
-and a rerun of the sweep skips points whose record exists (same point id = same config).
+A record is the only thing reports, ``verify`` and reviewers read. It is written once, after the point
+finished, to a temporary file that is fsync'ed and renamed into place: a killed job leaves either a whole
+record or none, and a rerun of the sweep skips points whose record exists (same point id = same config, same
+exact strength, same checkpoint contents; see ``identity.py``).
+
+A point that ran but cannot be trusted (non-finite weights, NaN log-likelihoods, only empty generations)
+leaves a *failure entry* under ``failures/`` instead: it names the reason, is never read as a result, and is
+removed when the point later succeeds. ``mergesweep status`` reads both.
+
+Schema (``SCHEMA = 2``; schema-1 records, which lack ``seeds.if_checkers``, are still read):
+
+* ``summary.icl``: the ICL part's score, the *unweighted* mean over its tasks of each task's mean per-sample
+  headline metric (``metrics.icl.metric``, e.g. ``acc``); every task weighs the same whatever its size.
+* ``summary.if``: the same over the IF part's tasks with its headline metric (e.g. ``prompt_level_strict_acc``
+  for IFEval, a win rate for judged suites). Both lie in [0, 1]; a suite without that part has ``None``.
+* ``ci.<part>``: a seeded percentile bootstrap 95% CI of that mean (tasks resampled item-wise, weights fixed).
+* ``metrics.<part>.tasks.<task>``: every metric lm-eval reported for the task (unweighted over its items).
+* ``samples.<task>``: per-sample outputs, relative to the sweep folder (enough to re-score the point).
+* ``seeds.if_checkers``: the seed IFEval's checkers run under, per item (``evals/tasks/ifeval/utils.py``).
 """
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
+import logging
 import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-SCHEMA = 1
+from .identity import point_id
+
+log = logging.getLogger(__name__)
+SCHEMA = 2
+READABLE_SCHEMAS = (1, 2)
+__all__ = ["SCHEMA", "CI", "Failure", "PartMetrics", "Record", "RecordError", "RecordStore", "Summary", "Timings",
+           "point_id"]
 
 
-def point_id(family: str, method: str, lam: float, config_subset: dict[str, Any]) -> str:
-    """Readable and unique: ``<family>__<method>__lam<lam>__<hash of everything else that changes results>``."""
-    digest = hashlib.sha256(json.dumps(config_subset, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    return f"{family}__{method}__lam{lam:g}__{digest}"
+class RecordError(ValueError):
+    """A record file that cannot be read as a complete record of a known schema."""
+
+
+@dataclass
+class Summary:
+    """Headline numbers (see the module docstring for their exact definition); ``None`` = no such part."""
+
+    icl: float | None = None
+    if_: float | None = None
+
+    def to_json(self) -> dict[str, float | None]:
+        return {"icl": self.icl, "if": self.if_}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Summary:
+        return cls(icl=d.get("icl"), if_=d.get("if"))
+
+
+@dataclass
+class CI:
+    """Percentile bootstrap interval of a part's macro mean."""
+
+    low: float
+    high: float
+    level: float = 0.95
+    n_resamples: int = 0
+    seed: int = 0
+
+
+@dataclass
+class PartMetrics:
+    """One part (``icl`` or ``if``): headline metric name, per-task metrics and how they were obtained."""
+
+    metric: str
+    tasks: dict[str, dict[str, Any]]
+    chat_template: bool = False
+    num_fewshot: dict[str, int | None] = field(default_factory=dict)
+    n: dict[str, int] = field(default_factory=dict)
+    fewshot_seed: int | None = None
+    limit: int | float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # groups, judge, ...: kept as written
+
+    def to_json(self) -> dict[str, Any]:
+        d = {k: v for k, v in dataclasses.asdict(self).items() if k != "extra"}
+        return {**d, **self.extra}
+
+    @classmethod
+    def from_json(cls, d: dict) -> PartMetrics:
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        return cls(**{k: v for k, v in d.items() if k in known}, extra={k: v for k, v in d.items() if k not in known})
+
+
+_TIMING_FIELDS = ("merge_s", "swap_s", "reset_s", "engine_start_s", "total_s")
+
+
+@dataclass
+class Timings:
+    """Seconds spent on the point. JSON keeps schema 1's flat layout (``eval_<part>_s`` per part)."""
+
+    merge_s: float = 0.0
+    swap_s: float = 0.0
+    reset_s: float = 0.0
+    engine_start_s: float = 0.0
+    total_s: float = 0.0
+    eval_s: dict[str, float] = field(default_factory=dict)  # part -> seconds
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def switch_s(self) -> float:
+        """Merge + swap + prefix-cache reset: the cost of moving the engine to this point."""
+        return self.merge_s + self.swap_s + self.reset_s
+
+    def to_json(self) -> dict[str, float]:
+        return {**{k: getattr(self, k) for k in _TIMING_FIELDS},
+                **{f"eval_{p}_s": v for p, v in self.eval_s.items()}, **self.extra}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Timings:
+        t = cls()
+        for k in _TIMING_FIELDS:
+            if k in d:
+                setattr(t, k, float(d[k]))
+        for k, v in d.items():
+            if k.startswith("eval_") and k.endswith("_s"):
+                t.eval_s[k[len("eval_"):-len("_s")]] = float(v)
+            elif k not in _TIMING_FIELDS:
+                t.extra[k] = v
+        return t
+
+
+@dataclass
+class Record:
+    """Everything one finished point produced; ``to_json``/``from_json`` are the on-disk schema."""
+
+    point_id: str
+    sweep: str
+    family: str
+    method: str
+    lam: float
+    summary: Summary
+    metrics: dict[str, PartMetrics]
+    ci: dict[str, CI] = field(default_factory=dict)
+    extrapolation: bool = False
+    knobs: dict[str, Any] = field(default_factory=dict)
+    samples: dict[str, str] = field(default_factory=dict)  # task -> path relative to the sweep folder
+    times: Timings = field(default_factory=Timings)
+    engine: dict[str, Any] = field(default_factory=dict)
+    merge_inputs: dict[str, Any] = field(default_factory=dict)
+    seeds: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)  # git, packages, machine, checkpoints (sha256s)
+    config: dict[str, Any] = field(default_factory=dict)  # the resolved, redacted Hydra config
+    schema: int = SCHEMA
+    complete: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"schema": self.schema}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "schema":
+                continue
+            if f.name == "summary" or f.name == "times":
+                v = v.to_json()
+            elif f.name == "metrics":
+                v = {p: m.to_json() for p, m in v.items()}
+            elif f.name == "ci":
+                v = {p: dataclasses.asdict(c) for p, c in v.items()}
+            out[f.name] = v
+        return out
+
+    @classmethod
+    def from_json(cls, d: Any) -> Record:
+        """Parse a record of any readable schema; RecordError says what is wrong."""
+        if not isinstance(d, dict):
+            raise RecordError(f"not a JSON object but {type(d).__name__}")
+        if d.get("schema") not in READABLE_SCHEMAS:
+            raise RecordError(f"unknown schema {d.get('schema')!r} (this version reads {READABLE_SCHEMAS})")
+        if d.get("complete") is not True:
+            raise RecordError("not marked complete")
+        try:
+            return cls(
+                point_id=d["point_id"], sweep=d.get("sweep", ""), family=d["family"], method=d["method"],
+                lam=float(d["lam"]), summary=Summary.from_json(d["summary"]),
+                metrics={p: PartMetrics.from_json(m) for p, m in (d.get("metrics") or {}).items()},
+                ci={p: CI(**c) for p, c in (d.get("ci") or {}).items() if c},
+                extrapolation=bool(d.get("extrapolation", False)), knobs=d.get("knobs") or {},
+                samples=d.get("samples") or {}, times=Timings.from_json(d.get("times") or {}),
+                engine=d.get("engine") or {}, merge_inputs=d.get("merge_inputs") or {}, seeds=d.get("seeds") or {},
+                provenance=d.get("provenance") or {}, config=d.get("config") or {}, schema=int(d["schema"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise RecordError(f"malformed record ({type(e).__name__}: {e})") from None
+
+
+@dataclass
+class Failure:
+    """A point that ran and failed: never a result, only a reason for ``mergesweep status``."""
+
+    point_id: str
+    reason: str
+    time: str = ""
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. lam, overrides, stage
+
+
+def read_record(path: Path) -> Record:
+    """One record file, or RecordError naming what is wrong (unreadable bytes, bad JSON, wrong schema)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RecordError(f"unreadable ({type(e).__name__}: {e})") from None
+    return Record.from_json(data)
+
+
+def _atomic_json(path: Path, data: dict) -> Path:
+    """Write a temp file in the same folder, fsync, rename over the final name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, sort_keys=False, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
 
 
 class RecordStore:
-    """``<results>/<sweep>/records/<point>.json`` plus ``samples/<point>/`` per-sample outputs."""
+    """``<sweep>/records/<point>.json``, ``samples/<point>/`` per-sample outputs, ``failures/<point>.json``."""
 
     def __init__(self, sweep_dir: Path) -> None:
         self.root = Path(sweep_dir)
         self.records = self.root / "records"
+        self.failures_dir = self.root / "failures"
 
     def path(self, pid: str) -> Path:
         return self.records / f"{pid}.json"
@@ -35,31 +240,58 @@ class RecordStore:
         return self.root / "samples" / pid
 
     def done(self, pid: str) -> bool:
-        """A complete, parseable record exists (a torn or foreign file does not count)."""
+        """A complete, readable record of this point exists (anything else, garbage included, does not count)."""
         try:
-            rec = json.loads(self.path(pid).read_text())
-        except (OSError, json.JSONDecodeError):
+            return read_record(self.path(pid)).point_id == pid
+        except RecordError:
             return False
-        return rec.get("complete") is True and rec.get("point_id") == pid
 
-    def write(self, record: dict[str, Any]) -> Path:
-        """Atomic: write a temp file in the same folder, fsync, rename over the final name."""
-        self.records.mkdir(parents=True, exist_ok=True)
-        record = {"schema": SCHEMA, **record, "complete": True}
-        final = self.path(record["point_id"])
-        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=1, sort_keys=False, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
+    def write(self, record: Record | dict[str, Any]) -> Path:
+        """Atomic write of a complete record (replacing whatever file was there); clears the point's failure."""
+        data = record.to_json() if isinstance(record, Record) else {"schema": SCHEMA, **record}
+        data["complete"] = True
+        final = _atomic_json(self.path(data["point_id"]), data)
+        self.failure_path(data["point_id"]).unlink(missing_ok=True)
         return final
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    # --- failure entries (written by run_point's guards, launchers, bad-input checks) -----------------
+    def failure_path(self, pid: str) -> Path:
+        return self.failures_dir / f"{pid}.json"
+
+    def write_failure(self, pid: str, reason: str, **details: Any) -> Path:
+        """Leave a small failure entry for ``pid``: the reason (one line) and JSON-able details."""
+        entry = {"schema": SCHEMA, "kind": "failure", "point_id": pid, "reason": str(reason),
+                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "details": details}
+        return _atomic_json(self.failure_path(pid), entry)
+
+    def failure(self, pid: str) -> Failure | None:
+        """The point's failure entry, or None (no entry, or an unreadable one)."""
+        try:
+            d = json.loads(self.failure_path(pid).read_text(encoding="utf-8"))
+            return Failure(point_id=d["point_id"], reason=d["reason"], time=d.get("time", ""),
+                           details=d.get("details") or {})
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+            return None
+
+    def failures(self) -> list[Failure]:
+        out = [self.failure(p.stem) for p in sorted(self.failures_dir.glob("*.json"))]
+        return [f for f in out if f is not None]
+
+    # --- reading everything -----------------------------------------------------------------------------
+    def scan(self) -> tuple[list[Record], list[tuple[Path, str]]]:
+        """(complete records, [(file, why it was skipped)]): nothing is dropped without a reason."""
+        recs, bad = [], []
         for p in sorted(self.records.glob("*.json")):
             try:
-                rec = json.loads(p.read_text())
-            except json.JSONDecodeError:
-                continue  # never produced by write(); ignore rather than crash a report
-            if rec.get("complete") is True:
-                yield rec
+                recs.append(read_record(p))
+            except RecordError as e:
+                bad.append((p, str(e)))
+        return recs, bad
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Complete records as plain dicts (the on-disk JSON), unreadable files skipped with a warning."""
+        recs, bad = self.scan()
+        for p, why in bad:
+            log.warning("skipping record %s: %s", p, why)
+        for r in recs:
+            yield r.to_json()

@@ -1,63 +1,111 @@
 """Records -> table and trade-off plot (ICL average vs IF score, one line per family/method, lam labels).
 
-``mergesweep-report results/<sweep>`` rebuilds them at any time; the Hydra callback calls the same code at
-the end of every multirun.
+``mergesweep report results/<sweep> [more sweep folders] [--out DIR]`` rebuilds them at any time; the Hydra
+callback calls the same code at the end of every multirun. ``load_table`` is the one way records become a
+table (paper figures in ``figures.py`` read it too).
+
+Nothing is left out silently: a record file that cannot be read is named in a warning (and skipped); a suite
+with one part (ICL only, IF only) gets that part plotted against lam and tabulated; an empty or missing folder
+is one clear error line.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from .records import RecordStore
+from .records import Record, RecordStore
 
 log = logging.getLogger(__name__)
-COLUMNS = ["family", "method", "lam", "extrapolation", "icl", "icl_low", "icl_high", "if", "if_low", "if_high",
-           "switch_s", "eval_s", "point_id"]
+COLUMNS = ["sweep", "family", "method", "lam", "extrapolation", "icl", "icl_low", "icl_high", "if", "if_low",
+           "if_high", "switch_s", "eval_s", "point_id"]
+PARTS = ("icl", "if")
+LABELS = {"icl": "few-shot ICL accuracy (macro average)", "if": "instruction following (headline score)"}
 
 
-def load_table(sweep_dir: Path) -> pd.DataFrame:
-    """One row per complete record, sorted by family, method and lam."""
-    rows = []
-    for r in RecordStore(sweep_dir):
-        ci = r.get("ci", {})
-        t = r.get("times", {})
-        rows.append({"family": r["family"], "method": r["method"], "lam": r["lam"],
-                     "extrapolation": r.get("extrapolation", False), "icl": r["summary"].get("icl"),
-                     "icl_low": ci.get("icl", {}).get("low"), "icl_high": ci.get("icl", {}).get("high"),
-                     "if": r["summary"].get("if"), "if_low": ci.get("if", {}).get("low"),
-                     "if_high": ci.get("if", {}).get("high"),
-                     "switch_s": sum(t.get(k, 0.0) for k in ("merge_s", "swap_s", "reset_s")),
-                     "eval_s": sum(v for k, v in t.items() if k.startswith("eval_")), "point_id": r["point_id"]})
+class NoRecords(FileNotFoundError):
+    """No complete record under the given folder(s): nothing to report."""
+
+
+def _row(r: Record, sweep: str) -> dict:
+    row = {"sweep": sweep, "family": r.family, "method": r.method, "lam": r.lam, "extrapolation": r.extrapolation,
+           "icl": r.summary.icl, "if": r.summary.if_, "switch_s": r.times.switch_s,
+           "eval_s": sum(r.times.eval_s.values()), "point_id": r.point_id}
+    for part in PARTS:
+        ci = r.ci.get(part)
+        row[f"{part}_low"], row[f"{part}_high"] = (ci.low, ci.high) if ci else (None, None)
+    return row
+
+
+def _as_list(sweep_dirs: Path | str | Sequence[Path | str]) -> list[Path]:
+    return [Path(sweep_dirs)] if isinstance(sweep_dirs, (str, Path)) else [Path(d) for d in sweep_dirs]
+
+
+def load_table(sweep_dirs: Path | str | Sequence[Path | str], warn: bool = True) -> pd.DataFrame:
+    """One row per complete record of one or several sweep folders, sorted by sweep, family, method and lam.
+
+    Unreadable record files are skipped and named in a warning (``warn``); the ``df.attrs["skipped"]`` list
+    holds ``(path, reason)`` for each. A part a suite does not have is NaN in its columns.
+    """
+    rows, skipped = [], []
+    for d in _as_list(sweep_dirs):
+        recs, bad = RecordStore(d).scan()
+        rows += [_row(r, d.name) for r in recs]
+        skipped += bad
+    if warn:
+        for path, why in skipped:
+            log.warning("skipping unreadable record %s: %s", path, why)
     df = pd.DataFrame(rows, columns=COLUMNS)
-    return df.sort_values(["family", "method", "lam"]).reset_index(drop=True)
+    for c in COLUMNS[5:11]:
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    df["extrapolation"] = df["extrapolation"].astype(bool)
+    df = df.sort_values(["sweep", "family", "method", "lam"]).reset_index(drop=True)
+    df.attrs["skipped"] = [(str(p), why) for p, why in skipped]
+    return df
+
+
+def parts_present(df: pd.DataFrame) -> list[str]:
+    """The parts (``icl``, ``if``) with at least one number in the table."""
+    return [p for p in PARTS if df[p].notna().any()]
+
+
+def _groups(df: pd.DataFrame):
+    keys = ["sweep", "family", "method"] if df["sweep"].nunique() > 1 else ["family", "method"]
+    for key, g in df.groupby(keys, sort=True):
+        yield " / ".join(map(str, key)), g.sort_values("lam")
 
 
 def plot_tradeoff(df: pd.DataFrame, out: Path, title: str = "") -> Path:
-    """ICL macro-average (x) vs IF score (y), 95% bootstrap CIs as error bars, each point labelled with lam."""
+    """ICL macro-average (x) vs IF score (y), 95% bootstrap CIs as error bars, each point labelled with lam.
+
+    With only one part in the table, that part is plotted against lam instead (nothing to trade off)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    both = df[df["icl"].notna() & df["if"].notna()]
+    parts = parts_present(df)
     fig, ax = plt.subplots(figsize=(6.4, 5.2), dpi=130)
-    for (fam, meth), g in df.groupby(["family", "method"], sort=True):
-        g = g.sort_values("lam")
-        xerr = _err(g, "icl")
-        yerr = _err(g, "if")
-        line = ax.errorbar(g["icl"], g["if"], xerr=xerr, yerr=yerr, marker="o", capsize=3, lw=1.5,
-                           label=f"{fam} / {meth}")
+    for label, g in _groups(both if len(both) else df):
+        if len(both):
+            x, y, xerr, yerr = g["icl"], g["if"], _err(g, "icl"), _err(g, "if")
+        else:
+            x, y, xerr, yerr = g["lam"], g[parts[0]], None, _err(g, parts[0])
+        line = ax.errorbar(x, y, xerr=xerr, yerr=yerr, marker="o", capsize=3, lw=1.5, label=label)
         ex = g[g["extrapolation"]]
         if len(ex):
-            ax.scatter(ex["icl"], ex["if"], s=90, facecolors="none", edgecolors=line[0].get_color(),
-                       label=f"{fam} / {meth}: extrapolation (lam outside [0, 1])")
-        for _, r in g.iterrows():
-            ax.annotate(f"λ={r['lam']:g}", (r["icl"], r["if"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
-    ax.set_xlabel("few-shot ICL accuracy (macro average)")
-    ax.set_ylabel("instruction following (headline score)")
-    ax.set_title(title or "partial adaptation trade-off")
+            ax.scatter(x[ex.index], y[ex.index], s=90, facecolors="none", edgecolors=line[0].get_color(),
+                       label=f"{label}: extrapolation (lam outside [0, 1])")
+        for i, r in g.iterrows():
+            ax.annotate(f"λ={r['lam']:g}", (x[i], y[i]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_xlabel(LABELS["icl"] if len(both) else "strength λ")
+    ax.set_ylabel(LABELS["if"] if len(both) else LABELS[parts[0]])
+    ax.set_title(title or ("partial adaptation trade-off" if len(both) else f"{parts[0].upper()} vs strength"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
@@ -74,35 +122,70 @@ def _err(g: pd.DataFrame, col: str):
     return [(g[col] - lo).clip(lower=0).to_numpy(), (hi - g[col]).clip(lower=0).to_numpy()]
 
 
-def write_report(sweep_dir: Path, tracking: dict | None = None) -> dict[str, Path]:
-    """``records.csv``, ``tradeoff.png`` and ``report.md`` in the sweep folder (and a W&B summary run)."""
-    sweep_dir = Path(sweep_dir)
-    df = load_table(sweep_dir)
+def markdown(df: pd.DataFrame, title: str) -> str:
+    """The report page: plot, table of the parts that exist, and every skipped file with its reason."""
+    missing = [p for p in PARTS if p not in parts_present(df)]
+    drop = ["point_id"] + [f"{p}{s}" for p in missing for s in ("", "_low", "_high")]
+    if df["sweep"].nunique() <= 1:
+        drop.append("sweep")
+    text = f"# {title}\n\n![trade-off](tradeoff.png)\n\n"
+    if missing:
+        text += f"No {' or '.join(p.upper() for p in missing)} part in these records.\n\n"
+    text += df.drop(columns=drop).to_markdown(index=False, floatfmt=".3f") + "\n"
+    if df.attrs.get("skipped"):
+        text += "\n## Skipped record files\n\n" + "".join(f"- `{p}`: {why}\n" for p, why in df.attrs["skipped"])
+    return text
+
+
+def write_report(sweep_dirs: Path | str | Sequence[Path | str], tracking: dict | None = None,
+                 out: Path | None = None) -> dict[str, Path]:
+    """``records.csv``, ``tradeoff.png`` and ``report.md`` (and a W&B summary run) for one or several sweeps.
+
+    ``out`` defaults to the sweep folder when there is one; several folders need an ``out``."""
+    dirs = _as_list(sweep_dirs)
+    if out is None and len(dirs) > 1:
+        raise ValueError("a report over several sweep folders needs an output folder (--out DIR)")
+    out = Path(out) if out is not None else dirs[0]
+    df = load_table(dirs)
     if df.empty:
-        raise FileNotFoundError(f"no complete records under {sweep_dir / 'records'}")
-    csv = sweep_dir / "records.csv"
+        where = ", ".join(str(d / "records") for d in dirs)
+        why = "no such folder" if not any(d.exists() for d in dirs) else "no complete records"
+        unreadable = f" ({len(df.attrs['skipped'])} unreadable)" if df.attrs["skipped"] else ""
+        raise NoRecords(f"{why}: {where}{unreadable}")
+    out.mkdir(parents=True, exist_ok=True)
+    title = f"sweep '{dirs[0].name}'" if len(dirs) == 1 else "sweeps " + ", ".join(f"'{d.name}'" for d in dirs)
+    csv = out / "records.csv"
     df.to_csv(csv, index=False)
-    png = plot_tradeoff(df, sweep_dir / "tradeoff.png", title=f"sweep '{sweep_dir.name}'")
-    md = sweep_dir / "report.md"
-    md.write_text(f"# Sweep `{sweep_dir.name}`\n\n![trade-off](tradeoff.png)\n\n"
-                  + df.drop(columns=["point_id"]).to_markdown(index=False, floatfmt=".3f") + "\n")
-    out = {"csv": csv, "plot": png, "markdown": md}
+    png = plot_tradeoff(df, out / "tradeoff.png", title=title)
+    from .figures import figures_markdown, write_figures  # paper figures + best-lam table (figures.py)
+
+    figures = write_figures(dirs, df, out)
+    md = out / "report.md"
+    md.write_text(markdown(df, title[0].upper() + title[1:]) + figures_markdown(figures, out))
+    result = {"csv": csv, "plot": png, "markdown": md, **{f"figure {k}": p for k, p in figures.items()}}
     if tracking is not None:
         from . import tracking as tr
 
-        run_dir = tr.log_sweep(tracking, sweep_dir, df, png)
+        run_dir = tr.log_sweep(tracking, out, df, png, figures)
         if run_dir:
-            out["wandb"] = Path(run_dir)
-    return out
+            result["wandb"] = Path(run_dir)
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Rebuild a sweep's table and trade-off plot from its records.")
-    ap.add_argument("sweep_dirs", nargs="+", type=Path, help="e.g. results/default")
+    ap = argparse.ArgumentParser(prog="mergesweep report",
+                                 description="Rebuild a sweep's table and trade-off plot from its records.")
+    ap.add_argument("sweep_dirs", nargs="+", type=Path, help="e.g. results/default (several: one combined report)")
+    ap.add_argument("--out", type=Path, default=None, help="output folder (default: the sweep folder)")
     args = ap.parse_args(argv)
-    for d in args.sweep_dirs:
-        for kind, path in write_report(d).items():
-            print(f"{kind}: {path}")
+    logging.basicConfig(level=logging.WARNING, format="mergesweep report: warning: %(message)s")
+    try:
+        paths = write_report(args.sweep_dirs, out=args.out)
+    except (NoRecords, ValueError) as e:
+        print(f"mergesweep report: error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
 
 
 if __name__ == "__main__":

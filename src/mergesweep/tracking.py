@@ -1,16 +1,18 @@
-"""Weights & Biases logging: one run per point, grouped by sweep; a summary run with the plot and table.
+"""Weights & Biases logging: one run per point, grouped by sweep and tagged by family and method; a summary run
+with the table, the trade-off plot and the paper figures (``figures.py``).
 
-Offline by default (``tracking.mode: offline``): runs land under ``<sweep>/wandb`` and can be pushed later
+Offline by default (``tracking.mode: offline``): runs land under ``<sweep>/wandb_runs/wandb`` and can be pushed later
 with ``wandb sync``. Configs are redacted before they are logged.
 """
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
-from .provenance import redact
+from .provenance import redact, redact_overrides
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +24,13 @@ def _init(cfg: dict, sweep_dir: Path, **kw: Any):
 
     wdir = sweep_dir / "wandb_runs"
     wdir.mkdir(parents=True, exist_ok=True)
-    return wandb.init(project=cfg.get("project", "mergesweep"), entity=cfg.get("entity"), dir=str(wdir),
-                      mode=os.environ["WANDB_MODE"], reinit="finish_previous", **kw)
+    argv = sys.argv  # W&B stores the command line ("args") in the run's metadata, which `wandb sync` uploads
+    sys.argv = redact_overrides(argv)
+    try:
+        return wandb.init(project=cfg.get("project", "mergesweep"), entity=cfg.get("entity"), dir=str(wdir),
+                          mode=os.environ["WANDB_MODE"], reinit="finish_previous", **kw)
+    finally:
+        sys.argv = argv
 
 
 def flat_metrics(record: dict) -> dict[str, float]:
@@ -50,16 +57,29 @@ def log_point(cfg: dict, sweep_dir: Path, record: dict) -> str | None:
     return run_dir
 
 
-def log_sweep(cfg: dict, sweep_dir: Path, table, plot: Path | None) -> str | None:
-    """A summary run: the records table and the trade-off plot."""
+def log_sweep(cfg: dict, sweep_dir: Path, table, plot: Path | None,
+              figures: dict[str, Path] | None = None) -> str | None:
+    """A summary run: the records table, the trade-off plot, every paper figure and the best-lam table.
+
+    Tagged with every family and method in the table, like the point runs, so W&B filters find it."""
     if not cfg.get("enabled", True):
         return None
+    import pandas as pd
     import wandb
 
-    run = _init(cfg, sweep_dir, group=sweep_dir.name, name=f"{sweep_dir.name}__tradeoff", job_type="report")
-    run.log({"records": wandb.Table(dataframe=table)})
+    tags = sorted({str(v) for col in ("family", "method") if col in table for v in table[col].dropna()})
+    run = _init(cfg, sweep_dir, group=sweep_dir.name, name=f"{sweep_dir.name}__tradeoff", job_type="report",
+                tags=tags[:64])  # W&B allows at most 64 tags per run
+    payload: dict = {"records": wandb.Table(dataframe=table)}
     if plot is not None and plot.is_file():
-        run.log({"tradeoff": wandb.Image(str(plot))})
+        payload["tradeoff"] = wandb.Image(str(plot))
+    for name, path in (figures or {}).items():
+        if path.suffix == ".png" and path.is_file():
+            payload[f"figures/{name}"] = wandb.Image(str(path))
+    best = sweep_dir / "best_lam.csv"
+    if best.is_file():
+        payload["best_lam"] = wandb.Table(dataframe=pd.read_csv(best))
+    run.log(payload)
     run_dir = str(Path(run.dir).parent)
     run.finish()
     return run_dir

@@ -55,8 +55,12 @@ class Engine(ABC):
 
 
 def _plan_relevant(merge_cfg: dict) -> dict:
-    """Only what changes the resident inputs (not the method or its knobs) forces a reload."""
-    return {k: merge_cfg.get(k) for k in ("anchor", "deltas")}
+    """Only what changes the resident inputs forces a reload: the merge's *resolved* roles (a method's defaults
+    count, e.g. ``ties`` without ``deltas`` reads every fine-tune), not the method's name or knobs."""
+    from ..merge.sources import merge_sources
+
+    anchor, deltas = merge_sources(merge_cfg)
+    return {"anchor": anchor, "deltas": deltas}
 
 
 _CACHE: dict[str, Engine] = {}

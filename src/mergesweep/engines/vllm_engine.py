@@ -13,14 +13,11 @@ import os
 import time
 from typing import Any
 
+from ..errors import VLLMUnavailable  # defined in errors.py; re-exported here
 from .base import Engine
 
 log = logging.getLogger(__name__)
 EXTENSION = "mergesweep.engines.vllm_worker.MergeWorkerExtension"
-
-
-class VLLMUnavailable(RuntimeError):
-    """vLLM is not installed (or not importable) on this machine."""
 
 
 def vllm_distribution() -> tuple[str, str]:
@@ -41,6 +38,29 @@ def _configure_env(cfg: dict, dist: str) -> None:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cfg.get("kv_cache_gib", 1)))
     if cfg.get("in_process", True):
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+
+
+def choose_impl(model_dir: str, requested: str = "auto") -> tuple[str, str]:
+    """Which vLLM implementation serves this checkpoint (``"vllm"`` native or ``"transformers"``), and why.
+
+    vLLM routes an architecture it has no native class for (vllm-cpu 0.32: ``Olmo2ForCausalLM``) through its
+    transformers backend on its own, without a word in the output; the record must say which code computed
+    the numbers, so the choice is made here, explicitly, and logged. Call after ``_configure_env``.
+    """
+    import json
+    from pathlib import Path
+
+    from vllm.model_executor.models.registry import ModelRegistry
+
+    archs = json.loads((Path(model_dir) / "config.json").read_text()).get("architectures") or ["?"]
+    if requested not in ("auto", "vllm", "transformers"):
+        raise ValueError(f"engine.model_impl must be auto, vllm or transformers, got {requested!r}")
+    if requested != "auto":
+        return requested, f"engine.model_impl={requested}"
+    entry = ModelRegistry.models.get(archs[0])
+    if entry is not None and getattr(entry, "module_name", "").rsplit(".", 1)[-1] != "transformers":
+        return "vllm", f"native vLLM class for {archs[0]}"
+    return "transformers", f"this vLLM has no native class for {archs[0]}"
 
 
 class VLLMEngine(Engine):
@@ -66,6 +86,11 @@ class VLLMEngine(Engine):
             kwargs["gpu_memory_utilization"] = cfg.get("gpu_memory_utilization", 0.8)
         if cfg.get("in_process", True):
             kwargs["distributed_executor_backend"] = "uni"
+        self.impl, self.impl_reason = choose_impl(model_dir, cfg.get("model_impl", "auto"))
+        kwargs["model_impl"] = "vllm" if self.impl == "vllm" else "transformers"
+        if self.impl != "vllm":
+            log.warning("vLLM serves %s through its transformers backend (model_impl=transformers): %s",
+                        model_dir, self.impl_reason)
         kwargs.update(cfg.get("extra_args") or {})
         t0 = time.perf_counter()
         self.llm = LLM(**kwargs)
@@ -90,13 +115,16 @@ class VLLMEngine(Engine):
 
         if self._lm is None:
             self._lm = VLLMLM(self.llm, self.tokenizer, max_length=self.cfg.get("max_model_len", 2048),
-                              max_gen_toks=self.cfg.get("max_gen_toks", 256), name=self.model_dir)
+                              max_gen_toks=self.cfg.get("max_gen_toks", 256), name=self.model_dir,
+                              scorer=self.cfg.get("scorer", "cached"))
         return self._lm
 
     def info(self) -> dict[str, Any]:
         return {"engine": "vllm", "package": self.dist, "version": self.version, "start_s": round(self.start_s, 3),
                 "dtype": str(self.llm.llm_engine.model_config.dtype).replace("torch.", ""),
                 "prefix_caching": bool(self.cfg.get("prefix_caching", True)),
+                "scorer": self.cfg.get("scorer", "cached"),
+                "model_impl": self.impl, "model_impl_reason": self.impl_reason,
                 "device": self.plan_info.get("device", "?")}
 
     def close(self) -> None:

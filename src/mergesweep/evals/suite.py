@@ -14,23 +14,22 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import hub, stats
+from .. import guards
+from ..errors import SuiteError  # defined in errors.py; re-exported here
+from . import hub, judges, prompts, stats
 
 log = logging.getLogger(__name__)
 TASKS_DIR = Path(__file__).parent / "tasks"
 PART_KINDS = ("icl", "if")
 
 
-class SuiteError(ValueError):
-    """A suite names a task lm-eval does not know, or is otherwise malformed."""
-
-
-@lru_cache(maxsize=2)
-def task_manager(include_defaults: bool = False):
-    """lm-eval's TaskManager over our task folder (plus lm-eval's built-ins when a suite asks for them)."""
+@lru_cache(maxsize=4)
+def task_manager(include_defaults: bool = False, extra: tuple[str, ...] = ()):
+    """lm-eval's TaskManager over our task folder, a suite's ``task_dirs`` (``extra``) and lm-eval's built-ins
+    when a suite asks for them."""
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=str(TASKS_DIR), include_defaults=include_defaults)
+    return TaskManager(include_path=[str(TASKS_DIR), *extra], include_defaults=include_defaults)
 
 
 def validate(suite: dict) -> None:
@@ -41,7 +40,7 @@ def validate(suite: dict) -> None:
     for pname, part in parts.items():
         if pname not in PART_KINDS:
             raise SuiteError(f"suite {suite.get('name')!r}: unknown part {pname!r} (parts are {PART_KINDS})")
-        tm = task_manager(bool(suite.get("include_defaults", False)))
+        tm = task_manager(bool(suite.get("include_defaults", False)), prompts.include_paths(suite))
         known = set(tm.all_tasks)
         unknown = [t for t in part.get("tasks", []) if t not in known]
         if unknown:
@@ -54,14 +53,12 @@ def validate(suite: dict) -> None:
             if not any(fnmatch(t, pattern) for t in part.get("tasks", [])):
                 raise SuiteError(f"suite {suite.get('name')!r}, part {pname!r}: group {group!r} ({pattern!r}) "
                                  f"matches none of the part's tasks")
-        _check_data(tm, suite.get("name"), pname, list(part.get("tasks", [])))
+        _check_data(tm, suite.get("name"), pname, list(part.get("tasks", [])), prompts.task_specs(tm, part))
         if part.get("judge"):
-            from . import judged
-
-            judged.check_part(part)
+            judges.check_part(part)
 
 
-def _check_data(tm: Any, suite_name: str | None, pname: str, tasks: list[str]) -> None:
+def _check_data(tm: Any, suite_name: str | None, pname: str, tasks: list[str], specs: list[Any]) -> None:
     """Data problems surface here, not after the engine started.
 
     Hub datasets must be in the local cache when ``datasets`` is offline (SuiteError naming each one);
@@ -75,7 +72,7 @@ def _check_data(tm: Any, suite_name: str | None, pname: str, tasks: list[str]) -
                              f"{', '.join(missing)} (HF_DATASETS_OFFLINE/HF_HUB_OFFLINE is set and the datasets "
                              f"cache lacks them; datasets said: {next(iter(missing.values()))}). Run once with "
                              "offline=false to download them, or use a suite with shipped data (icl_classic, ifeval).")
-    local = [t for t in tasks if (cfgs[t] or {}).get("custom_dataset")]
+    local = [s for t, s in zip(tasks, specs) if (cfgs[t] or {}).get("custom_dataset")]
     if local:
         tm.load(local)
 
@@ -86,20 +83,21 @@ def run(lm: Any, suite: dict, samples_dir: Path, seed: int, bootstrap: int = 100
 
     samples_dir.mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {"parts": {}, "summary": {}, "ci": {}, "samples": {}, "times": {}}
-    tm = task_manager(bool(suite.get("include_defaults", False)))
+    tm = task_manager(bool(suite.get("include_defaults", False)), prompts.include_paths(suite))
     for pname, part in suite["parts"].items():
         t0 = time.perf_counter()
         res = lm_eval.simple_evaluate(
-            model=lm, tasks=list(part["tasks"]), num_fewshot=part.get("num_fewshot"), limit=part.get("limit"),
+            model=lm, tasks=prompts.task_specs(tm, part), num_fewshot=part.get("num_fewshot"), limit=part.get("limit"),
             apply_chat_template=bool(part.get("chat_template", False)), log_samples=True, task_manager=tm,
             use_cache=None, cache_requests=False, gen_kwargs=part.get("gen_kwargs"), bootstrap_iters=0,
             random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
             verbosity="WARNING")
+        # NaN log-likelihoods or only empty generations fail the point (no record; see guards.py)
+        guards.check_part(pname, {t: res["configs"][t].get("output_type", "") for t in part["tasks"]},
+                          {t: res["samples"][t] for t in part["tasks"]})
         judge_info = None
         if part.get("judge"):  # generation went through lm-eval; the judge scores the answers it saved
-            from . import judged
-
-            judge_info = judged.score(res, part, seed)
+            judge_info = judges.score(res, part, seed)
         metric = part["metric"]
         per_task, per_sample = {}, {}
         for task in part["tasks"]:
@@ -131,7 +129,11 @@ def _write_samples(path: Path, samples: list[dict]) -> None:
     from lm_eval.utils import handle_non_serializable
 
     tmp = path.with_suffix(".jsonl.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for s in sorted(samples, key=lambda s: s["doc_id"]):
-            f.write(json.dumps(s, default=handle_non_serializable, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for s in sorted(samples, key=lambda s: s["doc_id"]):
+                f.write(json.dumps(s, default=handle_non_serializable, ensure_ascii=False) + "\n")
+        tmp.replace(path)
+    except BaseException:  # full disk, Ctrl-C: no half-written temp file stays behind
+        tmp.unlink(missing_ok=True)
+        raise

@@ -23,11 +23,10 @@ from typing import Callable, Protocol, Sequence
 
 import torch
 
+from ..errors import MergeConfigError  # defined in errors.py; re-exported here
+from ..tensor_names import is_embedding, is_head
+
 _LAYER = re.compile(r"(?:^|\.)(?:layers|h|blocks|layer)\.(\d+)\.")
-
-
-class MergeConfigError(ValueError):
-    """A merge method, its knobs or its sources are misconfigured (raised before any heavy work)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,9 @@ class TensorInfo:
     group: str  # "embed" | "head" | "attn" | "mlp" | "norm" | "other"
     layer: int | None
     num_layers: int
+    # Rows both models have when instruct added vocabulary rows (the rest are instruct's at every lam, so
+    # per-tensor statistics such as slerp's angle must not see them); None = all rows.
+    shared_rows: int | None = None
 
 
 class MergeFn(Protocol):
@@ -53,9 +55,9 @@ def classify(name: str, num_layers: int) -> TensorInfo:
     m = _LAYER.search(name)
     layer = int(m.group(1)) if m else None
     low = name.lower()
-    if "embed" in low or low.endswith("wte.weight") or low.endswith("wpe.weight"):
+    if is_embedding(name):
         group = "embed"
-    elif "lm_head" in low or low.endswith("output.weight"):
+    elif is_head(name):
         group = "head"
     elif "norm" in low or re.search(r"\bln_", low):
         group = "norm"

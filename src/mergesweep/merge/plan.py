@@ -15,32 +15,32 @@ interpolating methods use ``lerp(anchor, finetuned, lam)``, which is exact at la
 files (page cache, not process memory), so peak memory is about one tensor's inputs; use it when the pair
 does not fit beside the engine. Reference != anchor (instruction residuals) adds the reference to what is
 held; a LoRA adapter (``adapter_transfer``) holds only its small factors.
+
+The seams: ``inputs.py`` loads and holds the inputs (narrowing, streaming reads), ``rows.py`` fits them to
+instruct's vocabulary, ``buffers.py`` pools output tensors, ``point.py`` is what one point hands back (its
+tensors and merge time); this module validates the sources and walks one point through the method.
 """
+
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from functools import partial
+from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
-from ..checkpoints import TORCH_DTYPES, Checkpoint, CheckpointError, check_compatible
-from .base import MergeFn, TensorInfo, check_knobs, classify
+from ..checkpoints import Checkpoint, CheckpointError, check_compatible
+from ..guards import FiniteCheck
+from .base import MergeFn, TensorInfo, check_knobs
+from .buffers import OutputPool
+from .inputs import Block, PlanInputs, TensorInputs
 from .lora import LoraAdapter
-
-
-@dataclass
-class _Entry:
-    """One float tensor: where it sits, its output row count, and (resident mode) its inputs."""
-
-    info: TensorInfo
-    shape: tuple[int, ...] = ()  # output shape (instruct's, when its vocabulary is larger)
-    rows_from: int | None = None  # rows >= this come from instruct at every lam (added vocabulary)
-    anchor: torch.Tensor | None = None
-    ends: list[torch.Tensor] = field(default_factory=list)
-    ref: torch.Tensor | None = None
+from .point import MergedPoint, PointArgs, Tensors
+from .rows import task_vector
 
 
 @dataclass
@@ -66,180 +66,138 @@ class MergePlan:
     progress: bool = True
     adapter: LoraAdapter | None = None
     block_elems: int = 0
-    # True: output tensors of elementwise methods are recycled, so a yielded tensor is only valid until the
-    # generator is advanced (fine for engines that copy each tensor into their weights as it arrives; not
-    # for callers that collect a state dict). Saves faulting in fresh pages for every point.
+    # True: output tensors of elementwise methods are recycled (buffers.py), so a yielded tensor is only valid
+    # until the point is advanced (fine for engines that copy each tensor into their weights as it arrives; not
+    # for callers that collect a state dict). Saves faulting in fresh pages for every point. Fixed at construction.
     reuse_outputs: bool = False
-    notes: dict = field(default_factory=dict)
-    last_merge_s: float = 0.0
+    # Every input tensor (once, at load; streaming: per read) and every merged tensor (per point) must be
+    # finite: a NaN weight or an overflowing strength fails the point instead of giving NaN log-probs (guards.py).
+    check_finite: bool = True
+    notes: dict = field(default_factory=dict, init=False)  # what the record should know about the inputs
 
     def __post_init__(self) -> None:
         if not self.finetuned and self.adapter is None:
             raise CheckpointError("a merge plan needs at least one fine-tuned checkpoint or a LoRA adapter")
         self.finetuned = list(self.finetuned)
         ref = self.reference if self.reference is not None else self.anchor
-        self._ref_is_anchor = ref is self.anchor
-        self._ref = ref
-        for i, ft in enumerate(self.finetuned):
-            check_compatible(ref, ft, "base", f"finetuned[{i}]" if len(self.finetuned) > 1 else "instruct")
-            if i and any(ft.shapes[n] != self.finetuned[0].shapes[n] for n in ft.names):
-                raise CheckpointError(f"fine-tuned checkpoints {self.finetuned[0].path} and {ft.path} differ in "
-                                      "vocabulary size; merge them against a common vocabulary first")
-        if not self._ref_is_anchor:
-            check_compatible(ref, self.anchor, "base", "anchor")
+        self._check_sources(ref)
         if self.adapter is not None:
             self.adapter.check(self.anchor)
-            self.notes["adapter"] = {"path": str(self.adapter.path), "tensors": len(self.adapter.names),
-                                     **self.adapter.config}
+            self.notes["adapter"] = {
+                "path": str(self.adapter.path),
+                "tensors": len(self.adapter.names),
+                **self.adapter.config,
+            }
         self.streaming = self.storage_device == "disk"
         self.storage_device = self.storage_device or self.device
-        self._home = "cpu" if self.streaming else self.storage_device
+        home = "cpu" if self.streaming else self.storage_device
         if self.adapter is not None:
-            self.adapter.to(self._home)
+            self.adapter.to(home)
         if self.block_elems == 0:
             self.block_elems = 1 << 20 if torch.device(self.device).type == "cpu" else 1 << 26
         dropped = sorted({n for c in [self.anchor, ref, *self.finetuned] for n in c.dropped})
         if dropped:
             self.notes["tied_head_copies_ignored"] = dropped
-        self._entries: dict[str, _Entry] = {}
-        self._other: dict[str, torch.Tensor | None] = {}
-        self._narrowed: set[str] = set()
-        self._pool: dict[tuple, torch.Tensor] = {}
-        self._load()
+        self._inputs = PlanInputs(
+            self.anchor,
+            self.finetuned,
+            ref,
+            home=home,
+            streaming=self.streaming,
+            storage_dtype=self.storage_dtype,
+            check_finite=self.check_finite,
+            progress=self.progress,
+        )
+        self.notes.update(self._inputs.notes())
+        self._pool = OutputPool(self.reuse_outputs)
 
-    # --- loading ------------------------------------------------------------------------------------
-    def _load(self) -> None:
-        n_layers = self.anchor.num_layers
-        padded: dict[str, dict] = {}
-        bar = tqdm(self.anchor.names, desc="load merge inputs", disable=not self.progress, leave=False)
-        for name in bar:
-            if not _is_float(self.anchor.dtypes[name]):
-                self._other[name] = None if self.streaming else _load(self.anchor, name, self._home)
-                continue
-            entry = _Entry(info=classify(name, n_layers),
-                           shape=tuple((self.finetuned[0] if self.finetuned else self.anchor).shapes[name]))
-            rows = self._rows(name)
-            if rows is not None:
-                entry.rows_from = rows[0]
-                padded[name] = {"base_rows": rows[0], "instruct_rows": rows[1]}
-            if not self.streaming:
-                entry.anchor, entry.ends, entry.ref = self._resident(name)
-            self._entries[name] = entry
-        if padded:
-            self.notes["vocab_rows_from_instruct"] = padded
-        if self._narrowed:
-            self.notes["stored_in"] = {"dtype": str(self.storage_dtype).replace("torch.", ""),
-                                       "tensors": len(self._narrowed)}
-
-    def _rows(self, name: str) -> tuple[int, int] | None:
-        """(rows both sides have, instruct rows) when instruct's vocabulary is larger, else None."""
-        if not self.finetuned or not self.finetuned[0].shapes[name]:
-            return None
-        out_rows = self.finetuned[0].shapes[name][0]
-        have = min(self.anchor.shapes[name][0], self._ref.shapes[name][0])
-        return (have, out_rows) if have < out_rows else None
-
-    def _resident(self, name: str) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
-        """One tensor's inputs as kept: fitted to instruct's row count, checkpoint dtype or narrower."""
-        ends = [self._store(name, _load(ft, name, self._home)) for ft in self.finetuned]
-        a = self._store(name, _load(self.anchor, name, self._home))
-        ref = None if self._ref_is_anchor else self._store(name, _load(self._ref, name, self._home))
-        if ends:
-            a = _fit_rows(a, ends[0])
-            ref = None if ref is None else _fit_rows(ref, ends[0])
-        return a, ends, ref
-
-    def _store(self, name: str, t: torch.Tensor) -> torch.Tensor:
-        """Checkpoint dtype, or ``storage_dtype`` where narrower (then noted)."""
-        if t.element_size() > torch.empty((), dtype=self.storage_dtype).element_size():
-            t = t.to(self.storage_dtype)
-            self._narrowed.add(name)
-        return t
-
-    def _block(self, name: str, e: _Entry, start: int | None, stop: int | None):
-        """Rows ``start:stop`` of (anchor, ends, ref): slices of resident tensors, or fresh reads from disk."""
-        if not self.streaming:
-            cut = (lambda t: t) if start is None else (lambda t: t[start:stop])
-            return cut(e.anchor), [cut(t) for t in e.ends], None if e.ref is None else cut(e.ref)
-        fill = self.finetuned[0] if self.finetuned else None
-
-        def read(ck: Checkpoint) -> torch.Tensor:
-            """Rows of ``ck`` fitted to instruct's row count (added rows read from instruct)."""
-            rows = ck.shapes[name][0] if ck.shapes[name] else None
-            if fill is None or rows is None or rows == e.shape[0]:
-                return ck.read_rows(name, start, stop)
-            lo, hi, _ = slice(start, stop).indices(e.shape[0])
-            have = min(rows, e.shape[0])
-            head = ck.read_rows(name, lo, min(hi, have)) if lo < have else None
-            tail = fill.read_rows(name, max(lo, have), hi) if hi > have else None
-            if head is None:
-                return tail.to(TORCH_DTYPES[ck.dtypes[name]])
-            return head if tail is None else torch.cat([head, tail.to(head.dtype)])
-
-        return read(self.anchor), [ft.read_rows(name, start, stop) for ft in self.finetuned], \
-            None if self._ref_is_anchor else read(self._ref)
+    def _check_sources(self, ref: Checkpoint) -> None:
+        """Every fine-tune (and the anchor) matches the reference; fine-tunes share one vocabulary."""
+        for i, ft in enumerate(self.finetuned):
+            check_compatible(ref, ft, "base", f"finetuned[{i}]" if len(self.finetuned) > 1 else "instruct")
+            if i and any(ft.shapes[n] != self.finetuned[0].shapes[n] for n in ft.names):
+                raise CheckpointError(
+                    f"fine-tuned checkpoints {self.finetuned[0].path} and {ft.path} differ in "
+                    "vocabulary size; merge them against a common vocabulary first"
+                )
+        if ref is not self.anchor:
+            check_compatible(ref, self.anchor, "base", "anchor")
 
     # --- public view --------------------------------------------------------------------------------
     @property
     def names(self) -> list[str]:
-        return list(self._entries) + list(self._other)
+        return list(self._inputs.entries) + list(self._inputs.other)
 
     def infos(self) -> dict[str, TensorInfo]:
-        return {n: e.info for n, e in self._entries.items()}
+        return {n: e.info for n, e in self._inputs.entries.items()}
 
     def resident_bytes(self) -> int:
         """Bytes the plan keeps resident (inputs + passthrough tensors + adapter factors)."""
-        def nb(t: torch.Tensor | None) -> int:
-            return 0 if t is None else t.numel() * t.element_size()
-        n = sum(nb(e.anchor) + nb(e.ref) + sum(nb(t) for t in e.ends) for e in self._entries.values())
-        n += sum(nb(t) for t in self._other.values())
+        n = self._inputs.resident_bytes()
         if self.adapter is not None:
-            n += sum(nb(a) + nb(b) for a, b, _, _ in self.adapter.factors.values())
+            n += sum(
+                a.numel() * a.element_size() + b.numel() * b.element_size()
+                for a, b, _, _ in self.adapter.factors.values()
+            )
         return n
 
     # --- one point ----------------------------------------------------------------------------------
-    def build(self, method: MergeFn, lam: float, out_dtype: torch.dtype, **knobs) -> Iterator[tuple[str, torch.Tensor]]:
-        """Yield ``(name, merged tensor)`` for one point; fp32 arithmetic, cast to ``out_dtype`` at the end.
+    def build(self, method: MergeFn, lam: float, out_dtype: torch.dtype, **knobs: Any) -> MergedPoint:
+        """One point: its ``(name, merged tensor)`` pairs come as the returned ``MergedPoint`` is iterated (once);
+        fp32 arithmetic, cast to ``out_dtype`` at the end. Knobs are checked now, before any work.
 
-        ``last_merge_s`` is set, once the point is exhausted, to the time spent producing it (reads in
-        streaming mode included, the consumer's time excluded). With ``reuse_outputs`` a yielded tensor is
-        only valid until the generator is advanced (see the field's comment).
+        The point's ``merge_s``, once it is exhausted, is the time spent producing it (reads in streaming mode
+        included, the consumer's time excluded). With ``reuse_outputs`` a yielded tensor is only valid until the
+        iteration is advanced (see the field's comment).
         """
         check_knobs(method, knobs)
-        pass_ends = bool(getattr(method, "uses_ends", False)) and self._ref_is_anchor and self.adapter is None
-        elementwise = bool(getattr(method, "elementwise", False))
-        dev = torch.device(self.device)
+        args = PointArgs(
+            method=method,
+            lam=lam,
+            knobs=knobs,
+            device=torch.device(self.device),
+            pass_ends=bool(getattr(method, "uses_ends", False)) and self._inputs.ref_is_anchor and self.adapter is None,
+            elementwise=bool(getattr(method, "elementwise", False)),
+            input_check=FiniteCheck("merge input: "),
+        )
+        return MergedPoint(self._walk(args, out_dtype))
+
+    def _walk(self, p: PointArgs, out_dtype: torch.dtype) -> Tensors:
+        """Every tensor of the point, merged then yielded; returns the seconds spent merging."""
         t_merge = 0.0
-        for name, e in self._entries.items():
+        out_check = FiniteCheck(f"merged point ({getattr(p.method, '__name__', p.method)}, lam={p.lam!r}): ")
+        for name, e in self._inputs.entries.items():
             t0 = time.perf_counter()
-            if elementwise and len(e.shape) >= 1:
-                out = self._output(e.shape, out_dtype, dev)
-                self._merge_into(out, method, name, e, lam, knobs, pass_ends, dev)
+            pooled = p.elementwise and len(e.shape) >= 1
+            if pooled:
+                out = self._pool.take(e.shape, out_dtype, p.device)
+                self._merge_into(out, p, name, e)
             else:
-                out = self._merge(method, e, self._block(name, e, None, None), 0, lam, knobs, pass_ends, dev)
-                out = out.to(out_dtype)
+                out = self._merge(p, e, self._inputs.block(name, e, None, None), 0).to(out_dtype)
+            if self.check_finite:
+                out_check.add(f"tensor {name!r}", out)
             t_merge += time.perf_counter() - t0
             yield name, out
-            if self.reuse_outputs and elementwise and len(e.shape) >= 1:
-                self._pool[(e.shape, out_dtype)] = out  # the consumer is done with it
+            if pooled:
+                self._pool.give_back(out)  # the consumer is done with it
             del out
-        for name, t in self._other.items():
+        p.input_check.raise_if_bad()  # streaming reads (resident inputs were checked at load)
+        out_check.raise_if_bad()
+        for name, t in self._inputs.other.items():
             yield name, (self.anchor.get(name, self.device) if t is None else t.to(self.device))
-        self.last_merge_s = t_merge
+        return t_merge
 
-    def _output(self, shape: tuple[int, ...], dtype: torch.dtype, dev: torch.device) -> torch.Tensor:
-        """A fresh output tensor, or (``reuse_outputs``) the pooled one of this shape: no new pages to fault in."""
-        if self.reuse_outputs and (buf := self._pool.pop((shape, dtype), None)) is not None:
-            return buf
-        return torch.empty(shape, dtype=dtype, device=dev)
-
-    def _merge_into(self, out: torch.Tensor, method: MergeFn, name: str, e: _Entry, lam: float, knobs: dict,
-                    pass_ends: bool, dev: torch.device) -> None:
+    def _merge_into(self, out: torch.Tensor, p: PointArgs, name: str, e: TensorInputs) -> None:
         """An elementwise method written into ``out``: whole when its inputs are fp32 on ``device`` already
         (one fused pass straight into ``out``), else in blocks of rows so fp32 temporaries stay small."""
         rows, numel = e.shape[0], math.prod(e.shape)
         direct = out.dtype == torch.float32
-        if rows > 1 and numel > self.block_elems > 0 and (self._converts(e) or not direct) and self.adapter is None:
+        if (
+            rows > 1
+            and numel > self.block_elems > 0
+            and (self._inputs.converts(e, p.device) or not direct)
+            and self.adapter is None
+        ):
             step = max(1, self.block_elems * rows // numel)
         else:
             step = rows
@@ -247,36 +205,32 @@ class MergePlan:
             r1 = min(rows, r0 + step)
             whole = step == rows
             dst = out if whole else out[r0:r1]
-            block = self._block(name, e, None, None) if whole else self._block(name, e, r0, r1)
-            res = self._merge(method, e, block, r0, lam, knobs, pass_ends, dev, out=dst if direct else None)
+            span = (None, None) if whole else (r0, r1)
+            res = self._merge(p, e, self._inputs.block(name, e, *span), r0, out=dst if direct else None)
             if res is not dst:
                 dst.copy_(res)
 
-    def _converts(self, e: _Entry) -> bool:
-        """Whether inputs must be read, moved or widened first (else blocks would only add a copy)."""
-        if self.streaming:
-            return True
-        dev = torch.device(self.device)
-        return any(t.dtype != torch.float32 or t.device != dev
-                   for t in [e.anchor, *e.ends, *([e.ref] if e.ref is not None else [])])
-
-    def _merge(self, method: MergeFn, e: _Entry, block, r0: int, lam: float, knobs: dict, pass_ends: bool,
-               dev: torch.device, out: torch.Tensor | None = None) -> torch.Tensor:
+    def _merge(
+        self, p: PointArgs, e: TensorInputs, block: Block, r0: int, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The method on one block of rows (or the whole tensor), fp32 in and out (into ``out`` if given)."""
         a, ends, ref = block
-        a32 = _f32(a, dev)
-        ends32 = [_f32(t, dev) for t in ends]
-        ref32 = a32 if ref is None else _f32(ref, dev)
+        a32 = _f32(a, p.device)
+        ends32 = [_f32(t, p.device) for t in ends]
+        ref32 = a32 if ref is None else _f32(ref, p.device)
+        if self.streaming:
+            self._inputs.queue_checks(p.input_check, e.info.name, (a32, ends32, None if ref is None else ref32))
         del a, ends, ref, block  # streaming: drop the raw reads before the method allocates
         rows_from = None if e.rows_from is None else max(0, e.rows_from - r0)
-        thunks: list[Callable[[], torch.Tensor]] = [
-            (lambda f=f: _task_vector(f, ref32, rows_from)) for f in ends32]
-        if self.adapter is not None and (d := self.adapter.delta(e.info.name, dev)) is not None:
-            thunks.append(lambda d=d: d)
-        extra: dict = {"ends": ends32} if pass_ends else {}
+        thunks: list[Callable[[], torch.Tensor]] = [partial(task_vector, f, ref32, rows_from) for f in ends32]
+        if self.adapter is not None and (d := self.adapter.delta(e.info.name, p.device)) is not None:
+            delta: torch.Tensor = d
+            thunks.append(lambda: delta)
+        extra: dict = {"ends": ends32} if p.pass_ends else {}
         if out is not None:
             extra["out"] = out
-        res = method(a32, LazyDeltas(thunks), lam=lam, info=e.info, **knobs, **extra)
+        info = e.info if rows_from is None else dataclasses.replace(e.info, shared_rows=rows_from)
+        res = p.method(a32, LazyDeltas(thunks), lam=p.lam, info=info, **p.knobs, **extra)
         if res.data_ptr() == a32.data_ptr():  # never hand out (or let anyone modify) a resident input
             res = res.clone()
         if rows_from is not None and rows_from < res.shape[0]:
@@ -294,7 +248,7 @@ class LazyDeltas(Sequence[torch.Tensor]):
     def __len__(self) -> int:
         return len(self._thunks)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         if i < 0:
@@ -304,35 +258,6 @@ class LazyDeltas(Sequence[torch.Tensor]):
         return self._cache[i]
 
 
-def _load(ck: Checkpoint, name: str, device: str) -> torch.Tensor:
-    """A tensor in memory of its own (plain reads, not a view of a memory map: a resident input must not
-    change or fault in from disk mid-sweep), on ``device``."""
-    return ck.read_rows(name).to(device)
-
-
-def _is_float(dtype: str) -> bool:
-    """Merge only the dtypes fp32 arithmetic represents exactly; fp8/int/bool tensors pass through."""
-    return dtype in ("float16", "bfloat16", "float32", "float64")
-
-
 def _f32(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     """To ``device`` in fp32 (no copy when it already is: the method must treat it as read-only)."""
     return t.to(device=device, dtype=torch.float32, non_blocking=True)
-
-
-def _task_vector(ft: torch.Tensor, ref: torch.Tensor, rows_from: int | None) -> torch.Tensor:
-    """``ft - ref`` in fp32; rows instruct added (beyond the base vocabulary) get a zero delta."""
-    d = ft - ref
-    if rows_from is not None:
-        d[rows_from:] = 0
-    return d
-
-
-def _fit_rows(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Give ``t`` the row count of ``like`` (instruct): added rows are instruct's, surplus rows dropped."""
-    if t.shape[0] == like.shape[0]:
-        return t
-    out = like.to(t.dtype, copy=True)
-    n = min(t.shape[0], like.shape[0])
-    out[:n] = t[:n]
-    return out

@@ -6,13 +6,15 @@
 Shoemake (1985), as used for model merging by mergekit (arXiv 2403.13257, ``slerp``). When the two
 tensors are near-parallel (``|cos| > dot_threshold``) sin(Omega) ~ 0 makes the formula unstable, so it
 falls back to linear interpolation, like mergekit. ``eps`` guards the norms of all-zero tensors.
+The angle is taken over the rows both models have (``info.shared_rows``): rows an instruct model added to its
+vocabulary are its own at every lam, and counting them would bias Omega for the rows that are interpolated.
 lam outside [0, 1] follows the great circle past the endpoints. Coefficients are formed in float64
 (Python floats); at lam=0 and lam=1 they are exactly (1, 0) and (0, 1), so the endpoints are exact.
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -31,7 +33,8 @@ def slerp(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float, i
         raise MergeConfigError(f"slerp interpolates between two models; got {n} task vectors")
     v0 = anchor
     v1 = ends[0] if ends is not None else anchor + deltas[0]
-    f0, f1 = v0.reshape(-1), v1.reshape(-1)
+    rows = info.shared_rows if info.shared_rows is not None and v0.dim() else None
+    f0, f1 = (v0.reshape(-1), v1.reshape(-1)) if rows is None else (v0[:rows].reshape(-1), v1[:rows].reshape(-1))
     dot = float(torch.dot(f0, f1))
     cos = dot / (max(float(torch.linalg.vector_norm(f0)), eps) * max(float(torch.linalg.vector_norm(f1)), eps))
     if abs(cos) > dot_threshold:

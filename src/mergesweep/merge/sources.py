@@ -15,9 +15,11 @@ anchor is ``model.target`` and the base only serves as the reference. Why split 
 method YAML then works for every model family, and a missing path fails here, before any weights load,
 with a message naming the key to set.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -53,8 +55,10 @@ def merge_sources(merge_cfg: Mapping[str, Any]) -> tuple[str, str]:
     if deltas not in DELTAS:
         raise MergeConfigError(f"merge.deltas must be one of {DELTAS}, got {deltas!r}")
     if anchor == "instruct" and deltas != "adapter":
-        raise MergeConfigError(f"merge {name}: anchor instruct with deltas {deltas} would add instruct's own "
-                               "task vector to itself; use anchor base (or deltas adapter)")
+        raise MergeConfigError(
+            f"merge {name}: anchor instruct with deltas {deltas} would add instruct's own "
+            "task vector to itself; use anchor base (or deltas adapter)"
+        )
     return anchor, deltas
 
 
@@ -62,51 +66,96 @@ def _paths(model_cfg: Mapping[str, Any], key: str, method: str) -> list[str]:
     """``model.<key>`` as a list of paths; a clear error naming the key when it is missing."""
     v = model_cfg.get(key)
     if v is None or v == "" or (not isinstance(v, str) and len(v) == 0):
-        raise MergeConfigError(f"method {method} needs model.{key} (set it in the model config or on the "
-                               f"command line, e.g. +model.{key}=/path/to/checkpoint)")
+        raise MergeConfigError(
+            f"method {method} needs model.{key} (set it in the model config or on the "
+            f"command line, e.g. +model.{key}=/path/to/checkpoint)"
+        )
     return [str(v)] if isinstance(v, str) else [str(x) for x in v]
 
 
-def build_plan(model_cfg: Mapping[str, Any], merge_cfg: Mapping[str, Any], device: str,
-               storage_device: str | None, storage_dtype: torch.dtype, progress: bool = True) -> MergePlan:
+def plan_roles(model_cfg: Mapping[str, Any], merge_cfg: Mapping[str, Any]) -> dict[str, str]:
+    """The checkpoints a merge reads, by role: its anchor, ``base`` as the reference of task vectors when the
+    anchor is another model, ``instruct`` and ``finetuned[i]`` as deltas, or ``adapter``. The one place that
+    turns a merge's roles into paths; a missing key or too few fine-tunes raise MergeConfigError here."""
+    name = str(merge_cfg.get("name") or "")
+    anchor, deltas = merge_sources(merge_cfg)
+    if deltas == "adapter":
+        keys = [anchor, "adapter"]
+    else:
+        keys = (
+            [anchor] + (["base"] if anchor != "base" else []) + (["instruct"] if deltas in ("instruct", "all") else [])
+        )
+    roles = {k: _paths(model_cfg, k, name)[0] for k in dict.fromkeys(keys)}
+    if deltas == "finetuned" or (deltas == "all" and model_cfg.get("finetuned")):
+        roles.update({f"finetuned[{i}]": p for i, p in enumerate(_paths(model_cfg, "finetuned", name))})
+    n_deltas = sum(1 for k in roles if k.startswith("finetuned[")) + (deltas in ("instruct", "all"))
+    need = MIN_DELTAS.get(name, 1)
+    if deltas != "adapter" and n_deltas < need:
+        raise MergeConfigError(
+            f"method {name} needs >= {need} fine-tuned checkpoints of the same base; got "
+            f"{n_deltas} (list the others in model.finetuned)"
+        )
+    return roles
+
+
+def point_roles(model_cfg: Mapping[str, Any], merge_cfg: Mapping[str, Any]) -> dict[str, str]:
+    """Every checkpoint one sweep point reads, by role (what its record hashes): ``base`` and ``instruct``
+    always (the engine loads instruct's config and tokenizer, preflight checks base against instruct), then
+    the merge's own roles (``plan_roles``)."""
+    name = str(merge_cfg.get("name") or "")
+    roles = {k: _paths(model_cfg, k, name)[0] for k in ("base", "instruct")}
+    return {**roles, **plan_roles(model_cfg, merge_cfg)}
+
+
+def build_plan(
+    model_cfg: Mapping[str, Any],
+    merge_cfg: Mapping[str, Any],
+    device: str,
+    storage_device: str | None,
+    storage_dtype: torch.dtype,
+    progress: bool = True,
+    reuse_outputs: bool = False,
+) -> MergePlan:
     """The MergePlan for one (model family, merge method) pair.
 
     ``model_cfg`` keys: ``base``, ``instruct`` (paths or hub ids), optional ``target``, ``finetuned`` (list),
     ``adapter`` (LoRA dir), ``allow_pickle`` (default false) and ``revision`` (applied to every hub id).
+    ``reuse_outputs``: recycle output buffers across points (``MergePlan.reuse_outputs``; only for consumers
+    that copy each tensor away before taking the next).
     Raises ``MergeConfigError`` for a missing key or bad roles, ``CheckpointError`` for bad checkpoints.
     """
-    name = str(merge_cfg.get("name") or "")
-    get_method(name)  # unknown names fail before any I/O
+    get_method(str(merge_cfg.get("name") or ""))  # unknown names fail before any I/O
     anchor_role, delta_role = merge_sources(merge_cfg)
+    roles = plan_roles(model_cfg, merge_cfg)
     allow = bool(model_cfg.get("allow_pickle") or False)
     rev = model_cfg.get("revision")
     cache: dict[str, Checkpoint] = {}
 
-    def ckpt(path: str) -> Checkpoint:
-        if path not in cache:
-            cache[path] = Checkpoint(resolve(path, rev), allow_pickle=allow)
-        return cache[path]
+    def ckpt(role: str) -> Checkpoint:
+        if roles[role] not in cache:
+            cache[roles[role]] = Checkpoint(resolve(roles[role], rev), allow_pickle=allow)
+        return cache[roles[role]]
 
-    def one(key: str) -> Checkpoint:
-        return ckpt(_paths(model_cfg, key, name)[0])
-
-    adapter = None
     if delta_role == "adapter":
-        adapter = LoraAdapter(resolve(_paths(model_cfg, "adapter", name)[0], rev), allow_pickle=allow)
-        finetuned: list[Checkpoint] = []
-    else:
-        finetuned = [one("instruct")] if delta_role in ("instruct", "all") else []
-        if delta_role in ("finetuned", "all") and (delta_role == "finetuned" or model_cfg.get("finetuned")):
-            finetuned += [ckpt(p) for p in _paths(model_cfg, "finetuned", name)]
-    need = MIN_DELTAS.get(name, 1)
-    if delta_role != "adapter" and len(finetuned) < need:
-        raise MergeConfigError(f"method {name} needs >= {need} fine-tuned checkpoints of the same base; got "
-                               f"{len(finetuned)} (list the others in model.finetuned)")
-    if anchor_role == "base":
-        anchor, reference = one("base"), None
-    else:
-        anchor = one(anchor_role)
-        reference = one("base") if delta_role != "adapter" else None
-    return MergePlan(anchor=anchor, finetuned=finetuned, reference=reference, device=device,
-                     storage_device=storage_device, storage_dtype=storage_dtype, progress=progress,
-                     adapter=adapter)
+        return MergePlan(
+            anchor=ckpt(anchor_role),
+            finetuned=[],
+            reference=None,
+            device=device,
+            storage_device=storage_device,
+            storage_dtype=storage_dtype,
+            progress=progress,
+            adapter=LoraAdapter(resolve(roles["adapter"], rev), allow_pickle=allow),
+            reuse_outputs=reuse_outputs,
+        )
+    finetuned = [ckpt(r) for r in roles if r == "instruct" or r.startswith("finetuned[")]
+    return MergePlan(
+        anchor=ckpt(anchor_role),
+        finetuned=finetuned,
+        reference=None if anchor_role == "base" else ckpt("base"),
+        device=device,
+        storage_device=storage_device,
+        storage_dtype=storage_dtype,
+        progress=progress,
+        reuse_outputs=reuse_outputs,
+    )

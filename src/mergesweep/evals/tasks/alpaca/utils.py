@@ -60,5 +60,5 @@ def load(name: str, **_):
 
 
 def process_results(doc: dict, results: list[str]) -> dict:
-    """Only the answer length here; the judge scores answers after generation (mergesweep.evals.judged)."""
+    """Only the answer length here; the judge scores answers after generation (mergesweep.evals.judges)."""
     return {"answer_chars": len(results[0])}

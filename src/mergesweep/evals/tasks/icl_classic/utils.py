@@ -9,7 +9,8 @@ know is a DataError naming the file and row, raised when lm-eval builds the task
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from mergesweep.evals.data import DataError, read_jsonl
 from mergesweep.paths import data_dir
@@ -93,8 +94,21 @@ def docs(name: str, split: str) -> list[dict]:
     return [render(spec, r) for r in rows]
 
 
+def demonstration_pool(train: list[dict], test: list[dict]) -> list[dict]:
+    """Train docs minus exact copies of any test doc (same prompt text in both modes).
+
+    Why: lm-eval's sampler keeps an item out of its own demonstrations only when it samples from the test
+    split itself; our pool is the train split, where two TREC test questions also appear word for word, and a
+    prompt that shows its own answer measures lookup, not in-context learning.
+    """
+    seen = {(d["mc_prompt"], d["fmc_prompt"]) for d in test}
+    return [d for d in train if (d["mc_prompt"], d["fmc_prompt"]) not in seen]
+
+
 def load(name: str, **_):
-    """lm-eval ``custom_dataset``: train = few-shot demonstration pool, test = evaluation docs."""
+    """lm-eval ``custom_dataset``: train = few-shot demonstration pool (no test item in it), test = eval docs."""
     from datasets import Dataset, DatasetDict
 
-    return DatasetDict({s: Dataset.from_list(docs(name, s)) for s in ("train", "test")})
+    test = docs(name, "test")
+    return DatasetDict({"train": Dataset.from_list(demonstration_pool(docs(name, "train"), test)),
+                        "test": Dataset.from_list(test)})

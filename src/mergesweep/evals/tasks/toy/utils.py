@@ -1,7 +1,5 @@
 """Loaders for the toy suites (referenced from the YAMLs with ``!function utils.*``)."""
-from mergesweep.evals.data import jsonl_file, jsonl_splits
-
-IFEVAL_FIELDS = ("key", "prompt", "instruction_id_list", "kwargs")
+from mergesweep.evals.data import jsonl_splits
 
 
 def recall(name: str, **_):
@@ -9,5 +7,9 @@ def recall(name: str, **_):
     return jsonl_splits("toy_suites", name, ("train", "test"), required=("key", "label", "choices"))
 
 
-def toy_ifeval(**_):
-    return jsonl_file("toy_suites", "toy_ifeval.jsonl", required=IFEVAL_FIELDS)
+def toy_ifeval(prompt_file: str | None = None, **_):
+    """Toy IFEval prompts (or a suite's ``prompt_file``), instruction ids checked like ``ifeval_local``'s."""
+    from mergesweep.evals.prompts import ifeval_dataset
+    from mergesweep.paths import data_dir
+
+    return ifeval_dataset(prompt_file or data_dir() / "toy_suites" / "toy_ifeval.jsonl")

@@ -1,0 +1,59 @@
+"""Every error that means *bad input* rather than a bug, in one module that imports nothing of the project.
+
+Why one module: the CLI prints these as one clear line (exit != 0) and shows a traceback for anything else, so
+it needs the full list without importing vLLM, lm-eval or torch; and modules low in the import graph
+(checkpoints, merge) can raise them without importing modules above them. Each class is still re-exported from
+its old home (``checkpoints.CheckpointError``, ``evals.suite.SuiteError``, ...) so existing imports keep working.
+"""
+
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """A config value is malformed (a strength that is not a number, an unknown method, ...)."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, unsafe to load, or incompatible with its partner."""
+
+
+class MergeConfigError(ValueError):
+    """A merge method, its knobs or its sources are misconfigured (raised before any heavy work)."""
+
+
+class SuiteError(ValueError):
+    """A suite names a task lm-eval does not know, or is otherwise malformed."""
+
+
+class JudgeError(SuiteError):
+    """The judge is misconfigured or unreachable; no record is written."""
+
+
+class DataError(ValueError):
+    """An evaluation data file is missing or malformed."""
+
+
+class VLLMUnavailable(RuntimeError):
+    """vLLM is not installed (or not importable) on this machine."""
+
+
+# What the CLI turns into one line and exit != 0 (JudgeError is covered by SuiteError).
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    CheckpointError,
+    MergeConfigError,
+    SuiteError,
+    DataError,
+    VLLMUnavailable,
+)
+
+__all__ = [
+    "USER_ERRORS",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "JudgeError",
+    "MergeConfigError",
+    "SuiteError",
+    "VLLMUnavailable",
+]

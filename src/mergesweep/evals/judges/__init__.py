@@ -1,0 +1,36 @@
+"""Judges for pairwise (AlpacaEval-style) evaluation, behind one interface (``base.Judge``).
+
+* ``settings``: the ``judge`` block of a suite part, checked; prompt templates; what the record says.
+* ``base``: ``Judge`` (triples in, P(second answer better) out) and ``PromptJudge`` for LLM judges.
+* ``openai_judge`` (HTTP endpoint), ``local`` (transformers / vLLM in this process), ``reward`` (reward model).
+* ``registry``: one judge per configuration per process.
+* ``scoring``: position-bias control, alpaca-eval's win rates, agreement with GPT-4-turbo, ``score`` for suites.
+
+Imports flow one way: suite -> judges.scoring -> judges.{registry, settings, base} -> errors/paths; the engines
+are imported only inside the in-process judges that use them.
+"""
+
+from __future__ import annotations
+
+from ...errors import JudgeError
+from .base import Judge, PromptJudge, p_second_from_logprobs
+from .registry import get_judge
+from .scoring import (
+    ANNOTATIONS,
+    LC_VARIANT,
+    OUTPUTS,
+    agreement,
+    check_part,
+    lc_offline_minimal,
+    preferences,
+    score,
+    second_slot_bias,
+    win_metrics,
+)
+from .settings import DEFAULTS, KINDS, LEADERBOARD, ORDERS, identity, messages, settings, template
+
+__all__ = [
+    "ANNOTATIONS", "DEFAULTS", "KINDS", "LC_VARIANT", "LEADERBOARD", "ORDERS", "OUTPUTS", "Judge", "JudgeError",
+    "PromptJudge", "agreement", "check_part", "get_judge", "identity", "lc_offline_minimal", "messages",
+    "p_second_from_logprobs", "preferences", "score", "second_slot_bias", "settings", "template", "win_metrics",
+]  # fmt: skip

@@ -1,0 +1,98 @@
+"""Judge models in this process: transformers (``hf``) or batched vLLM (``vllm``) beside the sweep's engine.
+
+Both give AlpacaEval 2's preference: the probabilities of the two answer identifiers after the classifier
+prompt. The ``vllm`` judge sends every judge prompt of a point to vLLM in one batched call. Scoring reuses the
+sweep engine's log-likelihood rule (``engines.scoring.score_rows``), so both sides of a record score text the
+same way. For a judge bigger than what fits beside the engine, serve it (``vllm serve``) and use ``openai``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .base import Messages, PromptJudge, p_second_from_logprobs
+
+
+def prompt_text(tok: Any, msgs: Messages) -> str:
+    """The judge prompt as an in-process judge model reads it: its chat template, or plain text without one."""
+    if tok.chat_template:
+        return str(tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
+    return "\n\n".join(m["content"] for m in msgs) + "\n"
+
+
+def load_transformers(s: Mapping[str, Any], auto_class: Any, **kw: Any) -> tuple[Any, Any, str, int]:
+    """(tokenizer, model in eval mode on its device, device, max length) for a judge model in this process."""
+    import torch
+    from transformers import AutoTokenizer
+
+    device = s["device"] or ("cuda" if torch.cuda.is_available() else "cpu")
+    tok = AutoTokenizer.from_pretrained(s["model"])
+    model = auto_class.from_pretrained(s["model"], dtype=getattr(torch, s["dtype"]), **kw).to(device).eval()
+    return tok, model, device, int(getattr(model.config, "max_position_embeddings", 2048))
+
+
+class HFJudge(PromptJudge):
+    """A transformers causal LM in this process: log-probability of each identifier after the chat prompt."""
+
+    def __init__(self, s: Mapping[str, Any]) -> None:
+        super().__init__(s)
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        self.torch = torch
+        self.tok, self.model, self.device, self.max_len = load_transformers(self.s, AutoModelForCausalLM)
+
+    def _logprob(self, ctx: list[int], cont: list[int]) -> float:
+        ids = (ctx + cont)[-self.max_len :]
+        with self.torch.no_grad():
+            logits = self.model(self.torch.tensor([ids], device=self.device)).logits[0].float()
+        lps = self.torch.log_softmax(logits[-len(cont) - 1 : -1], dim=-1)
+        return float(sum(lps[i, t] for i, t in enumerate(cont)))
+
+    def p_second_prompts(self, prompts: Sequence[Messages]) -> list[float]:
+        conts = [self.tok.encode(t, add_special_tokens=False) for t in self.s["tokens"]]
+        out = []
+        for msgs in prompts:
+            ctx = self.tok.encode(prompt_text(self.tok, msgs), add_special_tokens=False)
+            out.append(p_second_from_logprobs(*(self._logprob(ctx, c) for c in conts)))
+        return out
+
+
+class VLLMJudge(PromptJudge):
+    """``judge.kind: vllm``: a ``vllm.LLM`` built once per judge configuration."""
+
+    def __init__(self, s: Mapping[str, Any]) -> None:
+        super().__init__(s)
+        from ...engines.vllm_engine import _configure_env, vllm_distribution
+
+        dist, _ = vllm_distribution()
+        _configure_env({"in_process": True, "kv_cache_gib": 1}, dist)
+        from vllm import LLM
+
+        kw: dict[str, Any] = dict(model=self.s["model"], dtype=self.s["dtype"], enforce_eager=True, seed=0,
+                                  trust_remote_code=False, distributed_executor_backend="uni")  # fmt: skip
+        if dist == "vllm":
+            kw["gpu_memory_utilization"] = 0.3  # leaves room for the sweep's engine on the same GPU
+        self.llm: Any = LLM(**kw)
+        self.tok = self.llm.get_tokenizer()
+        self.max_len = self.llm.llm_engine.model_config.max_model_len
+
+    def p_second_prompts(self, prompts: Sequence[Messages]) -> list[float]:
+        """P(second identifier) for every judge prompt, in one batched vLLM call."""
+        from vllm import SamplingParams
+
+        from ...engines.scoring import score_rows
+
+        conts = [self.tok.encode(t, add_special_tokens=False) for t in self.s["tokens"]]
+        inputs, ctxlens = [], []
+        for msgs in prompts:
+            ctx = self.tok.encode(prompt_text(self.tok, msgs), add_special_tokens=False)
+            for cont in conts:
+                ids = (ctx + cont)[-(self.max_len - 1) :]
+                inputs.append(ids)
+                ctxlens.append(len(ids) - len(cont))
+        params = SamplingParams(temperature=0, prompt_logprobs=1, max_tokens=1, detokenize=False)
+        outs = self.llm.generate([{"prompt_token_ids": t} for t in inputs], params, use_tqdm=False)  # TokensPrompt
+        lps = [score_rows(t, o.prompt_logprobs, n)[0] for t, o, n in zip(inputs, outs, ctxlens)]
+        return [p_second_from_logprobs(lps[i], lps[i + 1]) for i in range(0, len(lps), 2)]

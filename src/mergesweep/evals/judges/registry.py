@@ -1,0 +1,28 @@
+"""One judge per configuration per process: an in-process judge model is loaded once per sweep, not per point."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .base import Judge
+
+# kind -> (module, class); imported on first use so an HTTP judge never imports torch or vLLM
+KIND_CLASSES = {
+    "openai": ("openai_judge", "OpenAIJudge"),
+    "hf": ("local", "HFJudge"),
+    "vllm": ("local", "VLLMJudge"),
+    "reward": ("reward", "RewardJudge"),
+}
+_JUDGES: dict[str, Judge] = {}
+
+
+def get_judge(s: Mapping[str, Any]) -> Judge:
+    """The judge for checked settings ``s`` (``settings.settings``), built on first use."""
+    key = json.dumps({k: s[k] for k in ("kind", "model", "base_url", "dtype", "device")}, sort_keys=True)
+    if key not in _JUDGES:
+        module, cls = KIND_CLASSES[s["kind"]]
+        _JUDGES[key] = getattr(importlib.import_module(f"{__package__}.{module}"), cls)(s)
+    return _JUDGES[key]

@@ -1,0 +1,145 @@
+"""Cheap checks of one job's values, run before any engine starts (for every job of a multirun at once).
+
+Why a module of its own: a sweep point costs an engine start and minutes of evaluation, so every value that
+can be judged from the config and a few file headers is judged first: the sweep name, seeds, limits, merge
+knob *values* (not just their names), tokenizer files, and whether the results folder takes writes. Each
+check raises one of ``errors.USER_ERRORS`` naming the value, which the CLI prints as one line.
+"""
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, MergeConfigError
+
+# One path component: letters, digits and ``._=,+-`` (what Hydra's override_dirname produces), not ``.``/``..``.
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._=,+-]{0,127}")
+# Any one of these in a checkpoint folder is a tokenizer the engine can load.
+# A tensor name per model part (see merge.base.classify), for the knob dry run.
+PART_NAMES = ("model.embed_tokens.weight", "lm_head.weight", "model.layers.0.self_attn.q_proj.weight",
+              "model.layers.1.mlp.up_proj.weight", "model.layers.0.input_layernorm.weight", "model.norm.weight")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model", "*.tiktoken")
+
+
+def sweep_name(name: Any) -> str:
+    """A plain folder name: records must land in ``results_dir/<name>``, never outside it."""
+    text = "" if name is None else str(name)
+    if not _PLAIN.fullmatch(text) or set(text) <= {"."}:
+        raise ConfigError(f"sweep.name must be a plain folder name (letters, digits, ._=,+-; no '/' or '..'), "
+                          f"got {text!r}")
+    return text
+
+
+def integer(value: Any, key: str, minimum: int | None = None) -> int:
+    """``value`` as an int (``seed=abc`` or ``seed=1.5`` is a ConfigError naming the key)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    try:
+        out = int(value)
+    except ValueError:
+        raise ConfigError(f"{key} must be an integer (e.g. {key}=1234), got {value!r}") from None
+    if minimum is not None and out < minimum:
+        raise ConfigError(f"{key} must be >= {minimum}, got {value!r}")
+    return out
+
+
+def suite_numbers(suite: Mapping[str, Any]) -> None:
+    """``limit`` (null, a count >= 1 or a fraction in (0, 1)) and ``num_fewshot`` (null or >= 0) of every part."""
+    for pname, part in (suite.get("parts") or {}).items():
+        key = f"suite.parts.{pname}"
+        limit = part.get("limit")
+        if limit is not None:
+            ok = not isinstance(limit, bool) and (
+                (isinstance(limit, int) and limit >= 1)
+                or (isinstance(limit, float) and 0.0 < limit < 1.0))
+            if not ok:
+                raise ConfigError(f"{key}.limit must be null, a count >= 1 or a fraction in (0, 1), got {limit!r}")
+        if part.get("num_fewshot") is not None:
+            integer(part.get("num_fewshot"), f"{key}.num_fewshot", 0)
+
+
+_VALID_SUITES: set[str] = set()
+
+
+def suite(suite_cfg: Mapping[str, Any]) -> None:
+    """Numbers, tasks and data of a suite (``evals.suite.validate``), each distinct suite once per process:
+    building its tasks takes ~1 s, and a multirun checks every job before the first starts."""
+    import json
+
+    from .evals import suite as suites
+    from .paths import data_dir
+
+    key = json.dumps([suite_cfg, str(data_dir())], sort_keys=True, default=str)
+    if key not in _VALID_SUITES:
+        suite_numbers(suite_cfg)
+        suites.validate(dict(suite_cfg))
+        _VALID_SUITES.add(key)
+
+
+def knob_values(method: str, knobs: Mapping[str, Any], lam: float, n_deltas: int = 1) -> None:
+    """Knob values a method accepts, checked by type and by running it once on a 4x4 tensor.
+
+    Why a dry run: each method checks its own ranges (``ties`` density in [0, 1], DARE p in [0, 1)) only
+    when it meets the first tensor, which is after the engine started. Running it here on a tiny input
+    raises the same error in milliseconds, and catches values of the wrong type (``density=abc``) whose
+    TypeError would otherwise surface deep inside the merge.
+    """
+    import torch
+
+    from .merge import METHODS, check_knobs, classify, method_knobs
+
+    fn = METHODS[method]
+    check_knobs(fn, dict(knobs))
+    defaults = method_knobs(fn)
+    for k, v in knobs.items():
+        if isinstance(defaults.get(k), (int, float)) and not isinstance(defaults.get(k), bool):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise MergeConfigError(f"merge.knobs.{k} must be a number for method {method}, got {v!r}")
+            if not math.isfinite(v):
+                raise MergeConfigError(f"merge.knobs.{k} must be finite, got {v!r}")
+    if not knobs:
+        return
+    g = torch.Generator().manual_seed(0)
+    anchor = torch.randn(4, 4, generator=g)
+    deltas = [torch.randn(4, 4, generator=g) for _ in range(max(1, n_deltas))]
+    for name in PART_NAMES:  # one tensor of each model part: per-part knobs (lines' embed=, ...) all get used
+        try:
+            out = fn(anchor, deltas, lam=float(lam), info=classify(name, 2), **dict(knobs))
+        except MergeConfigError as e:
+            raise MergeConfigError(f"merge method {method}: {e}") from None
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise MergeConfigError(f"merge method {method} cannot use knobs {dict(knobs)}: {e}") from None
+        if not torch.isfinite(out).all():
+            raise MergeConfigError(f"merge method {method} with knobs {dict(knobs)} gives non-finite weights")
+
+
+def tokenizer_files(path: Path, role: str = "instruct") -> None:
+    """The engine tokenizes with the instruct folder: without tokenizer files it would fail mid-generation."""
+    path = Path(path)
+    if not any(next(path.glob(p), None) is not None for p in TOKENIZER_FILES):
+        raise ConfigError(f"model.{role} ({path}) has no tokenizer files (one of {', '.join(TOKENIZER_FILES)}); "
+                          "copy them from the model's original folder")
+
+
+def writable(sweep_dir: Path) -> None:
+    """Records and samples can be written: probed by creating (and removing) a temp file, no folder made.
+
+    Why probe rather than ``os.access``: as root, ``access`` says yes to read-only mounts and immutable
+    folders; the probe sees what the writes will see.
+    """
+    for target in (Path(sweep_dir) / "records", Path(sweep_dir) / "samples"):
+        probe = target
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise ConfigError(f"results folder not usable: {probe} is not a folder (needed for {target})")
+        try:
+            with tempfile.TemporaryFile(dir=probe, prefix=".mergesweep-probe-"):
+                pass
+        except OSError as e:
+            raise ConfigError(f"results folder not writable: {probe} ({e.strerror or e}); records go to {target}") \
+                from None

@@ -1,0 +1,139 @@
+"""Paper figures and the best-lam table from records: files, sizes, and numbers checked by brute force.
+
+Records are synthetic (written through ``RecordStore.write``, read back through the real loaders) so that the
+expected best lam and Pareto front are known: ICL falls and IF rises with lam, with family-specific curves.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mergesweep.figures import best_lam, pareto_front, write_figures
+from mergesweep.records import RecordStore
+from mergesweep.report import load_table, write_report
+
+LAMS = [round(0.1 * i, 1) for i in range(11)]
+TASKS = {"icl": ["sst2", "trec", "cb"], "if": ["ifeval"]}
+
+
+def curve(family: str, method: str, lam: float) -> tuple[float, float]:
+    """(ICL, IF): ICL falls, IF saturates; the second family and method shift both."""
+    k = 1 if family == "fam_b" else 0
+    m = 0.03 if method == "ties" else 0.0
+    icl = 0.8 - 0.35 * lam ** (2 - k) + m
+    if_ = 0.2 + 0.6 * (1 - math.exp(-(4 + 2 * k) * lam)) - m
+    return icl, if_
+
+
+def record(family: str, method: str, lam: float, suite: str = "icl_ifeval", parts=("icl", "if")) -> dict:
+    icl, if_ = curve(family, method, lam)
+    summary = {"icl": icl if "icl" in parts else None, "if": if_ if "if" in parts else None}
+    metrics = {p: {"metric": "acc", "tasks": {t: {"acc": min(1.0, summary[p] + 0.05 * i - 0.05)}
+                                              for i, t in enumerate(TASKS[p])}} for p in parts}
+    return {"point_id": f"{family}__{method}__lam{lam:g}__{suite}", "sweep": "s", "family": family, "method": method,
+            "lam": lam, "extrapolation": False, "summary": summary, "metrics": metrics,
+            "ci": {p: {"low": summary[p] - 0.04, "high": summary[p] + 0.03} for p in parts},
+            "config": {"suite": {"name": suite}}}
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("figs") / "study"
+    store = RecordStore(d)
+    for fam, meth, lam in itertools.product(("fam_a", "fam_b"), ("linear", "ties"), LAMS):
+        store.write(record(fam, meth, lam))
+    return d
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", head[16:24])
+
+
+def test_every_figure_as_png_and_pdf_at_column_width(sweep):
+    out = write_report(sweep)
+    figs = sweep / "figures"
+    stems = {p.stem for p in figs.glob("*.png")}
+    assert stems == {"tradeoff__fam_a", "tradeoff__fam_b", "parts_vs_lam", "tasks__fam_a__linear",
+                     "tasks__fam_a__ties", "tasks__fam_b__linear", "tasks__fam_b__ties"}
+    for stem in stems:
+        assert (figs / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-"
+        w, h = png_size(figs / f"{stem}.png")
+        assert 850 <= w <= 1150, f"{stem}: {w}px wide at 300 dpi is not one 3.3in column"
+    report = out["markdown"].read_text()
+    assert "figures/tradeoff__fam_a.png" in report and "(best_lam.md)" in report
+    assert (sweep / "best_lam.csv").is_file()
+
+
+def test_best_lam_is_the_highest_icl_within_the_if_tolerance(sweep):
+    df = load_table(sweep)  # no suite column: one suite
+    table = best_lam(df, if_tolerance=0.05).set_index(["family", "method"])
+    for fam, meth in itertools.product(("fam_a", "fam_b"), ("linear", "ties")):
+        ref_if = curve(fam, "linear", 1.0)[1]  # the instruct model: lam=1 of the linear merge
+        feasible = [lam for lam in LAMS if curve(fam, meth, lam)[1] >= ref_if - 0.05]
+        expected = max(feasible, key=lambda lam: (curve(fam, meth, lam)[0], -lam))
+        row = table.loc[(fam, meth)]
+        assert row["best_lam"] == pytest.approx(expected), (fam, meth)
+        assert row["icl"] == pytest.approx(curve(fam, meth, expected)[0])
+        assert row["icl_low"] == pytest.approx(row["icl"] - 0.04)
+        assert row["icl_high"] == pytest.approx(row["icl"] + 0.03)
+    # fam_b's IF saturates faster, so more ICL is kept there than in fam_a
+    assert table.loc[("fam_b", "linear"), "best_lam"] < table.loc[("fam_a", "linear"), "best_lam"]
+
+
+def test_pareto_front_matches_brute_force():
+    rng = np.random.default_rng(0)
+    x, y = rng.random(40), rng.random(40)
+    x[3] = np.nan
+    x[10], y[10], x[11], y[11] = 1.5, 0.9, 1.5, 0.8  # a tie on ICL: the lower-IF twin is dominated
+    brute = [not np.isnan(x[i]) and not any(x[j] >= x[i] and y[j] >= y[i] and (x[j] > x[i] or y[j] > y[i])
+                                            for j in range(40) if j != i and not np.isnan(x[j]))
+             for i in range(40)]
+    assert pareto_front(x, y).tolist() == brute and sum(brute) >= 2
+
+
+def test_single_part_suites_do_not_break_figures(tmp_path):
+    store = RecordStore(tmp_path / "icl_only")
+    for lam in (0.0, 0.5, 1.0):
+        store.write(record("fam_a", "linear", lam, suite="icl_classic", parts=("icl",)))
+    made = write_figures([tmp_path / "icl_only"], load_table(tmp_path / "icl_only"), tmp_path / "icl_only")
+    assert "parts_vs_lam" in made and not any(k.startswith("tradeoff") for k in made)
+    assert (tmp_path / "icl_only" / "best_lam.csv").read_text().count("\n") == 1, "no IF: no best-lam rows"
+    assert (tmp_path / "icl_only" / "figures" / "tasks__fam_a__linear.pdf").is_file()
+
+
+def test_two_suites_are_two_curves_not_one(tmp_path):
+    """partial_adaptation writes icl_ifeval and alpaca_judged records at the same lam: never mixed in one line."""
+    store = RecordStore(tmp_path / "pa")
+    for lam in LAMS:
+        store.write(record("fam_a", "linear", lam))
+        store.write(record("fam_a", "linear", lam, suite="alpaca_judged", parts=("if",)))
+    write_figures([tmp_path / "pa"], load_table(tmp_path / "pa"), tmp_path / "pa")
+    table = (tmp_path / "pa" / "best_lam.csv").read_text().splitlines()
+    assert len(table) == 2 and ",icl_ifeval," in table[1]
+    heatmaps = sorted(p.stem for p in (tmp_path / "pa" / "figures").glob("tasks__*.png"))
+    assert heatmaps == ["tasks__fam_a__linear__alpaca_judged", "tasks__fam_a__linear__icl_ifeval"]
+
+
+def test_wandb_summary_run_has_figures_tables_and_tags(sweep, tmp_path, monkeypatch):
+    """A real offline W&B run: every figure as an image, the records and best-lam tables, family/method tags."""
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    runs = []
+    real_init = wandb.init
+    monkeypatch.setattr(wandb, "init", lambda *a, **kw: runs.append(real_init(*a, **kw)) or runs[-1])
+    out = write_report(sweep, tracking={"enabled": True, "mode": "offline", "project": "t"}, out=tmp_path / "rep")
+    media = Path(out["wandb"]) / "files" / "media"
+    images = {p.name.rsplit("_", 2)[0] for p in (media / "images" / "figures").glob("*.png")}
+    assert images == {"tradeoff__fam_a", "tradeoff__fam_b", "parts_vs_lam", "tasks__fam_a__linear",
+                      "tasks__fam_a__ties", "tasks__fam_b__linear", "tasks__fam_b__ties"}
+    tables = sorted(p.name.split("_")[0] for p in (media / "table").glob("*.table.json"))
+    assert tables == ["best", "records"]
+    assert sorted(runs[-1].tags) == ["fam_a", "fam_b", "linear", "ties"]
