@@ -18,13 +18,15 @@ Workloads: ``toy`` / ``toy_if`` (the toy suite's ICL and IF parts), ``classic`` 
 ``--max-gen-toks`` for every engine: random weights rarely stop early, so each engine generates about the same
 number of tokens).
 
-    python scripts/bench_eval.py                       # toy pair, toy workloads, ~1 min on 2 CPU cores
+    python scripts/bench_eval.py                       # toy pair, toy workloads, a few minutes on 2 CPU cores
     python -m mergesweep.random_pair --shape qwen2.5-0.5b --out /tmp/pair
     flock /tmp/ms-heavy.lock python scripts/bench_eval.py --model /tmp/pair/instruct --workloads classic ifeval \\
-        --limit 2 --gen-limit 16 --max-gen-toks 32 --hf-batch 1 --max-model-len 4096
+        --engines hf vllm_cached vllm_prompt_logprobs --limit 1 --gen-limit 16 --max-gen-toks 32 --hf-batch 1 \\
+        --max-model-len 4096                           # results/bench/eval.md: ~15 min
 
 Writes results/bench/eval.json and results/bench/eval.md (``--tag T``: eval_T.json|md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,14 +49,19 @@ WORKLOADS = {  # suite file, part, tasks (None = the suite's own), few-shot k (N
     "ifeval": ("ifeval", "if", None, None),
 }
 GENERATION = {"toy_if", "ifeval"}
-NOTE = ("How the scorers differ (engines/scoring.py): `prompt_logprobs` sends one fresh prompt per (doc, choice) and "
-        "vLLM makes such requests skip the prefix cache, so each choice prefills the whole few-shot context and "
-        "projects every context row onto the vocabulary; `cached` prefills each doc's context once (single-token "
-        "choices are read from one generated position's logprobs) and every other choice reads the context's full "
-        "cached blocks and prefills only the tail (context mod 128 tokens + the choice). Generation goes to vLLM "
-        "as one batch of all prompts.")
-VLLM_KINDS = {"vllm_cached": ("cached", True), "vllm_prompt_logprobs": ("prompt_logprobs", True),
-              "vllm_prefix_off": ("prompt_logprobs", False)}
+NOTE = (
+    "How the scorers differ (engines/scoring.py): `prompt_logprobs` sends one fresh prompt per (doc, choice) and "
+    "vLLM makes such requests skip the prefix cache, so each choice prefills the whole few-shot context and "
+    "projects every context row onto the vocabulary; `cached` prefills each doc's context once (single-token "
+    "choices are read from one generated position's logprobs) and every other choice reads the context's full "
+    "cached blocks and prefills only the tail (context mod 128 tokens + the choice). Generation goes to vLLM "
+    "as one batch of all prompts."
+)
+VLLM_KINDS = {
+    "vllm_cached": ("cached", True),
+    "vllm_prompt_logprobs": ("prompt_logprobs", True),
+    "vllm_prefix_off": ("prompt_logprobs", False),
+}
 
 
 def make_engine(kind: str, model: str, dtype: str, hf_batch: int, max_len: int):
@@ -63,14 +70,25 @@ def make_engine(kind: str, model: str, dtype: str, hf_batch: int, max_len: int):
     if kind == "hf":
         from mergesweep.engines.hf_engine import HFEngine
 
-        eng = HFEngine(model, {"name": "hf", "dtype": dtype, "device": "cpu", "batch_size": hf_batch,
-                               "max_model_len": max_len})
+        eng = HFEngine(
+            model, {"name": "hf", "dtype": dtype, "device": "cpu", "batch_size": hf_batch, "max_model_len": max_len}
+        )
     else:
         from mergesweep.engines.vllm_engine import VLLMEngine
 
         scorer, prefix = VLLM_KINDS[kind]
-        eng = VLLMEngine(model, {"name": "vllm", "dtype": dtype, "max_model_len": max_len, "kv_cache_gib": 2,
-                                 "in_process": True, "prefix_caching": prefix, "scorer": scorer})
+        eng = VLLMEngine(
+            model,
+            {
+                "name": "vllm",
+                "dtype": dtype,
+                "max_model_len": max_len,
+                "kv_cache_gib": 2,
+                "in_process": True,
+                "prefix_caching": prefix,
+                "scorer": scorer,
+            },
+        )
     return eng, time.perf_counter() - t0
 
 
@@ -108,8 +126,13 @@ def timed_run(lm, part: dict, seed: int, profile: Path | None = None) -> dict:
         for path in out["samples"].values():
             requests += sum(len(json.loads(line)["arguments"]) for line in Path(path).read_text().splitlines())
     metric = part["metric"]
-    return {"wall_s": wall, "requests": requests, "requests_per_s": requests / wall,
-            "metric": metric, "scores": {t: m[metric] for t, m in out["parts"]["p"]["tasks"].items()}}
+    return {
+        "wall_s": wall,
+        "requests": requests,
+        "requests_per_s": requests / wall,
+        "metric": metric,
+        "scores": {t: m[metric] for t, m in out["parts"]["p"]["tasks"].items()},
+    }
 
 
 def generation_run(lm, part: dict, seed: int, profile: Path | None = None) -> dict:
@@ -127,8 +150,12 @@ def generation_run(lm, part: dict, seed: int, profile: Path | None = None) -> di
     instances = []
     for task in get_task_dict(list(part["tasks"]), suites.task_manager(False)).values():
         task.set_config(key="generation_kwargs", value=dict(part["gen_kwargs"]), update=True)
-        task.build_all_requests(limit=part["limit"], apply_chat_template=bool(part.get("chat_template")),
-                                chat_template=lm.apply_chat_template, tokenizer_name=lm.tokenizer_name)
+        task.build_all_requests(
+            limit=part["limit"],
+            apply_chat_template=bool(part.get("chat_template")),
+            chat_template=lm.apply_chat_template,
+            tokenizer_name=lm.tokenizer_name,
+        )
         instances += task.instances
     prof = cProfile.Profile() if profile else None
     t0 = time.perf_counter()
@@ -139,12 +166,18 @@ def generation_run(lm, part: dict, seed: int, profile: Path | None = None) -> di
         prof.disable()
         prof.dump_stats(str(profile))
     wall = time.perf_counter() - t0
-    return {"wall_s": wall, "requests": len(texts), "requests_per_s": len(texts) / wall, "metric": "chars",
-            "scores": {"generated_chars_per_request": sum(map(len, texts)) / max(1, len(texts))}}
+    return {
+        "wall_s": wall,
+        "requests": len(texts),
+        "requests_per_s": len(texts) / wall,
+        "metric": "chars",
+        "scores": {"generated_chars_per_request": sum(map(len, texts)) / max(1, len(texts))},
+    }
 
 
-def run_workload(lm, name: str, part: dict, seed: int, profile: Path | None = None,
-                 hf_batches: tuple[int, int] = (16, 16)) -> dict:
+def run_workload(
+    lm, name: str, part: dict, seed: int, profile: Path | None = None, hf_batches: tuple[int, int] = (16, 16)
+) -> dict:
     """One timed pass; lm-eval's HFLM gets its log-likelihood or its generation batch size first."""
     if hasattr(lm, "batch_size_per_gpu"):
         lm.batch_size_per_gpu = hf_batches[name in GENERATION]
@@ -157,8 +190,12 @@ def warm_up(lm, parts: dict[str, dict], seed: int, hf_batches: tuple[int, int]) 
 
 
 def ratios_of(runs: dict, parts: dict) -> dict[str, float]:
-    pairs = [("vllm_cached", "vllm_prompt_logprobs"), ("vllm_cached", "hf"), ("vllm_prompt_logprobs", "hf"),
-             ("vllm_prompt_logprobs", "vllm_prefix_off")]
+    pairs = [
+        ("vllm_cached", "vllm_prompt_logprobs"),
+        ("vllm_cached", "hf"),
+        ("vllm_prompt_logprobs", "hf"),
+        ("vllm_prompt_logprobs", "vllm_prefix_off"),
+    ]
     out = {}
     for w in parts:
         rps = {k: r[w]["requests_per_s"] for k, r in runs.items() if w in r}
@@ -182,11 +219,16 @@ def main() -> None:
     ap.add_argument("--max-gen-toks", type=int, default=64, help="generation budget, the same for every engine")
     ap.add_argument("--hf-batch", type=int, default=16, help="lm-eval HFLM batch size for log-likelihoods")
     ap.add_argument("--hf-gen-batch", type=int, default=16, help="lm-eval HFLM batch size for generations")
-    ap.add_argument("--max-model-len", type=int, default=1024,
-                    help="context of every engine; longer prompts are left-truncated (per option: no shared prefix)")
+    ap.add_argument(
+        "--max-model-len",
+        type=int,
+        default=1024,
+        help="context of every engine; longer prompts are left-truncated (per option: no shared prefix)",
+    )
     ap.add_argument("--workloads", nargs="+", default=["toy", "toy_if"], choices=list(WORKLOADS))
-    ap.add_argument("--engines", nargs="+", default=["vllm_cached", "vllm_prompt_logprobs", "hf"],
-                    choices=[*VLLM_KINDS, "hf"])
+    ap.add_argument(
+        "--engines", nargs="+", default=["vllm_cached", "vllm_prompt_logprobs", "hf"], choices=[*VLLM_KINDS, "hf"]
+    )
     ap.add_argument("--profile", type=Path, default=None, help="folder for a cProfile of each timed pass")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--out", type=Path, default=REPO / "results/bench")
@@ -222,30 +264,48 @@ def main() -> None:
 
 
 def write(args, parts: dict, runs: dict, ratios: dict) -> None:
-    result = {"what": "lm-eval requests/s through each engine, same process, same tasks and seed",
-              "model": args.model, "dtype": args.dtype, "limit_per_task": args.limit, "gen_limit": args.gen_limit,
-              "max_gen_toks": args.max_gen_toks, "hf_batch_size": args.hf_batch, "hf_gen_batch_size": args.hf_gen_batch, "max_model_len": args.max_model_len,
-              "workloads": {w: {"tasks": p["tasks"], "num_fewshot": p.get("num_fewshot")} for w, p in parts.items()},
-              "machine": platform.platform(), "cpus": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "runs": runs, "ratios": ratios}
+    result = {
+        "what": "lm-eval requests/s through each engine, same process, same tasks and seed",
+        "model": args.model,
+        "dtype": args.dtype,
+        "limit_per_task": args.limit,
+        "gen_limit": args.gen_limit,
+        "max_gen_toks": args.max_gen_toks,
+        "hf_batch_size": args.hf_batch,
+        "hf_gen_batch_size": args.hf_gen_batch,
+        "max_model_len": args.max_model_len,
+        "workloads": {w: {"tasks": p["tasks"], "num_fewshot": p.get("num_fewshot")} for w, p in parts.items()},
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "runs": runs,
+        "ratios": ratios,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"eval_{args.tag}" if args.tag else "eval"
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1, default=str))
-    lines = ["# Evaluation throughput (scripts/bench_eval.py)", "",
-             f"model `{args.model}` ({args.dtype}); ICL: {args.limit} docs per task; generation: {args.gen_limit} "
-             f"docs, max_gen_toks {args.max_gen_toks}; lm-eval hf batch {args.hf_batch} (generation {args.hf_gen_batch}); max_model_len "
-             f"{args.max_model_len}; {platform.machine()}, "
-             f"{os.cpu_count()} CPUs, seed {args.seed}. Wall time includes task building.", "",
-             "| workload | engine | requests | wall (s) | requests/s | mean score | engine start (s) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Evaluation throughput (scripts/bench_eval.py)",
+        "",
+        f"model `{args.model}` ({args.dtype}); ICL: {args.limit} docs per task; generation: {args.gen_limit} "
+        f"docs, max_gen_toks {args.max_gen_toks}; lm-eval hf batch {args.hf_batch} (generation "
+        f"{args.hf_gen_batch}); max_model_len {args.max_model_len}; {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, seed {args.seed}. Wall time includes task building.",
+        "",
+        "| workload | engine | requests | wall (s) | requests/s | mean score | engine start (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for w, part in parts.items():
         for kind, r in runs.items():
             if w not in r:
                 continue
             x = r[w]
             mean = sum(x["scores"].values()) / len(x["scores"])
-            lines.append(f"| {w} ({len(part['tasks'])} tasks, k={part.get('num_fewshot') or 'task'}) | {kind} | "
-                         f"{x['requests']} | {x['wall_s']:.2f} | {x['requests_per_s']:.2f} | {mean:.3f} "
-                         f"({x['metric']}) | {r['start_s']:.1f} |")
+            lines.append(
+                f"| {w} ({len(part['tasks'])} tasks, k={part.get('num_fewshot') or 'task'}) | {kind} | "
+                f"{x['requests']} | {x['wall_s']:.2f} | {x['requests_per_s']:.2f} | {mean:.3f} "
+                f"({x['metric']}) | {r['start_s']:.1f} |"
+            )
     lines += ["", "| ratio (requests/s) | value |", "|---|---|"] + [f"| {k} | {v:.2f}x |" for k, v in ratios.items()]
     lines += ["", NOTE]
     (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")

@@ -18,6 +18,7 @@
 
 Results: results/bench/<stem>.json and <stem>.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,10 +38,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from mergesweep.checkpoints import Checkpoint, MemoryCheckpoint  # noqa: E402
-from tests.helpers import save_interleaved_shards  # noqa: E402  (a test-side writer, not part of the package)
-from mergesweep.merge import get_method  # noqa: E402
-from mergesweep.merge.plan import MergePlan  # noqa: E402
+from tests.helpers import save_interleaved_shards
+
+from mergesweep.checkpoints import Checkpoint, MemoryCheckpoint
+from mergesweep.merge import get_method
+from mergesweep.merge.plan import MergePlan
 
 SHAPES = {  # Llama-style dims: hidden, intermediate, layers, heads, kv heads, vocab
     "small": dict(hidden=768, inter=2048, layers=6, heads=12, kv=4, vocab=16000),
@@ -55,11 +57,19 @@ def model_shapes(kind: str) -> dict[str, tuple[int, ...]]:
     out = {"model.embed_tokens.weight": (d["vocab"], h)}
     for i in range(d["layers"]):
         p = f"model.layers.{i}."
-        out.update({p + "self_attn.q_proj.weight": (h, h), p + "self_attn.k_proj.weight": (kv, h),
-                    p + "self_attn.v_proj.weight": (kv, h), p + "self_attn.o_proj.weight": (h, h),
-                    p + "mlp.gate_proj.weight": (d["inter"], h), p + "mlp.up_proj.weight": (d["inter"], h),
-                    p + "mlp.down_proj.weight": (h, d["inter"]), p + "input_layernorm.weight": (h,),
-                    p + "post_attention_layernorm.weight": (h,)})
+        out.update(
+            {
+                p + "self_attn.q_proj.weight": (h, h),
+                p + "self_attn.k_proj.weight": (kv, h),
+                p + "self_attn.v_proj.weight": (kv, h),
+                p + "self_attn.o_proj.weight": (h, h),
+                p + "mlp.gate_proj.weight": (d["inter"], h),
+                p + "mlp.up_proj.weight": (d["inter"], h),
+                p + "mlp.down_proj.weight": (h, d["inter"]),
+                p + "input_layernorm.weight": (h,),
+                p + "post_attention_layernorm.weight": (h,),
+            }
+        )
     out.update({"model.norm.weight": (h,), "lm_head.weight": (d["vocab"], h)})
     return out
 
@@ -77,8 +87,14 @@ def random_pair(kind: str, dtype: torch.dtype, device: str, seed: int = 0) -> tu
 
 def config(kind: str) -> dict:
     d = SHAPES[kind]
-    return {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "num_hidden_layers": d["layers"],
-            "hidden_size": d["hidden"], "vocab_size": d["vocab"], "tie_word_embeddings": False}
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "num_hidden_layers": d["layers"],
+        "hidden_size": d["hidden"],
+        "vocab_size": d["vocab"],
+        "tie_word_embeddings": False,
+    }
 
 
 def sync(device: str) -> None:
@@ -108,9 +124,16 @@ def timed(fns: dict, device: str, repeats: int) -> dict[str, list[float]]:
 def throughput(args) -> dict:
     dtype = getattr(torch, args.dtype)
     base, inst = random_pair(args.shape, dtype, args.device)
-    plans = {reuse: MergePlan(anchor=MemoryCheckpoint(base, config(args.shape)),
-                              finetuned=[MemoryCheckpoint(inst, config(args.shape))],
-                              device=args.device, progress=False, reuse_outputs=reuse) for reuse in (True, False)}
+    plans = {
+        reuse: MergePlan(
+            anchor=MemoryCheckpoint(base, config(args.shape)),
+            finetuned=[MemoryCheckpoint(inst, config(args.shape))],
+            device=args.device,
+            progress=False,
+            reuse_outputs=reuse,
+        )
+        for reuse in (True, False)
+    }
     nbytes = sum(t.numel() * t.element_size() for t in base.values())
     dst = {k: torch.empty_like(v) for k, v in base.items()}
 
@@ -137,16 +160,22 @@ def throughput(args) -> dict:
         def run() -> None:
             for _, t in plan.build(method, 0.5, dtype, **knobs):
                 del t  # an engine copies each tensor into its weights here
+
         return run
 
-    fns = {"copy": copy, "copy_fresh_alloc": copy_fresh, "copy_recycled": copy_recycled,
-           **{m: point(m) for m in args.methods}}
+    fns = {
+        "copy": copy,
+        "copy_fresh_alloc": copy_fresh,
+        "copy_recycled": copy_recycled,
+        **{m: point(m) for m in args.methods},
+    }
     if "linear" in args.methods:
         fns["linear (fresh outputs)"] = point("linear", reuse=False)
         args.methods = [*args.methods, "linear (fresh outputs)"]
     times = timed(fns, args.device, args.repeats)
     med = {k: statistics.median(v) for k, v in times.items()}
     out = {"bytes_per_point": nbytes, "repeats": args.repeats, "methods": {}}
+
     def ratio(base_key: str, name: str) -> float:
         return statistics.median(c / t for c, t in zip(times[base_key], times[name]))
 
@@ -155,11 +184,19 @@ def throughput(args) -> dict:
         print(f"  {k:22s} {med[k]:8.3f} s/point {nbytes / med[k] / 1e9:7.2f} GB/s", flush=True)
     for name in args.methods:
         like = "copy_fresh_alloc" if "fresh" in name else "copy_recycled"
-        out["methods"][name] = {"s_per_point": med[name], "gbps": nbytes / med[name] / 1e9,
-                                "ratio_vs_copy": ratio("copy", name), "like_for_like_copy": like,
-                                "ratio_vs_like_for_like_copy": ratio(like, name), "s_all": times[name]}
-        print(f"  {name:22s} {med[name]:8.3f} s/point {nbytes / med[name] / 1e9:7.2f} GB/s  "
-              f"{ratio('copy', name):5.2f}x copy, {ratio(like, name):5.2f}x {like}", flush=True)
+        out["methods"][name] = {
+            "s_per_point": med[name],
+            "gbps": nbytes / med[name] / 1e9,
+            "ratio_vs_copy": ratio("copy", name),
+            "like_for_like_copy": like,
+            "ratio_vs_like_for_like_copy": ratio(like, name),
+            "s_all": times[name],
+        }
+        print(
+            f"  {name:22s} {med[name]:8.3f} s/point {nbytes / med[name] / 1e9:7.2f} GB/s  "
+            f"{ratio('copy', name):5.2f}x copy, {ratio(like, name):5.2f}x {like}",
+            flush=True,
+        )
     return out
 
 
@@ -187,8 +224,12 @@ def rss_child(mode: str, root: str, method: str, points: int) -> None:
     """Run in a fresh process: sweep ``points`` points and print peak RSS numbers as JSON."""
     torch.set_num_threads(1)
     baseline = _status_kib("VmRSS")
-    plan = MergePlan(anchor=Checkpoint(Path(root) / "base"), finetuned=[Checkpoint(Path(root) / "instruct")],
-                     storage_device=None if mode == "resident" else mode, progress=False)
+    plan = MergePlan(
+        anchor=Checkpoint(Path(root) / "base"),
+        finetuned=[Checkpoint(Path(root) / "instruct")],
+        storage_device=None if mode == "resident" else mode,
+        progress=False,
+    )
     after_load = _status_kib("VmRSS")
     m = get_method(method)
     dtype = torch.bfloat16
@@ -197,8 +238,17 @@ def rss_child(mode: str, root: str, method: str, points: int) -> None:
         for _, t in plan.build(m, i / max(1, points - 1), dtype, **KNOBS.get(method, {})):
             del t
     peak = _status_kib("VmHWM")
-    print(json.dumps({"baseline_kib": baseline, "after_load_kib": after_load, "peak_kib": peak,
-                      "resident_bytes": plan.resident_bytes(), "s_per_point": (time.perf_counter() - t0) / points}))
+    print(
+        json.dumps(
+            {
+                "baseline_kib": baseline,
+                "after_load_kib": after_load,
+                "peak_kib": peak,
+                "resident_bytes": plan.resident_bytes(),
+                "s_per_point": (time.perf_counter() - t0) / points,
+            }
+        )
+    )
 
 
 def rss(args) -> dict:
@@ -208,41 +258,62 @@ def rss(args) -> dict:
         out["model_bytes"] = size
         for mode in ("resident", "disk"):
             for method in ("linear", "ties"):
-                r = subprocess.run([sys.executable, __file__, "--rss-child", mode, tmp, method, str(args.points)],
-                                   capture_output=True, text=True, check=True)
+                r = subprocess.run(
+                    [sys.executable, __file__, "--rss-child", mode, tmp, method, str(args.points)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 res = json.loads(r.stdout.strip().splitlines()[-1])
                 res["peak_over_model"] = (res["peak_kib"] - res["baseline_kib"]) * 1024 / size
                 res["peak_total_over_model"] = res["peak_kib"] * 1024 / size
                 out[f"{mode}/{method}"] = res
-                print(f"  {mode:8s} {method:7s} peak {res['peak_over_model']:.2f}x model above baseline "
-                      f"({res['peak_kib'] / 1024:.0f} MiB total, baseline {res['baseline_kib'] / 1024:.0f} MiB, "
-                      f"{res['s_per_point']:.2f} s/point)", flush=True)
+                print(
+                    f"  {mode:8s} {method:7s} peak {res['peak_over_model']:.2f}x model above baseline "
+                    f"({res['peak_kib'] / 1024:.0f} MiB total, baseline {res['baseline_kib'] / 1024:.0f} MiB, "
+                    f"{res['s_per_point']:.2f} s/point)",
+                    flush=True,
+                )
     return out
 
 
 def markdown(res: dict) -> str:
     t = res["throughput"]
-    lines = [f"# Merge benchmark ({res['shape']} shapes, {res['dtype']}, {res['device']}, "
-             f"{res['threads']} threads)", "",
-             f"{res['host']}. {t['bytes_per_point'] / 1e6:.0f} MB of tensors per point.", "",
-             "| what | s/point | GB/s | vs copy | vs like-for-like copy |", "| --- | --- | --- | --- | --- |",
-             f"| copy (`dst.copy_(src)`, preallocated dst per tensor) | {t['copy']['s']:.3f} | "
-             f"{t['copy']['gbps']:.2f} | 1.00x | |",
-             f"| copy into recycled dst (one per shape) | {t['copy_recycled']['s']:.3f} | "
-             f"{t['copy_recycled']['gbps']:.2f} | | |",
-             f"| copy into fresh dst (`empty_like`) | {t['copy_fresh_alloc']['s']:.3f} | "
-             f"{t['copy_fresh_alloc']['gbps']:.2f} | | |"]
+    lines = [
+        f"# Merge benchmark ({res['shape']} shapes, {res['dtype']}, {res['device']}, {res['threads']} threads)",
+        "",
+        f"{res['host']}. {t['bytes_per_point'] / 1e6:.0f} MB of tensors per point.",
+        "",
+        "| what | s/point | GB/s | vs copy | vs like-for-like copy |",
+        "| --- | --- | --- | --- | --- |",
+        f"| copy (`dst.copy_(src)`, preallocated dst per tensor) | {t['copy']['s']:.3f} | "
+        f"{t['copy']['gbps']:.2f} | 1.00x | |",
+        f"| copy into recycled dst (one per shape) | {t['copy_recycled']['s']:.3f} | "
+        f"{t['copy_recycled']['gbps']:.2f} | | |",
+        f"| copy into fresh dst (`empty_like`) | {t['copy_fresh_alloc']['s']:.3f} | "
+        f"{t['copy_fresh_alloc']['gbps']:.2f} | | |",
+    ]
     for name, m in t["methods"].items():
-        lines.append(f"| {name} | {m['s_per_point']:.3f} | {m['gbps']:.2f} | {m['ratio_vs_copy']:.2f}x | "
-                     f"{m['ratio_vs_like_for_like_copy']:.2f}x ({m['like_for_like_copy']}) |")
-    lines += ["", "s/point and GB/s: medians over rounds; vs copy: median of per-round ratios (same load). "
-              f"Load average at start: {', '.join(f'{x:.2f}' for x in res['load_avg'])}."]
+        lines.append(
+            f"| {name} | {m['s_per_point']:.3f} | {m['gbps']:.2f} | {m['ratio_vs_copy']:.2f}x | "
+            f"{m['ratio_vs_like_for_like_copy']:.2f}x ({m['like_for_like_copy']}) |"
+        )
+    lines += [
+        "",
+        "s/point and GB/s: medians over rounds; vs copy: median of per-round ratios (same load). "
+        f"Load average at start: {', '.join(f'{x:.2f}' for x in res['load_avg'])}.",
+    ]
     if res.get("rss"):
         r = res["rss"]
-        lines += ["", f"Peak RSS sweeping {res['points']} points of a 4-shard bf16 pair ({res['rss_shape']} shapes, "
-                  f"{r['model_bytes'] / 1e6:.0f} MB per checkpoint), above the RSS after imports, outputs dropped "
-                  "as they come:", "",
-                  "| mode | method | peak / model size | target | s/point |", "| --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            f"Peak RSS sweeping {res['points']} points of a 4-shard bf16 pair ({res['rss_shape']} shapes, "
+            f"{r['model_bytes'] / 1e6:.0f} MB per checkpoint), above the RSS after imports, outputs dropped "
+            "as they come:",
+            "",
+            "| mode | method | peak / model size | target | s/point |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for key, v in r.items():
             if key == "model_bytes":
                 continue
@@ -265,11 +336,19 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5, help="timed rounds (each runs copy and every method)")
     ap.add_argument("--points", type=int, default=3, help="points swept in the RSS part")
     ap.add_argument("--no-rss", action="store_true")
-    ap.add_argument("--rss-shape", choices=sorted(SHAPES), default="small",
-                    help="shapes of the pair written to disk for the RSS part (8b writes 2 x 16 GB)")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (1 keeps timings stable on a shared machine: OpenMP barriers stall "
-                         "when another job takes a core)")
+    ap.add_argument(
+        "--rss-shape",
+        choices=sorted(SHAPES),
+        default="small",
+        help="shapes of the pair written to disk for the RSS part (8b writes 2 x 16 GB)",
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1 keeps timings stable on a shared machine: OpenMP barriers stall "
+        "when another job takes a core)",
+    )
     ap.add_argument("--stem", default="merge")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
     args = ap.parse_args()
@@ -282,9 +361,17 @@ def main() -> None:
         pass
     if args.device.startswith("cuda"):
         host = torch.cuda.get_device_name()
-    res = {"shape": args.shape, "rss_shape": args.rss_shape, "dtype": args.dtype, "device": args.device,
-           "threads": torch.get_num_threads(),
-           "host": host, "torch": torch.__version__, "points": args.points, "load_avg": os.getloadavg()}
+    res = {
+        "shape": args.shape,
+        "rss_shape": args.rss_shape,
+        "dtype": args.dtype,
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+        "host": host,
+        "torch": torch.__version__,
+        "points": args.points,
+        "load_avg": os.getloadavg(),
+    }
     print(f"throughput ({args.shape}, {args.dtype}, {args.device}):", flush=True)
     res["throughput"] = throughput(args)
     if not args.no_rss:

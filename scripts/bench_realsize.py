@@ -16,6 +16,7 @@ another's. From the records of that one run it reports:
 
 Writes results/bench/realsize.json and results/bench/realsize.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,11 +59,26 @@ def imports_rss() -> float:
 def sweep(mode: str, base: Path, inst: Path, out: Path, args) -> tuple[list[dict], float]:
     """Run the app for ``args.points`` strengths in one process; its records and its peak RSS."""
     lams = ",".join(f"{i / (args.points - 1):g}" for i in range(args.points))
-    cmd = [PY, "-m", "mergesweep.cli", "-m", f"strength={lams}", f"model.base={base}", f"model.instruct={inst}",
-           "model.family=qwen2.5-0.5b-random", "model.dtype=float32", f"storage.device={MODES[mode]}",
-           "tracking=none", "bootstrap=0", f"results_dir={out}", f"sweep.name={mode}",
-           f"suite.parts.icl.limit={args.icl_limit}", f"suite.parts.if.limit={args.if_limit}",
-           "engine.max_gen_toks=64", "hydra/hydra_logging=disabled"]
+    cmd = [
+        PY,
+        "-m",
+        "mergesweep.cli",
+        "-m",
+        f"strength={lams}",
+        f"model.base={base}",
+        f"model.instruct={inst}",
+        "model.family=qwen2.5-0.5b-random",
+        "model.dtype=float32",
+        f"storage.device={MODES[mode]}",
+        "tracking=none",
+        "bootstrap=0",
+        f"results_dir={out}",
+        f"sweep.name={mode}",
+        f"suite.parts.icl.limit={args.icl_limit}",
+        f"suite.parts.if.limit={args.if_limit}",
+        "engine.max_gen_toks=64",
+        "hydra/hydra_logging=disabled",
+    ]
     rc, peak = run_measured(cmd, {**os.environ, "MERGESWEEP_CACHE": str(out / ".ms-cache")})
     if rc != 0:
         raise SystemExit(f"bench_realsize: the {mode} sweep failed (exit {rc})")
@@ -86,8 +102,10 @@ def profile_child(pair: str) -> None:
     from mergesweep.engines.vllm_engine import VLLMEngine
 
     stages = {"imports_gb": _vm("VmRSS")}
-    eng = VLLMEngine(f"{pair}/instruct", {"name": "vllm", "dtype": "float32", "max_model_len": 1024,
-                                          "kv_cache_gib": 1, "in_process": True})
+    eng = VLLMEngine(
+        f"{pair}/instruct",
+        {"name": "vllm", "dtype": "float32", "max_model_len": 1024, "kv_cache_gib": 1, "in_process": True},
+    )
     stages["engine_started_gb"] = _vm("VmRSS")
     eng.prepare({"base": f"{pair}/base", "instruct": f"{pair}/instruct"}, {"name": "linear"}, None, "float32")
     stages["inputs_resident_gb"] = _vm("VmRSS")
@@ -101,14 +119,26 @@ def profile_child(pair: str) -> None:
     st = pstats.Stats(prof)
     total = sum(v[2] for v in st.stats.values())  # tottime over all functions = the profiled switch
     top = sorted(((v[2], f"{k[2]} ({Path(k[0]).name}:{k[1]})") for k, v in st.stats.items()), reverse=True)[:6]
-    print(json.dumps({"rss": stages, "switch": switch, "profiled_switch_s": total,
-                      "top_tottime": [{"fn": name, "s": round(t, 3), "share": round(t / total, 3)}
-                                      for t, name in top]}))
+    print(
+        json.dumps(
+            {
+                "rss": stages,
+                "switch": switch,
+                "profiled_switch_s": total,
+                "top_tottime": [{"fn": name, "s": round(t, 3), "share": round(t / total, 3)} for t, name in top],
+            }
+        )
+    )
 
 
 def profile(pair: Path) -> dict:
-    out = subprocess.run([PY, __file__, "--profile-child", str(pair)], capture_output=True, text=True, cwd=REPO,
-                         env={**os.environ, "VLLM_TARGET_DEVICE": "cpu"})
+    out = subprocess.run(
+        [PY, __file__, "--profile-child", str(pair)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "VLLM_TARGET_DEVICE": "cpu"},
+    )
     if out.returncode != 0:
         raise SystemExit(f"bench_realsize: profile failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -119,45 +149,72 @@ def figures(records: list[dict], peak: float, floor: float, size: int) -> dict:
     t = [r["times"] for r in records]
     switch = [x.get("merge_s", 0) + x.get("swap_s", 0) + x.get("reset_s", 0) for x in t]
     evals = [sum(v for k, v in x.items() if k.startswith("eval_")) for x in t]
-    outside = [(x["total_s"] - x.get("engine_start_s", 0) - e) / (x["total_s"] - x.get("engine_start_s", 0))
-               for x, e in zip(t, evals)]
+    outside = [
+        (x["total_s"] - x.get("engine_start_s", 0) - e) / (x["total_s"] - x.get("engine_start_s", 0))
+        for x, e in zip(t, evals)
+    ]
     start = max(x.get("engine_start_s", 0) for x in t)
     steady = slice(1, None) if len(t) > 1 else slice(None)
-    return {"points": len(t), "engine_start_s": start, "switch_s": switch, "eval_s": evals,
-            "point_total_s": [x["total_s"] for x in t], "outside_eval_share": outside,
-            "median_switch_s": statistics.median(switch[steady]),
-            "ratio_cold_over_switch": start / statistics.median(switch[steady]),
-            "median_outside_eval_share": statistics.median(outside[steady]),
-            "peak_rss_gb": peak / 1e9, "imports_rss_gb": floor / 1e9, "peak_over_model": peak / size,
-            "peak_above_imports_over_model": (peak - floor) / size,
-            "merge_inputs": records[-1].get("merge_inputs", {}).get("resident_bytes")}
+    return {
+        "points": len(t),
+        "engine_start_s": start,
+        "switch_s": switch,
+        "eval_s": evals,
+        "point_total_s": [x["total_s"] for x in t],
+        "outside_eval_share": outside,
+        "median_switch_s": statistics.median(switch[steady]),
+        "ratio_cold_over_switch": start / statistics.median(switch[steady]),
+        "median_outside_eval_share": statistics.median(outside[steady]),
+        "peak_rss_gb": peak / 1e9,
+        "imports_rss_gb": floor / 1e9,
+        "peak_over_model": peak / size,
+        "peak_above_imports_over_model": (peak - floor) / size,
+        "merge_inputs": records[-1].get("merge_inputs", {}).get("resident_bytes"),
+    }
 
 
 def markdown(res: dict) -> str:
-    lines = [f"# Real-size sweep: random Qwen2.5-0.5B-shaped pair ({res['model_gb']:.2f} GB fp32), vLLM on CPU",
-             "", f"`scripts/bench_realsize.py`, {res['engine']}, {res['machine']}, {res['points']} points per mode, "
-             f"toy suite (icl limit {res['icl_limit']}, if limit {res['if_limit']}). Each mode is one run in its own "
-             "process; the first point (engine start) is left out of the medians.", "",
-             "| mode | engine start (s) | switch median (s) | cold/switch | peak RSS (GB) | peak / model | "
-             "(peak - imports) / model | outside eval (median) |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Real-size sweep: random Qwen2.5-0.5B-shaped pair ({res['model_gb']:.2f} GB fp32), vLLM on CPU",
+        "",
+        f"`scripts/bench_realsize.py`, {res['engine']}, {res['machine']}, {res['points']} points per mode, "
+        f"toy suite (icl limit {res['icl_limit']}, if limit {res['if_limit']}). Each mode is one run in its own "
+        "process; the first point (engine start) is left out of the medians.",
+        "",
+        "| mode | engine start (s) | switch median (s) | cold/switch | peak RSS (GB) | peak / model | "
+        "(peak - imports) / model | outside eval (median) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for mode, f in res["modes"].items():
-        lines.append(f"| {mode} | {f['engine_start_s']:.1f} | {f['median_switch_s']:.2f} | "
-                     f"**{f['ratio_cold_over_switch']:.2g}x** | {f['peak_rss_gb']:.2f} | {f['peak_over_model']:.2f}x | "
-                     f"**{f['peak_above_imports_over_model']:.2f}x** | "
-                     f"**{100 * f['median_outside_eval_share']:.1f}%** |")
-    lines += ["", f"Targets: cold/switch >= {TARGETS['ratio']:.0f}x; (peak - imports)/model <= {TARGETS['resident']}x "
-              f"resident, <= {TARGETS['disk']}x streaming (`storage.device=disk`); outside eval < "
-              f"{100 * TARGETS['outside_eval']:.0f}%. Imports alone: {res['imports_rss_gb']:.2f} GB.", ""]
+        lines.append(
+            f"| {mode} | {f['engine_start_s']:.1f} | {f['median_switch_s']:.2f} | "
+            f"**{f['ratio_cold_over_switch']:.2g}x** | {f['peak_rss_gb']:.2f} | {f['peak_over_model']:.2f}x | "
+            f"**{f['peak_above_imports_over_model']:.2f}x** | "
+            f"**{100 * f['median_outside_eval_share']:.1f}%** |"
+        )
+    lines += [
+        "",
+        f"Targets: cold/switch >= {TARGETS['ratio']:.0f}x; (peak - imports)/model <= {TARGETS['resident']}x "
+        f"resident, <= {TARGETS['disk']}x streaming (`storage.device=disk`); outside eval < "
+        f"{100 * TARGETS['outside_eval']:.0f}%. Imports alone: {res['imports_rss_gb']:.2f} GB.",
+        "",
+    ]
     lines += [f"- {m}: {v}" for m, v in res.get("verdicts", {}).items()]
     prof = res.get("profile")
     if prof:
         r = prof["rss"]
-        lines += ["", "## Why (profile of one switch and RSS by stage, one more process, same pair)", "",
-                  f"RSS: before the engine {r['imports_gb']:.2f} GB, engine started {r['engine_started_gb']:.2f} GB, "
-                  "inputs "
-                  f"resident {r['inputs_resident_gb']:.2f} GB, peak over three switches {r['peak_gb']:.2f} GB "
-                  f"(model {res['model_gb']:.2f} GB). Profiled switch {prof['profiled_switch_s']:.2f} s:", "",
-                  "| function | s | share |", "|---|---|---|"]
+        lines += [
+            "",
+            "## Why (profile of one switch and RSS by stage, one more process, same pair)",
+            "",
+            f"RSS: before the engine {r['imports_gb']:.2f} GB, engine started {r['engine_started_gb']:.2f} GB, "
+            "inputs "
+            f"resident {r['inputs_resident_gb']:.2f} GB, peak over three switches {r['peak_gb']:.2f} GB "
+            f"(model {res['model_gb']:.2f} GB). Profiled switch {prof['profiled_switch_s']:.2f} s:",
+            "",
+            "| function | s | share |",
+            "|---|---|---|",
+        ]
         lines += [f"| `{t['fn']}` | {t['s']:.2f} | {100 * t['share']:.0f}% |" for t in prof["top_tottime"]]
     return "\n".join(lines) + "\n"
 
@@ -166,9 +223,11 @@ def verdicts(res: dict) -> dict[str, str]:
     out = {}
     for mode, f in res["modes"].items():
         mem_target = TARGETS["resident" if mode == "resident" else "disk"]
-        ok = {"switch": f["ratio_cold_over_switch"] >= TARGETS["ratio"],
-              "memory": f["peak_above_imports_over_model"] <= mem_target,
-              "outside eval": f["median_outside_eval_share"] < TARGETS["outside_eval"]}
+        ok = {
+            "switch": f["ratio_cold_over_switch"] >= TARGETS["ratio"],
+            "memory": f["peak_above_imports_over_model"] <= mem_target,
+            "outside eval": f["median_outside_eval_share"] < TARGETS["outside_eval"],
+        }
         out[mode] = ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in ok.items())
     return out
 
@@ -198,10 +257,18 @@ def main() -> None:
     floor = imports_rss()
     from mergesweep.engines.vllm_engine import vllm_distribution
 
-    res = {"what": "Qwen2.5-0.5B-shaped random pair through the app: switch vs cold start, peak RSS, time outside eval",
-           "engine": "+".join(vllm_distribution()), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-           "model_gb": size / 1e9, "points": args.points, "icl_limit": args.icl_limit, "if_limit": args.if_limit,
-           "imports_rss_gb": floor / 1e9, "targets": TARGETS, "modes": {}}
+    res = {
+        "what": "Qwen2.5-0.5B-shaped random pair through the app: switch vs cold start, peak RSS, time outside eval",
+        "engine": "+".join(vllm_distribution()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "model_gb": size / 1e9,
+        "points": args.points,
+        "icl_limit": args.icl_limit,
+        "if_limit": args.if_limit,
+        "imports_rss_gb": floor / 1e9,
+        "targets": TARGETS,
+        "modes": {},
+    }
     with tempfile.TemporaryDirectory(prefix="ms-realsize-") as tmp:
         for mode in args.modes:
             records, peak = sweep(mode, base, inst, Path(tmp), args)

@@ -10,6 +10,7 @@ in a sweep; that swapped points answer correctly is what tests/test_engine_swap.
 
 Writes results/bench/swap.json and results/bench/swap.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,11 @@ def _one_request(eng) -> list[float]:
     from vllm import SamplingParams, TokensPrompt
 
     prompt = list(range(5, 133))
-    out = eng.llm.generate([TokensPrompt(prompt_token_ids=prompt)],
-                           SamplingParams(max_tokens=1, prompt_logprobs=1, temperature=0), use_tqdm=False)[0]
+    out = eng.llm.generate(
+        [TokensPrompt(prompt_token_ids=prompt)],
+        SamplingParams(max_tokens=1, prompt_logprobs=1, temperature=0),
+        use_tqdm=False,
+    )[0]
     return [lp[t].logprob for t, lp in zip(prompt[1:], out.prompt_logprobs[1:])]
 
 
@@ -76,21 +80,30 @@ def main() -> None:
     med_cold, med_switch = statistics.median(colds), statistics.median(switches)
     result = {
         "what": "per-point switch (merge + reload_weights + reset_prefix_cache) vs cold engine start + 1 request",
-        "engine": "+".join(vllm_distribution()), "dtype": args.dtype, "checkpoint": args.instruct,
-        "machine": platform.platform(), "cold_start_s": colds, "switch_s": switches, "merge_s": merges,
-        "median_cold_start_s": med_cold, "median_switch_s": med_switch, "median_merge_s": statistics.median(merges),
+        "engine": "+".join(vllm_distribution()),
+        "dtype": args.dtype,
+        "checkpoint": args.instruct,
+        "machine": platform.platform(),
+        "cold_start_s": colds,
+        "switch_s": switches,
+        "merge_s": merges,
+        "median_cold_start_s": med_cold,
+        "median_switch_s": med_switch,
+        "median_merge_s": statistics.median(merges),
         "ratio_cold_over_switch": med_cold / med_switch,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "swap.json").write_text(json.dumps(result, indent=1))
     (args.out / "swap.md").write_text(
         "# Switch cost vs cold start (scripts/bench_swap.py)\n\n"
-        f"engine {result['engine']}, dtype {args.dtype}, {platform.machine()}, checkpoint `{Path(args.instruct).name}`\n\n"
+        f"engine {result['engine']}, dtype {args.dtype}, {platform.machine()}, "
+        f"checkpoint `{Path(args.instruct).name}`\n\n"
         "| measure | median (s) | n |\n|---|---|---|\n"
         f"| cold engine start + first request | {med_cold:.3f} | {len(colds)} |\n"
         f"| switch: merge + swap + prefix-cache reset | {med_switch:.4f} | {len(switches)} |\n"
         f"| of which merge | {result['median_merge_s']:.4f} | {len(merges)} |\n\n"
-        f"**switch is {result['ratio_cold_over_switch']:.0f}x cheaper than a cold start**\n")
+        f"**switch is {result['ratio_cold_over_switch']:.0f}x cheaper than a cold start**\n"
+    )
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, list)}, indent=1))
 
 

@@ -17,6 +17,7 @@ both runs produced the same numbers. Writes results/bench/sweep.json and sweep.m
 
     python scripts/bench_sweep.py            # ~10-20 min on 2 CPU cores (the 24 cold processes dominate)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,9 @@ def mergesweep(results: Path, args: list[str]) -> float:
     """Run ``python -m mergesweep.cli ARGS`` with results under ``results``; its wall time (fails loudly)."""
     env = {**os.environ, "MERGESWEEP_RESULTS": str(results), "PYTHONUNBUFFERED": "1"}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "mergesweep.cli", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mergesweep.cli", *args], cwd=REPO, env=env, capture_output=True, text=True
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"mergesweep {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
@@ -68,12 +70,27 @@ def main() -> None:
     limits = [f"suite.parts.icl.limit={args.icl_limit}", f"suite.parts.if.limit={args.if_limit}"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        grouped_wall = mergesweep(tmp, ["-m", "hydra/sweeper=blocks", f"model.family={','.join(FAMILIES)}",
-                                        f"merge={','.join(METHODS)}", f"strength={','.join(LAMS)}", *COMMON, *limits,
-                                        "sweep.name=grouped"])
-        cold_walls = [mergesweep(tmp, [f"model.family={fam}", f"merge={meth}", f"strength={lam}", *COMMON, *limits,
-                                       "sweep.name=cold"])
-                      for fam in FAMILIES for meth in METHODS for lam in LAMS]
+        grouped_wall = mergesweep(
+            tmp,
+            [
+                "-m",
+                "hydra/sweeper=blocks",
+                f"model.family={','.join(FAMILIES)}",
+                f"merge={','.join(METHODS)}",
+                f"strength={','.join(LAMS)}",
+                *COMMON,
+                *limits,
+                "sweep.name=grouped",
+            ],
+        )
+        cold_walls = [
+            mergesweep(
+                tmp, [f"model.family={fam}", f"merge={meth}", f"strength={lam}", *COMMON, *limits, "sweep.name=cold"]
+            )
+            for fam in FAMILIES
+            for meth in METHODS
+            for lam in LAMS
+        ]
         grouped, cold = records(tmp / "grouped"), records(tmp / "cold")
     n = len(FAMILIES) * len(METHODS) * len(LAMS)
     if len(grouped) != n or len(cold) != n:
@@ -85,9 +102,18 @@ def main() -> None:
     cold_by = {key(r): r["summary"] for r in cold}
     same = sum(cold_by[key(r)] == r["summary"] for r in grouped)
     result = {
-        "sweep": {"families": FAMILIES, "methods": METHODS, "lams": LAMS, "points": n, "icl_limit": args.icl_limit,
-                  "if_limit": args.if_limit, "engine": grouped[0]["engine"].get("engine")},
-        "grouped_wall_s": grouped_wall, "cold_wall_s": sum(cold_walls), "cold_point_wall_s": cold_walls,
+        "sweep": {
+            "families": FAMILIES,
+            "methods": METHODS,
+            "lams": LAMS,
+            "points": n,
+            "icl_limit": args.icl_limit,
+            "if_limit": args.if_limit,
+            "engine": grouped[0]["engine"].get("engine"),
+        },
+        "grouped_wall_s": grouped_wall,
+        "cold_wall_s": sum(cold_walls),
+        "cold_point_wall_s": cold_walls,
         "ratio_cold_over_grouped": sum(cold_walls) / grouped_wall,
         "grouped_engine_starts": starts,
         "grouped_eval_s": g_eval,
@@ -97,7 +123,9 @@ def main() -> None:
         "grouped_engine_start_s": g_start,
         "grouped_switch_s": sum(r["times"].get(k, 0.0) for r in grouped for k in ("merge_s", "swap_s", "reset_s")),
         "points_with_identical_summary": same,
-        "cpus": os.cpu_count(), "machine": platform.platform(), "load_average_end": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "machine": platform.platform(),
+        "load_average_end": os.getloadavg(),
     }
     out = REPO / "results" / "bench"
     out.mkdir(parents=True, exist_ok=True)
@@ -129,7 +157,8 @@ def markdown(r: dict) -> str:
         "Both targets at once (ratio >= 5x, < 10% outside evaluation) need more points than this sweep has: with a "
         "fixed start cost T per process and evaluation E per point, < 10% outside evaluation means T < N E / 9, "
         f"and then the ratio N (T + E) / (T + N E) is at most (N + 9) / 10 = {bound:.1f}x for N = {s['points']}. "
-        "Small evaluations (as here) favour the ratio; large ones favour the share.\n")
+        "Small evaluations (as here) favour the ratio; large ones favour the share.\n"
+    )
 
 
 if __name__ == "__main__":

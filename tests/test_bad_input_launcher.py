@@ -1,5 +1,6 @@
 """Under a launcher of separate processes (submitit's local executor) a bad job fails alone, leaves a failure
 entry, and the other jobs still run (issue 10); the sweep ends with one line per failed job."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,18 @@ pytestmark = pytest.mark.slow
 
 
 def test_bad_job_fails_alone_with_a_failure_entry(tmp_path):
-    proc = run(tmp_path, "-m", "hydra/launcher=local_procs", "strength=0,abc", "engine=hf", "tracking=none",
-               "suite.parts.icl.limit=6", "suite.parts.if.limit=3", "bootstrap=20", timeout=600)
+    proc = run(
+        tmp_path,
+        "-m",
+        "hydra/launcher=local_procs",
+        "strength=0,abc",
+        "engine=hf",
+        "tracking=none",
+        "suite.parts.icl.limit=6",
+        "suite.parts.if.limit=3",
+        "bootstrap=20",
+        timeout=600,
+    )
     lines = error_lines(proc)  # at the end, after the report of the job that ran
     assert len(lines) == 1 and "job #1 (strength=abc" in lines[0] and "failure entry" in lines[0], proc.stderr[-3000:]
     assert "strength must be a number (e.g. strength=0.5), got 'abc'" in lines[0]

@@ -1,5 +1,6 @@
 """Bad input to a real ``mergesweep -m`` process: one clear line before any engine starts, nothing written
 (issue 10). Each test runs the console entry point in a subprocess, as a user would."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,14 @@ TINY = ("tracking=none", "suite.parts.icl.limit=10", "suite.parts.if.limit=4", "
 def run(results: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env.update(MERGESWEEP_RESULTS=str(results), PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "mergesweep.cli", *args], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "mergesweep.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=timeout,
+    )
 
 
 def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
@@ -83,9 +90,15 @@ def test_secret_shaped_value_under_any_key_is_refused(tmp_path):
 def test_ctrl_c_prints_one_line_and_keeps_records_whole(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env.update(MERGESWEEP_RESULTS=str(tmp_path), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "mergesweep.cli", "-m", "strength=0,0.25,0.5,0.75,1", *TINY],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
-                            start_new_session=True)  # its own process group, like a terminal's foreground job
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mergesweep.cli", "-m", "strength=0,0.25,0.5,0.75,1", *TINY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+        start_new_session=True,
+    )  # its own process group, like a terminal's foreground job
     records = tmp_path / "default" / "records"
     deadline = time.monotonic() + 400
     while time.monotonic() < deadline and proc.poll() is None and not list(records.glob("*.json")):

@@ -1,5 +1,6 @@
 """Task data is checked while tasks are built, before any engine starts (issue 10): IFEval instruction ids in
 every IFEval-format task, a suite's own prompt file, extra task folders, TREC demonstrations."""
+
 from __future__ import annotations
 
 import json
@@ -16,11 +17,20 @@ from mergesweep.paths import conf_dir
 
 from .conftest import REPO
 
-GOOD = [{"key": 1, "prompt": "Describe a lamp. Answer with less than 9 words.",
-         "instruction_id_list": ["length_constraints:number_words"],
-         "kwargs": [{"relation": "less than", "num_words": 9}]},
-        {"key": 2, "prompt": "Describe bread without commas.", "instruction_id_list": ["punctuation:no_comma"],
-         "kwargs": [{}]}]
+GOOD = [
+    {
+        "key": 1,
+        "prompt": "Describe a lamp. Answer with less than 9 words.",
+        "instruction_id_list": ["length_constraints:number_words"],
+        "kwargs": [{"relation": "less than", "num_words": 9}],
+    },
+    {
+        "key": 2,
+        "prompt": "Describe bread without commas.",
+        "instruction_id_list": ["punctuation:no_comma"],
+        "kwargs": [{}],
+    },
+]
 TYPO = {"key": 3, "prompt": "Say hi.", "instruction_id_list": ["punctuation:no_comas"], "kwargs": [{}]}
 
 
@@ -59,8 +69,11 @@ def test_a_suite_reads_its_own_prompt_file(tmp_path):
     shipped = tm.load(["toy_ifeval"])["tasks"]["toy_ifeval"]
     assert len(list(shipped.test_docs())) > len(GOOD)  # without the option: the shipped prompts
     for t in ("toy_ifeval", "ifeval_local"):  # and the full preflight accepts it for both IFEval-format tasks
-        preflight(cfg_with(f"results_dir={tmp_path / 'res'}", f"suite.parts.if.tasks=[{t}]",
-                           f"+suite.parts.if.prompt_file={path}"))
+        preflight(
+            cfg_with(
+                f"results_dir={tmp_path / 'res'}", f"suite.parts.if.tasks=[{t}]", f"+suite.parts.if.prompt_file={path}"
+            )
+        )
 
 
 def test_prompt_file_with_a_typo_is_named_before_the_engine(tmp_path):
@@ -79,7 +92,8 @@ def test_extra_task_folder(tmp_path):
     prompts_file = jsonl(tmp_path / "mine.jsonl", GOOD + [TYPO])
     (tasks / "my_ifeval.yaml").write_text(
         f"include: {TASKS_DIR / 'ifeval' / 'ifeval_local.yaml'}\ntask: my_ifeval\n"
-        f"dataset_kwargs:\n  prompt_file: {prompts_file}\n")
+        f"dataset_kwargs:\n  prompt_file: {prompts_file}\n"
+    )
     over = (f"results_dir={tmp_path / 'res'}", f"+suite.task_dirs=[{tasks}]", "suite.parts.if.tasks=[my_ifeval]")
     with pytest.raises(DataError, match=r"unknown IFEval instruction id\(s\) \['punctuation:no_comas'\]"):
         preflight(cfg_with(*over))
@@ -97,11 +111,14 @@ def test_no_test_item_is_in_the_demonstration_pool(name):
 
     task = suite.task_manager(False).load([f"icl_{name}_mc"])["tasks"][f"icl_{name}_mc"]
     pool = list(task.training_docs())
-    test = [r["text"] if "text" in r else json.dumps(r, sort_keys=True) for r in
-            (dict(r, label=None, src=None) for r in read_jsonl(data_dir() / "icl" / f"{name}.test.jsonl"))]
+    test = [
+        r["text"] if "text" in r else json.dumps(r, sort_keys=True)
+        for r in (dict(r, label=None, src=None) for r in read_jsonl(data_dir() / "icl" / f"{name}.test.jsonl"))
+    ]
     train_raw = read_jsonl(data_dir() / "icl" / f"{name}.train.jsonl")
     shown = {task.doc_to_text(d) for d in pool}
     assert not shown & {task.doc_to_text(d) for d in task.test_docs()}
+
     # independent count from the raw files: train rows whose inputs equal some test row's are the ones left out
     def key(r: dict) -> str:
         return r["text"] if "text" in r else json.dumps(dict(r, label=None, src=None), sort_keys=True)

@@ -3,6 +3,7 @@
 Figures are checked against independent computations on the real files (``load_file`` tensor counts and bytes),
 and every kind of difference between two checkpoints gets its verdict.
 """
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,10 @@ def test_added_vocabulary_rows_are_explained(pairs, tmp_path):
     save_file(state, str(grown / "model.safetensors"), metadata={"format": "pt"})
     report = check_model(cfg_for(base, grown))
     assert report["problems"] == []
-    assert any("embed_tokens" in n and f"rows {emb.shape[0]}..{emb.shape[0] + 15} come from instruct" in n
-               for n in report["notes"]), report["notes"]
+    assert any(
+        "embed_tokens" in n and f"rows {emb.shape[0]}..{emb.shape[0] + 15} come from instruct" in n
+        for n in report["notes"]
+    ), report["notes"]
 
 
 def test_differences_that_stop_a_merge(pairs):
@@ -78,11 +81,20 @@ def test_differences_that_stop_a_merge(pairs):
 
 def test_cli_one_line_errors_and_preflight_hook(pairs):
     base, inst = pairs["llama_untied"]
-    ok = subprocess.run([sys.executable, "-m", "mergesweep.check", f"model.base={base}", f"model.instruct={inst}"],
-                        capture_output=True, text=True, timeout=120)
+    ok = subprocess.run(
+        [sys.executable, "-m", "mergesweep.check", f"model.base={base}", f"model.instruct={inst}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0 and "LlamaForCausalLM, untied" in ok.stdout, ok.stderr[-2000:]
-    hub = subprocess.run([sys.executable, "-m", "mergesweep.check", "model=qwen2_5_0_5b"], capture_output=True,
-                         text=True, timeout=120, env={**__import__("os").environ, "HF_HOME": str(base.parent / "hf")})
+    hub = subprocess.run(
+        [sys.executable, "-m", "mergesweep.check", "model=qwen2_5_0_5b"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "HF_HOME": str(base.parent / "hf")},
+    )
     assert hub.returncode != 0 and "set offline=false" in hub.stderr and hub.stderr.strip().count("\n") == 0, hub.stderr
 
     from omegaconf import OmegaConf

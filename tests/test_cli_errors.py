@@ -1,4 +1,5 @@
 """Bad input fails before any heavy work, with an error that says what is wrong, and writes nothing."""
+
 from __future__ import annotations
 
 import os
@@ -38,6 +39,8 @@ def test_unknown_method_and_engine():
         preflight(cfg_with("merge.name=nope"))
     with pytest.raises(ConfigError, match="unknown engine 'tgi'"):
         preflight(cfg_with("engine.name=tgi"))
+    with pytest.raises(ConfigError, match="unknown engine.scorer 'fast'"):  # before the engine starts
+        preflight(cfg_with("engine.scorer=fast"))
 
 
 def test_missing_checkpoint(tmp_path):
@@ -63,8 +66,13 @@ def test_mismatched_shapes_name_the_tensor(tmp_path):
 
 def test_cli_prints_one_clear_line_and_writes_nothing(tmp_path):
     env = {**os.environ, "MERGESWEEP_RESULTS": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "mergesweep.cli", "strength=oops", "tracking=none"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mergesweep.cli", "strength=oops", "tracking=none"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode != 0
     assert "mergesweep: error: strength must be a number" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -73,8 +81,13 @@ def test_cli_prints_one_clear_line_and_writes_nothing(tmp_path):
 
 def test_unknown_suite_lists_the_known_ones(tmp_path):
     env = {**os.environ, "MERGESWEEP_RESULTS": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "mergesweep.cli", "suite=no_such_suite"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mergesweep.cli", "suite=no_such_suite"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode != 0
     assert "Could not find 'suite/no_such_suite'" in proc.stderr and "toy" in proc.stderr
 
@@ -92,23 +105,26 @@ def test_misspelled_knob_and_missing_role_fail_before_the_engine():
 from mergesweep.errors import MergeConfigError  # noqa: E402
 
 
-@pytest.mark.parametrize("overrides, error, match", [
-    (["merge=ties", "merge.knobs.density=1.5"], MergeConfigError, r"density must be in \[0, 1\], got 1.5"),
-    (["merge=ties", "merge.knobs.density=abc"], MergeConfigError, "density must be a number.*'abc'"),
-    (["merge=dare_linear", "merge.knobs.p=1"], MergeConfigError, r"p must be in \[0, 1\)"),
-    (["merge=lines", "merge.knobs.alpha=abc"], MergeConfigError, "alpha must be a number"),
-    (["merge=lines", "merge.knobs.beta=inf"], MergeConfigError, "beta must be finite"),
-    (["seed=abc"], ConfigError, "seed must be an integer.*'abc'"),
-    (["seed=1.5"], ConfigError, "seed must be an integer"),
-    (["bootstrap=-1"], ConfigError, "bootstrap must be >= 0"),
-    (["suite.parts.icl.limit=0"], ConfigError, r"suite.parts.icl.limit must be .*got 0"),
-    (["suite.parts.icl.limit=-5"], ConfigError, r"suite.parts.icl.limit must be .*got -5"),
-    (["suite.parts.if.limit=abc"], ConfigError, r"suite.parts.if.limit must be .*'abc'"),
-    (["suite.parts.icl.num_fewshot=-1"], ConfigError, "num_fewshot must be >= 0"),
-    (["sweep.name=../../x"], ConfigError, "sweep.name must be a plain folder name.*'../../x'"),
-    (["sweep.name=/tmp/elsewhere"], ConfigError, "sweep.name must be a plain folder name"),
-    (["sweep.name=.."], ConfigError, "sweep.name must be a plain folder name"),
-])
+@pytest.mark.parametrize(
+    "overrides, error, match",
+    [
+        (["merge=ties", "merge.knobs.density=1.5"], MergeConfigError, r"density must be in \[0, 1\], got 1.5"),
+        (["merge=ties", "merge.knobs.density=abc"], MergeConfigError, "density must be a number.*'abc'"),
+        (["merge=dare_linear", "merge.knobs.p=1"], MergeConfigError, r"p must be in \[0, 1\)"),
+        (["merge=lines", "merge.knobs.alpha=abc"], MergeConfigError, "alpha must be a number"),
+        (["merge=lines", "merge.knobs.beta=inf"], MergeConfigError, "beta must be finite"),
+        (["seed=abc"], ConfigError, "seed must be an integer.*'abc'"),
+        (["seed=1.5"], ConfigError, "seed must be an integer"),
+        (["bootstrap=-1"], ConfigError, "bootstrap must be >= 0"),
+        (["suite.parts.icl.limit=0"], ConfigError, r"suite.parts.icl.limit must be .*got 0"),
+        (["suite.parts.icl.limit=-5"], ConfigError, r"suite.parts.icl.limit must be .*got -5"),
+        (["suite.parts.if.limit=abc"], ConfigError, r"suite.parts.if.limit must be .*'abc'"),
+        (["suite.parts.icl.num_fewshot=-1"], ConfigError, "num_fewshot must be >= 0"),
+        (["sweep.name=../../x"], ConfigError, "sweep.name must be a plain folder name.*'../../x'"),
+        (["sweep.name=/tmp/elsewhere"], ConfigError, "sweep.name must be a plain folder name"),
+        (["sweep.name=.."], ConfigError, "sweep.name must be a plain folder name"),
+    ],
+)
 def test_bad_values_are_named_before_the_engine(tmp_path, overrides, error, match):
     with pytest.raises(error, match=match):
         preflight(cfg_with(f"results_dir={tmp_path}", *overrides))
@@ -116,9 +132,17 @@ def test_bad_values_are_named_before_the_engine(tmp_path, overrides, error, matc
 
 
 def test_good_knobs_and_limits_pass(tmp_path):
-    pre = preflight(cfg_with(f"results_dir={tmp_path}", "merge=ties", "merge.knobs.density=0.5",
-                             "suite.parts.icl.limit=3", "seed=7", "sweep.name=plain_name-1.5"))
-    assert pre["lam"] == 1.0 and not list(tmp_path.iterdir())
+    pre = preflight(
+        cfg_with(
+            f"results_dir={tmp_path}",
+            "merge=ties",
+            "merge.knobs.density=0.5",
+            "suite.parts.icl.limit=3",
+            "seed=7",
+            "sweep.name=plain_name-1.5",
+        )
+    )
+    assert pre.lam == 1.0 and not list(tmp_path.iterdir())
 
 
 def test_instruct_without_tokenizer_files(tmp_path):

@@ -5,6 +5,7 @@ pair (a "continued pre-training" target = base + seeded noise; a LoRA = the rank
 q/v projections). Their points are checked against an independent route: the same weights merged by hand,
 saved as a checkpoint and scored as a plain ``linear`` lam=1 point; per-sample log-likelihoods must agree.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,15 @@ from .conftest import TOY
 from .test_sweep import mergesweep
 
 STUDY_LAMS = [round(0.1 * i, 1) for i in range(11)]
-TINY = ["model=toy", "engine=hf", "tracking=none", "suite=toy", "suite.parts.icl.limit=4", "suite.parts.if.limit=1",
-        "bootstrap=0"]
+TINY = [
+    "model=toy",
+    "engine=hf",
+    "tracking=none",
+    "suite=toy",
+    "suite.parts.icl.limit=4",
+    "suite.parts.if.limit=1",
+    "bootstrap=0",
+]
 
 
 def composed(*overrides: str, hydra_cfg: bool = False):
@@ -32,8 +40,10 @@ def composed(*overrides: str, hydra_cfg: bool = False):
         return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra_cfg)
 
 
-@pytest.mark.parametrize("name,method", [("partial_adaptation", "linear"), ("instruction_residual", "residual"),
-                                         ("adapter_transfer", "adapter_transfer")])
+@pytest.mark.parametrize(
+    "name,method",
+    [("partial_adaptation", "linear"), ("instruction_residual", "residual"), ("adapter_transfer", "adapter_transfer")],
+)
 def test_presets_compose_with_the_study_grid(name, method):
     cfg = composed(f"+experiment={name}", hydra_cfg=True)
     params = cfg.hydra.sweeper.params
@@ -61,11 +71,24 @@ def test_partial_adaptation_covers_families_and_three_suites():
 @pytest.mark.slow
 def test_partial_adaptation_runs_on_the_toy_pair(tmp_path):
     """The preset itself (icl_classic + ifeval suite, block sweeper) as a real multirun, tiny limits."""
-    mergesweep(tmp_path, "+experiment=partial_adaptation", "model=toy", "suite=icl_ifeval", "strength=0,1",
-               "engine=hf", "tracking=none", "suite.parts.icl.limit=2", "suite.parts.icl.num_fewshot=2",
-               "suite.parts.if.limit=1", "+suite.parts.if.gen_kwargs={max_gen_toks:64}", "bootstrap=0")
-    recs = sorted((json.loads(p.read_text()) for p in (tmp_path / "partial_adaptation" / "records").glob("*.json")),
-                  key=lambda r: r["lam"])
+    mergesweep(
+        tmp_path,
+        "+experiment=partial_adaptation",
+        "model=toy",
+        "suite=icl_ifeval",
+        "strength=0,1",
+        "engine=hf",
+        "tracking=none",
+        "suite.parts.icl.limit=2",
+        "suite.parts.icl.num_fewshot=2",
+        "suite.parts.if.limit=1",
+        "+suite.parts.if.gen_kwargs={max_gen_toks:64}",
+        "bootstrap=0",
+    )
+    recs = sorted(
+        (json.loads(p.read_text()) for p in (tmp_path / "partial_adaptation" / "records").glob("*.json")),
+        key=lambda r: r["lam"],
+    )
     assert [(r["lam"], r["family"], r["method"]) for r in recs] == [(0.0, "toy", "linear"), (1.0, "toy", "linear")]
     assert [r["engine"]["reused"] for r in recs] == [False, True], "one block, one engine"
     for r in recs:
@@ -76,11 +99,22 @@ def test_partial_adaptation_runs_on_the_toy_pair(tmp_path):
 @pytest.mark.slow
 def test_partial_adaptation_judged_suite_on_the_toy_pair(tmp_path):
     """The alpaca_judged suite of the preset, judged in-process by the toy instruct model (numbers meaningless)."""
-    cfg = composed("+experiment=partial_adaptation", "model=toy", "engine=hf", "tracking=none", "suite=alpaca_judged",
-                   "suite.parts.if.limit=2", "+suite.parts.if.gen_kwargs={max_gen_toks:32}",
-                   "suite.parts.if.judge.kind=hf", "judge_model=${model.instruct}",
-                   "+suite.parts.if.judge.dtype=float32",
-                   "suite.parts.if.judge.agreement_limit=0", "bootstrap=0", "strength=1", f"results_dir={tmp_path}")
+    cfg = composed(
+        "+experiment=partial_adaptation",
+        "model=toy",
+        "engine=hf",
+        "tracking=none",
+        "suite=alpaca_judged",
+        "suite.parts.if.limit=2",
+        "+suite.parts.if.gen_kwargs={max_gen_toks:32}",
+        "suite.parts.if.judge.kind=hf",
+        "judge_model=${model.instruct}",
+        "+suite.parts.if.judge.dtype=float32",
+        "suite.parts.if.judge.agreement_limit=0",
+        "bootstrap=0",
+        "strength=1",
+        f"results_dir={tmp_path}",
+    )
     out = run_job(cfg)
     assert out["icl"] is None and 0.0 <= out["if"] <= 1.0
     rec = json.loads(next((tmp_path / "partial_adaptation" / "records").glob("*.json")).read_text())
@@ -125,8 +159,16 @@ def _icl_logliks(results: Path, rec_point: str) -> list[float]:
 
 def _reference(tmp_path: Path, instruct: Path, name: str) -> list[float]:
     """The plain linear lam=1 point of (toy base, ``instruct``): just ``instruct``'s own weights, scored."""
-    out = run_job(composed(*TINY, "merge=linear", "strength=1", f"model.instruct={instruct}", f"sweep.name={name}",
-                           f"results_dir={tmp_path}"))
+    out = run_job(
+        composed(
+            *TINY,
+            "merge=linear",
+            "strength=1",
+            f"model.instruct={instruct}",
+            f"sweep.name={name}",
+            f"results_dir={tmp_path}",
+        )
+    )
     return _icl_logliks(tmp_path / name, out["point_id"])
 
 
@@ -148,8 +190,9 @@ def test_instruction_residual_preset_on_a_toy_target(tmp_path):
     gen = torch.Generator().manual_seed(0)
     target_w = {k: v + 0.02 * v.std() * torch.randn(v.shape, generator=gen) for k, v in base.items()}
     target = _checkpoint_like(TOY / "base", tmp_path / "target", target_w)
-    by_hand = _checkpoint_like(TOY / "instruct", tmp_path / "residual_by_hand",
-                               {k: target_w[k] + (inst[k] - base[k]) for k in base})
+    by_hand = _checkpoint_like(
+        TOY / "instruct", tmp_path / "residual_by_hand", {k: target_w[k] + (inst[k] - base[k]) for k in base}
+    )
     got = _block(tmp_path, "+experiment=instruction_residual", f"+model.target={target}")
     assert _close(got[0.0], _reference(tmp_path, target, "ref_target")), "lam=0 must be the target itself"
     assert _close(got[1.0], _reference(tmp_path, by_hand, "ref_residual")), "lam=1: target + (instruct - base)"
@@ -160,8 +203,9 @@ def test_instruction_residual_preset_on_a_toy_target(tmp_path):
 def test_adapter_transfer_preset_on_a_toy_lora(tmp_path):
     adapter, deltas = _lora_from_pair(tmp_path / "lora")
     inst = load_file(TOY / "instruct" / "model.safetensors")
-    by_hand = _checkpoint_like(TOY / "instruct", tmp_path / "adapter_by_hand",
-                               {k: v + deltas.get(k, 0) for k, v in inst.items()})
+    by_hand = _checkpoint_like(
+        TOY / "instruct", tmp_path / "adapter_by_hand", {k: v + deltas.get(k, 0) for k, v in inst.items()}
+    )
     got = _block(tmp_path, "+experiment=adapter_transfer", f"+model.adapter={adapter}")
     assert _close(got[0.0], _reference(tmp_path, TOY / "instruct", "ref_instruct")), "lam=0 must be instruct"
     assert _close(got[1.0], _reference(tmp_path, by_hand, "ref_adapter")), "lam=1: instruct + B@A"
@@ -172,8 +216,11 @@ def test_adapter_transfer_preset_on_a_toy_lora(tmp_path):
 def test_optuna_presets_compose():
     single = composed("+experiment=optuna_per_module", hydra_cfg=True)
     assert single.merge.name == "per_module" and single.objective.kind == "icl_if_floor"
-    assert set(single.hydra.sweeper.params) == {"merge.knobs.scales.attn", "merge.knobs.scales.mlp",
-                                                "merge.knobs.scales.embed"}
+    assert set(single.hydra.sweeper.params) == {
+        "merge.knobs.scales.attn",
+        "merge.knobs.scales.mlp",
+        "merge.knobs.scales.embed",
+    }
     pareto = composed("+experiment=optuna_pareto", hydra_cfg=True)
     assert list(pareto.hydra.sweeper.direction) == ["maximize", "maximize"] and pareto.objective.kind == "pareto"
     assert pareto.hydra.sweeper.sampler._target_.endswith("NSGAIISampler")
@@ -185,9 +232,18 @@ def test_optuna_finds_the_best_feasible_trial_on_the_toy_pair(tmp_path):
     import yaml
 
     floor = 0.3
-    mergesweep(tmp_path, "+experiment=optuna_per_module", "hydra.sweeper.n_trials=2", f"objective.if_floor={floor}",
-               "model=toy", "engine=hf", "tracking=none", "suite.parts.icl.limit=4", "suite.parts.if.limit=2",
-               "bootstrap=0")
+    mergesweep(
+        tmp_path,
+        "+experiment=optuna_per_module",
+        "hydra.sweeper.n_trials=2",
+        f"objective.if_floor={floor}",
+        "model=toy",
+        "engine=hf",
+        "tracking=none",
+        "suite.parts.icl.limit=4",
+        "suite.parts.if.limit=2",
+        "bootstrap=0",
+    )
     recs = [json.loads(p.read_text()) for p in (tmp_path / "optuna_per_module" / "records").glob("*.json")]
     assert len(recs) == 2 and all(r["method"] == "per_module" for r in recs)
 
@@ -200,21 +256,33 @@ def test_optuna_finds_the_best_feasible_trial_on_the_toy_pair(tmp_path):
     result = yaml.safe_load(found.read_text())
     assert result["best_value"] == pytest.approx(top)
     params = {part: result["best_params"][f"merge.knobs.scales.{part}"] for part in ("attn", "mlp", "embed")}
-    assert any(value(r) == pytest.approx(top)
-               and all(r["knobs"]["scales"][k] == pytest.approx(v) for k, v in params.items()) for r in recs), \
-        "the best parameters are those of a best record"
+    assert any(
+        value(r) == pytest.approx(top) and all(r["knobs"]["scales"][k] == pytest.approx(v) for k, v in params.items())
+        for r in recs
+    ), "the best parameters are those of a best record"
 
 
-@pytest.mark.parametrize("icl,if_,kind,expected", [(0.7, 0.6, "icl_if_floor", 0.7), (0.9, 0.4, "icl_if_floor", -0.1),
-                                                   (0.9, 0.4, "pareto", [0.9, 0.4])])
+@pytest.mark.parametrize(
+    "icl,if_,kind,expected",
+    [(0.7, 0.6, "icl_if_floor", 0.7), (0.9, 0.4, "icl_if_floor", -0.1), (0.9, 0.4, "pareto", [0.9, 0.4])],
+)
 def test_objective_reads_the_record(tmp_path, icl, if_, kind, expected):
     from omegaconf import OmegaConf
 
     from mergesweep.objective import objective_value
     from mergesweep.records import RecordStore
 
-    RecordStore(tmp_path / "s").write({"point_id": "p", "family": "toy", "method": "per_module", "lam": 1.0,
-                                       "summary": {"icl": icl, "if": if_}, "metrics": {}})
-    cfg = OmegaConf.create({"results_dir": str(tmp_path), "sweep": {"name": "s"},
-                            "objective": {"kind": kind, "if_floor": 0.5}})
+    RecordStore(tmp_path / "s").write(
+        {
+            "point_id": "p",
+            "family": "toy",
+            "method": "per_module",
+            "lam": 1.0,
+            "summary": {"icl": icl, "if": if_},
+            "metrics": {},
+        }
+    )
+    cfg = OmegaConf.create(
+        {"results_dir": str(tmp_path), "sweep": {"name": "s"}, "objective": {"kind": kind, "if_floor": 0.5}}
+    )
     assert objective_value(cfg, {"point_id": "p", "skipped": True}) == pytest.approx(expected)

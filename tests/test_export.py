@@ -1,4 +1,5 @@
 """Export of one sweep point as a plain HF checkpoint, reloaded with transformers."""
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +28,16 @@ def pair(tmp_path_factory) -> dict:
 
     root = tmp_path_factory.mktemp("export_pair")
     torch.manual_seed(0)
-    cfg = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-                      num_key_value_heads=2, vocab_size=128, max_position_embeddings=64, tie_word_embeddings=False)
+    cfg = LlamaConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        vocab_size=128,
+        max_position_embeddings=64,
+        tie_word_embeddings=False,
+    )
     model = LlamaForCausalLM(cfg)
     base, inst = root / "base", root / "instruct"
     model.save_pretrained(base)
@@ -38,8 +47,12 @@ def pair(tmp_path_factory) -> dict:
     sd = {k: v + 0.02 * torch.randn(v.shape, generator=g) for k, v in load_file(base / "model.safetensors").items()}
     save_file(sd, inst / "model.safetensors")
     vocab = {f"w{i}": i for i in range(128)}
-    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="w0")),
-                                  unk_token="w0", eos_token="w1", pad_token="w2")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="w0")),
+        unk_token="w0",
+        eos_token="w1",
+        pad_token="w2",
+    )
     tok._tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.chat_template = TEMPLATE
     tok.save_pretrained(inst)
@@ -87,8 +100,9 @@ def test_export_reloads_with_transformers(pair, tmp_path):
 
 def test_export_sharded_bf16_matches_single(pair, tmp_path):
     one = export_point(pair["cfg"], {"name": "linear"}, 1.25, tmp_path / "one", dtype="bfloat16")
-    many = export_point(pair["cfg"], {"name": "linear"}, 1.25, tmp_path / "many", dtype="bfloat16",
-                        max_shard_bytes=40_000)
+    many = export_point(
+        pair["cfg"], {"name": "linear"}, 1.25, tmp_path / "many", dtype="bfloat16", max_shard_bytes=40_000
+    )
     index = json.loads((many / "model.safetensors.index.json").read_text())
     files = sorted(set(index["weight_map"].values()))
     assert len(files) > 1 and not (many / "model.safetensors").exists()
@@ -100,8 +114,22 @@ def test_export_sharded_bf16_matches_single(pair, tmp_path):
 
 
 def test_cli_knobs(pair, tmp_path):
-    main(["--base", str(pair["base"]), "--instruct", str(pair["instruct"]), "--method", "ties", "--lam", "0.7",
-          "--knob", "density=0.5", "--out", str(tmp_path / "cli")])
+    main(
+        [
+            "--base",
+            str(pair["base"]),
+            "--instruct",
+            str(pair["instruct"]),
+            "--method",
+            "ties",
+            "--lam",
+            "0.7",
+            "--knob",
+            "density=0.5",
+            "--out",
+            str(tmp_path / "cli"),
+        ]
+    )
     point = json.loads((tmp_path / "cli" / "mergesweep_point.json").read_text())
     assert point["method"] == "ties" and point["knobs"] == {"density": 0.5}
     b = load_file(pair["base"] / "model.safetensors")
@@ -118,6 +146,7 @@ def test_cli_knobs(pair, tmp_path):
 
 
 # --- bad input: one clear line, nothing already written damaged (issue 10) ---------------------------------------
+
 
 def _tree(root: Path) -> dict[str, str]:
     """sha256 of every file under ``root`` by relative path (what must stay untouched)."""
@@ -144,22 +173,26 @@ def _fails(argv: list[str], match: str) -> str:
 
 @pytest.mark.parametrize("where", ["instruct", "inside_base", "around_both"])
 def test_out_on_a_source_is_refused_and_the_source_untouched(pair, where):
-    out = {"instruct": pair["instruct"], "inside_base": pair["base"] / "merged",
-           "around_both": pair["base"].parent}[where]
+    out = {"instruct": pair["instruct"], "inside_base": pair["base"] / "merged", "around_both": pair["base"].parent}[
+        where
+    ]
     before = {k: _tree(pair[k]) for k in ("base", "instruct")}
     _fails(_cli(pair, out, "--lam", "0.5"), "source checkpoint")
     assert {k: _tree(pair[k]) for k in ("base", "instruct")} == before
     assert not (pair["base"] / "merged").exists()
 
 
-@pytest.mark.parametrize("bad, match", [
-    (["--method", "ties", "--knob", "density=1.5"], "density must be in [0, 1]"),
-    (["--method", "ties", "--knob", "density=abc"], "density must be a number"),
-    (["--method", "lines", "--knob", "alpha=abc"], "alpha must be a number"),
-    (["--lam", "nan"], "--lam must be finite"),
-    (["--lam", "inf"], "--lam must be finite"),
-    (["--dtype", "int8"], "float dtype"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (["--method", "ties", "--knob", "density=1.5"], "density must be in [0, 1]"),
+        (["--method", "ties", "--knob", "density=abc"], "density must be a number"),
+        (["--method", "lines", "--knob", "alpha=abc"], "alpha must be a number"),
+        (["--lam", "nan"], "--lam must be finite"),
+        (["--lam", "inf"], "--lam must be finite"),
+        (["--dtype", "int8"], "float dtype"),
+    ],
+)
 def test_failed_reexport_keeps_the_earlier_export(pair, tmp_path, bad, match):
     out = tmp_path / "merged"
     main(_cli(pair, out, "--lam", "0.25"))
@@ -229,8 +262,13 @@ def test_debug_shows_the_traceback_and_the_process_prints_one_line(pair, tmp_pat
     with pytest.raises(ConfigError):
         main(_cli(pair, tmp_path / "m", "--lam", "nan", "--debug"))
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    proc = subprocess.run([sys.executable, "-m", "mergesweep.export", *_cli(pair, pair["instruct"], "--lam", "1")],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mergesweep.export", *_cli(pair, pair["instruct"], "--lam", "1")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr  # before any progress bar
     assert proc.stderr.startswith("mergesweep-export: error: --out")

@@ -3,6 +3,7 @@
 Records are synthetic (written through ``RecordStore.write``, read back through the real loaders) so that the
 expected best lam and Pareto front are known: ICL falls and IF rises with lam, with family-specific curves.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -33,12 +34,25 @@ def curve(family: str, method: str, lam: float) -> tuple[float, float]:
 def record(family: str, method: str, lam: float, suite: str = "icl_ifeval", parts=("icl", "if")) -> dict:
     icl, if_ = curve(family, method, lam)
     summary = {"icl": icl if "icl" in parts else None, "if": if_ if "if" in parts else None}
-    metrics = {p: {"metric": "acc", "tasks": {t: {"acc": min(1.0, summary[p] + 0.05 * i - 0.05)}
-                                              for i, t in enumerate(TASKS[p])}} for p in parts}
-    return {"point_id": f"{family}__{method}__lam{lam:g}__{suite}", "sweep": "s", "family": family, "method": method,
-            "lam": lam, "extrapolation": False, "summary": summary, "metrics": metrics,
-            "ci": {p: {"low": summary[p] - 0.04, "high": summary[p] + 0.03} for p in parts},
-            "config": {"suite": {"name": suite}}}
+    metrics = {
+        p: {
+            "metric": "acc",
+            "tasks": {t: {"acc": min(1.0, summary[p] + 0.05 * i - 0.05)} for i, t in enumerate(TASKS[p])},
+        }
+        for p in parts
+    }
+    return {
+        "point_id": f"{family}__{method}__lam{lam:g}__{suite}",
+        "sweep": "s",
+        "family": family,
+        "method": method,
+        "lam": lam,
+        "extrapolation": False,
+        "summary": summary,
+        "metrics": metrics,
+        "ci": {p: {"low": summary[p] - 0.04, "high": summary[p] + 0.03} for p in parts},
+        "config": {"suite": {"name": suite}},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +74,15 @@ def test_every_figure_as_png_and_pdf_at_column_width(sweep):
     out = write_report(sweep)
     figs = sweep / "figures"
     stems = {p.stem for p in figs.glob("*.png")}
-    assert stems == {"tradeoff__fam_a", "tradeoff__fam_b", "parts_vs_lam", "tasks__fam_a__linear",
-                     "tasks__fam_a__ties", "tasks__fam_b__linear", "tasks__fam_b__ties"}
+    assert stems == {
+        "tradeoff__fam_a",
+        "tradeoff__fam_b",
+        "parts_vs_lam",
+        "tasks__fam_a__linear",
+        "tasks__fam_a__ties",
+        "tasks__fam_b__linear",
+        "tasks__fam_b__ties",
+    }
     for stem in stems:
         assert (figs / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-"
         w, h = png_size(figs / f"{stem}.png")
@@ -92,9 +113,15 @@ def test_pareto_front_matches_brute_force():
     x, y = rng.random(40), rng.random(40)
     x[3] = np.nan
     x[10], y[10], x[11], y[11] = 1.5, 0.9, 1.5, 0.8  # a tie on ICL: the lower-IF twin is dominated
-    brute = [not np.isnan(x[i]) and not any(x[j] >= x[i] and y[j] >= y[i] and (x[j] > x[i] or y[j] > y[i])
-                                            for j in range(40) if j != i and not np.isnan(x[j]))
-             for i in range(40)]
+    brute = [
+        not np.isnan(x[i])
+        and not any(
+            x[j] >= x[i] and y[j] >= y[i] and (x[j] > x[i] or y[j] > y[i])
+            for j in range(40)
+            if j != i and not np.isnan(x[j])
+        )
+        for i in range(40)
+    ]
     assert pareto_front(x, y).tolist() == brute and sum(brute) >= 2
 
 
@@ -132,8 +159,15 @@ def test_wandb_summary_run_has_figures_tables_and_tags(sweep, tmp_path, monkeypa
     out = write_report(sweep, tracking={"enabled": True, "mode": "offline", "project": "t"}, out=tmp_path / "rep")
     media = Path(out["wandb"]) / "files" / "media"
     images = {p.name.rsplit("_", 2)[0] for p in (media / "images" / "figures").glob("*.png")}
-    assert images == {"tradeoff__fam_a", "tradeoff__fam_b", "parts_vs_lam", "tasks__fam_a__linear",
-                      "tasks__fam_a__ties", "tasks__fam_b__linear", "tasks__fam_b__ties"}
+    assert images == {
+        "tradeoff__fam_a",
+        "tradeoff__fam_b",
+        "parts_vs_lam",
+        "tasks__fam_a__linear",
+        "tasks__fam_a__ties",
+        "tasks__fam_b__linear",
+        "tasks__fam_b__ties",
+    }
     tables = sorted(p.name.split("_")[0] for p in (media / "table").glob("*.table.json"))
     assert tables == ["best", "records"]
     assert sorted(runs[-1].tags) == ["fam_a", "fam_b", "linear", "ties"]

@@ -3,6 +3,7 @@
 No engine here: a deterministic stub LM (prefers the shortest continuation) goes through ``suite.run`` so the
 expected accuracies can be computed independently from the data files.
 """
+
 from __future__ import annotations
 
 import json
@@ -109,8 +110,14 @@ def expected_acc(task, limit: int) -> float:
 
 def test_suite_run_aggregates_per_task_groups_and_macro(tmp_path):
     tasks = ["icl_cb_mc", "icl_copa_mc", "icl_cb_fmc", "icl_trec_fmc"]
-    part = {"tasks": tasks, "metric": "acc", "num_fewshot": 2, "limit": 20, "chat_template": False,
-            "groups": {"mc": "icl_*_mc", "fmc": "icl_*_fmc"}}
+    part = {
+        "tasks": tasks,
+        "metric": "acc",
+        "num_fewshot": 2,
+        "limit": 20,
+        "chat_template": False,
+        "groups": {"mc": "icl_*_mc", "fmc": "icl_*_fmc"},
+    }
     out = suites.run(ShortestLM(), {"name": "t", "parts": {"icl": part}}, tmp_path, seed=7, bootstrap=200)
     built = load(*tasks)
     want = {t: expected_acc(built[t], 20) for t in tasks}
@@ -134,8 +141,13 @@ def test_hub_suite_offline_and_uncached_fails_before_any_engine(tmp_path):
     env = {**os.environ, "MERGESWEEP_RESULTS": str(tmp_path), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
     env.pop("HF_HOME", None)
     env.pop("HF_DATASETS_CACHE", None)
-    proc = subprocess.run([sys.executable, "-m", "mergesweep.cli", "suite=icl_hub", "tracking=none"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mergesweep.cli", "suite=icl_hub", "tracking=none"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode != 0
     assert "mergesweep: error: suite 'icl_hub', part 'icl': dataset not available offline" in proc.stderr
     for name in ("arc_easy (allenai/ai2_arc, ARC-Easy)", "hellaswag (Rowan/hellaswag)", "openbookqa"):
@@ -150,8 +162,10 @@ def test_offline_check_passes_what_datasets_can_load_offline(tmp_path):
 
     (tmp_path / "d.jsonl").write_text('{"x": 1}\n')
     files = {"test": str(tmp_path / "d.jsonl")}
-    cfgs = {"local_json": {"dataset_path": "json", "dataset_kwargs": {"data_files": files}},
-            "shipped": {"custom_dataset": "utils.load"},
-            "hub": {"dataset_path": "allenai/ai2_arc", "dataset_name": "ARC-Easy"}}
+    cfgs = {
+        "local_json": {"dataset_path": "json", "dataset_kwargs": {"data_files": files}},
+        "shipped": {"custom_dataset": "utils.load"},
+        "hub": {"dataset_path": "allenai/ai2_arc", "dataset_name": "ARC-Easy"},
+    }
     missing = hub.missing_offline(cfgs, list(cfgs), cache_dir=str(tmp_path / "empty_cache"))
     assert list(missing) == ["hub (allenai/ai2_arc, ARC-Easy)"] and missing["hub (allenai/ai2_arc, ARC-Easy)"]

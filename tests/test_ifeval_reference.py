@@ -5,6 +5,7 @@ The reference check runs the GPT-4 responses released with IFEval through the ex
 with the numbers the IFEval paper reports for GPT-4; with the checkers seeded per item it then pins the exact
 counts, and 20 re-scorings in shuffled orders must agree item by item.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,12 @@ from mergesweep.evals import suite as suites
 from mergesweep.evals.data import DataError, read_jsonl
 from mergesweep.paths import data_dir
 
-PUBLISHED = {"prompt_level_strict_acc": 76.9, "inst_level_strict_acc": 83.6,
-             "prompt_level_loose_acc": 79.3, "inst_level_loose_acc": 85.4}
+PUBLISHED = {
+    "prompt_level_strict_acc": 76.9,
+    "inst_level_strict_acc": 83.6,
+    "prompt_level_loose_acc": 79.3,
+    "inst_level_loose_acc": 85.4,
+}
 RESPONSES = "input_response_data_gpt4_20231107_145030.jsonl"
 IF_SUITE = {"name": "t", "parts": {"if": {"tasks": ["ifeval_local"], "metric": "prompt_level_strict_acc"}}}
 
@@ -55,12 +60,19 @@ def test_gpt4_reference_responses_reproduce_published_scores():
 
 def _random_dependent(docs, responses):
     """(doc, response) pairs whose checks call langdetect: where unseeded scoring varies between runs."""
-    picked = [(d, r["response"]) for d, r in zip(docs, responses)
-              if any(i.startswith(("language:", "change_case:")) for i in d["instruction_id_list"])]
+    picked = [
+        (d, r["response"])
+        for d, r in zip(docs, responses)
+        if any(i.startswith(("language:", "change_case:")) for i in d["instruction_id_list"])
+    ]
     assert len(picked) > 100
     # a short, language-ambiguous answer: unseeded langdetect calls it "en" in about half of its runs
-    ambiguous = {"key": -1, "prompt": "Answer in English.", "instruction_id_list": ["language:response_language"],
-                 "kwargs": [{"language": "en"}]}
+    ambiguous = {
+        "key": -1,
+        "prompt": "Answer in English.",
+        "instruction_id_list": ["language:response_language"],
+        "kwargs": [{"language": "en"}],
+    }
     return picked[:30] + [(ambiguous, "die the le")]
 
 

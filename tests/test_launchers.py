@@ -1,4 +1,5 @@
 """Sweeps go out through Hydra's own launchers (no scheduler of ours): SLURM config composes, local procs run."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,17 @@ def test_slurm_launcher_config_composes():
 @pytest.mark.slow
 def test_submitit_local_runs_each_point_in_its_own_process(tmp_path):
     """A real multirun through hydra-submitit-launcher's local executor, HF engine, tiny limits."""
-    mergesweep(tmp_path, "hydra/launcher=local_procs", "strength=0,1", "engine=hf", "sweep.name=procs",
-               "tracking=none", "suite.parts.icl.limit=6", "suite.parts.if.limit=3", "bootstrap=20")
+    mergesweep(
+        tmp_path,
+        "hydra/launcher=local_procs",
+        "strength=0,1",
+        "engine=hf",
+        "sweep.name=procs",
+        "tracking=none",
+        "suite.parts.icl.limit=6",
+        "suite.parts.if.limit=3",
+        "bootstrap=20",
+    )
     recs = [json.loads(p.read_text()) for p in (tmp_path / "procs" / "records").glob("*.json")]
     assert sorted(r["lam"] for r in recs) == [0.0, 1.0]
     assert all(r["engine"]["engine"] == "hf" and r["engine"]["reused"] is False for r in recs)
@@ -45,8 +55,11 @@ def test_points_are_grouped_by_everything_but_strength():
     jobs = [[f"merge={m}", "seed=1", f"strength={s}"] for m in ("linear", "ties") for s in ("0", "0.5", "1")]
     jobs.append(["merge=slerp", "seed=1"])  # no strength override: a block of its own, launched as is
     blocks = group_blocks(jobs)
-    assert [b.common for b in blocks] == [["merge=linear", "seed=1"], ["merge=ties", "seed=1"],
-                                          ["merge=slerp", "seed=1"]]
+    assert [b.common for b in blocks] == [
+        ["merge=linear", "seed=1"],
+        ["merge=ties", "seed=1"],
+        ["merge=slerp", "seed=1"],
+    ]
     assert blocks[0].strengths == ["0", "0.5", "1"]
     assert blocks[1].job_overrides() == ["merge=ties", "seed=1", "strength=0", "++block_strengths=[0,0.5,1]"]
     assert blocks[2].job_overrides() == ["merge=slerp", "seed=1"]
@@ -67,8 +80,9 @@ def test_block_job_config_yields_one_config_per_strength():
 def test_ray_launcher_config_composes():
     """hydra-ray-launcher pulls ray[default] (hundreds of MB): not installed here; its config composes regardless."""
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["hydra/launcher=ray", "hydra/sweeper=blocks"],
-                      return_hydra_config=True)
+        cfg = compose(
+            config_name="config", overrides=["hydra/launcher=ray", "hydra/sweeper=blocks"], return_hydra_config=True
+        )
     assert cfg.hydra.launcher._target_ == "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher"
     assert set(cfg.hydra.launcher.ray) == {"init", "remote"} and cfg.hydra.launcher.ray.remote.num_gpus == 1
     assert cfg.hydra.sweeper._target_ == "hydra_plugins.mergesweep_blocks.BlockSweeper"
@@ -116,9 +130,24 @@ def test_a_failed_block_marks_its_points_and_the_others_go_on(tmp_path):
     tensors[name][0, 0] = float("nan")
     save_file(tensors, bad / "model.safetensors", metadata={"format": "pt"})
     env = {**os.environ, "MERGESWEEP_RESULTS": str(tmp_path), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run([sys.executable, "-m", "mergesweep.cli", "-m", "hydra/sweeper=blocks",
-                           f"model.instruct={TOY / 'instruct'},{bad}", "strength=0,1", *TINY, "sweep.name=fail"],
-                          env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mergesweep.cli",
+            "-m",
+            "hydra/sweeper=blocks",
+            f"model.instruct={TOY / 'instruct'},{bad}",
+            "strength=0,1",
+            *TINY,
+            "sweep.name=fail",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode != 0
     assert "1 of 2 blocks failed" in proc.stderr + proc.stdout
     store = RecordStore(tmp_path / "fail")

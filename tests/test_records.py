@@ -3,6 +3,7 @@
 Everything here runs without an engine: point ids come from the real Hydra config (``cli.identify``), guards
 from a real MergePlan over copies of the toy pair with a planted NaN.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,19 +22,40 @@ from mergesweep.records import CI, SCHEMA, PartMetrics, Record, RecordStore, Sum
 TOY = Path(__file__).resolve().parents[1] / "data" / "toy_pair"
 
 
-def make_record(pid: str = "toy__linear__lam0.5__x", lam: float = 0.5, icl: float | None = 0.6,
-                if_: float | None = 0.4, sweep: str = "s") -> Record:
+def make_record(
+    pid: str = "toy__linear__lam0.5__x",
+    lam: float = 0.5,
+    icl: float | None = 0.6,
+    if_: float | None = 0.4,
+    sweep: str = "s",
+) -> Record:
     parts = {}
     if icl is not None:
         parts["icl"] = PartMetrics(metric="acc", tasks={"t1": {"acc": icl}}, n={"t1": 10})
     if if_ is not None:
-        parts["if"] = PartMetrics(metric="prompt_level_strict_acc", tasks={"t2": {"prompt_level_strict_acc": if_}},
-                                  n={"t2": 10}, extra={"judge": None})
-    ci = {p: CI(low=v - 0.1, high=v + 0.1, n_resamples=10, seed=1) for p, v in (("icl", icl), ("if", if_))
-          if v is not None}
-    return Record(point_id=pid, sweep=sweep, family="toy", method="linear", lam=lam, summary=Summary(icl, if_),
-                  metrics=parts, ci=ci, times=Timings(merge_s=0.1, swap_s=0.2, eval_s={"icl": 1.0}),
-                  seeds={"seed": 1, "if_checkers": 0})
+        parts["if"] = PartMetrics(
+            metric="prompt_level_strict_acc",
+            tasks={"t2": {"prompt_level_strict_acc": if_}},
+            n={"t2": 10},
+            extra={"judge": None},
+        )
+    ci = {
+        p: CI(low=v - 0.1, high=v + 0.1, n_resamples=10, seed=1)
+        for p, v in (("icl", icl), ("if", if_))
+        if v is not None
+    }
+    return Record(
+        point_id=pid,
+        sweep=sweep,
+        family="toy",
+        method="linear",
+        lam=lam,
+        summary=Summary(icl, if_),
+        metrics=parts,
+        ci=ci,
+        times=Timings(merge_s=0.1, swap_s=0.2, eval_s={"icl": 1.0}),
+        seeds={"seed": 1, "if_checkers": 0},
+    )
 
 
 def test_point_id_holds_the_exact_strength_and_config():
@@ -180,8 +202,12 @@ def test_nan_loglikelihoods_or_only_empty_generations_fail_a_part():
 
 
 def test_redact_hides_keys_and_token_like_values():
-    cfg = {"judge": {"api_key": "sk-abcdefghijklmnopqrstuvwx", "base_url": "http://127.0.0.1:8000/v1"},
-           "tokenizer": "keep/me", "env": ["hf_ABCDEFGHIJKLMNOPQRSTUVWX"], "HF_TOKEN": "abc"}
+    cfg = {
+        "judge": {"api_key": "sk-abcdefghijklmnopqrstuvwx", "base_url": "http://127.0.0.1:8000/v1"},
+        "tokenizer": "keep/me",
+        "env": ["hf_ABCDEFGHIJKLMNOPQRSTUVWX"],
+        "HF_TOKEN": "abc",
+    }
     out = redact(cfg)
     assert out["judge"]["api_key"] == REDACTED and out["HF_TOKEN"] == REDACTED
     assert out["env"] == [REDACTED]

@@ -3,6 +3,7 @@
 Records are written with the real RecordStore and typed Record (no engine needed); the CLI runs as a
 subprocess, as a user would run it.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -17,15 +18,23 @@ from tests.test_records import make_record
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mergesweep.cli", "report", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "mergesweep.cli", "report", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def sweep(tmp_path, name: str, icl: bool = True, if_: bool = True, lams=(0.0, 0.5, 1.0)):
     store = RecordStore(tmp_path / name)
     for lam in lams:
-        store.write(make_record(pid=f"toy__linear__lam{lam}__{name}", lam=lam, sweep=name,
-                                icl=0.8 - 0.3 * lam if icl else None, if_=0.1 + 0.5 * lam if if_ else None))
+        store.write(
+            make_record(
+                pid=f"toy__linear__lam{lam}__{name}",
+                lam=lam,
+                sweep=name,
+                icl=0.8 - 0.3 * lam if icl else None,
+                if_=0.1 + 0.5 * lam if if_ else None,
+            )
+        )
     return store.root
 
 

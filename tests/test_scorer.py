@@ -3,16 +3,17 @@
 The reference is the plain ``prompt_logprobs`` path (one fresh prompt per request, lm-eval's vLLM logic); both run
 on the same engine (same weights), and every engine output is recorded so the tests can see cache hits.
 """
+
 from __future__ import annotations
 
 import random
 
 import pytest
 
+from mergesweep.errors import ConfigError
 from tests.conftest import TOY
 
-ENGINE_CFG = {"name": "vllm", "dtype": "float32", "kv_cache_gib": 1, "in_process": True,
-              "prefix_caching": True}
+ENGINE_CFG = {"name": "vllm", "dtype": "float32", "kv_cache_gib": 1, "in_process": True, "prefix_caching": True}
 TOL = 1e-3
 
 
@@ -55,12 +56,17 @@ def direct_requests(llm, n_items: int = 6, seed: int = 0) -> list:
 
     rng = random.Random(seed)
     ctxs = [[rng.randrange(10, 1600) for _ in range(rng.randrange(140, 400))] for _ in range(n_items)]
-    greedy = llm.generate([TokensPrompt(prompt_token_ids=c) for c in ctxs],
-                          SamplingParams(temperature=0, max_tokens=3, detokenize=False), use_tqdm=False)
+    greedy = llm.generate(
+        [TokensPrompt(prompt_token_ids=c) for c in ctxs],
+        SamplingParams(temperature=0, max_tokens=3, detokenize=False),
+        use_tqdm=False,
+    )
     reqs = []
     for ctx, g in zip(ctxs, greedy):
         conts = [list(g.outputs[0].token_ids[:1]), list(g.outputs[0].token_ids)]  # greedy single and multi-token
-        conts += [[rng.randrange(10, 1600) for _ in range(rng.choice([1, 1, 2, 4]))] for _ in range(rng.randrange(2, 5))]
+        conts += [
+            [rng.randrange(10, 1600) for _ in range(rng.choice([1, 1, 2, 4]))] for _ in range(rng.randrange(2, 5))
+        ]
         reqs += [(None, ctx, c) for c in conts]
     return reqs
 
@@ -134,8 +140,9 @@ def run_suite(engine, scorer: str, suite_name: str, tmp, limit: int | None, task
         part = {**cfg["parts"]["icl"], "limit": limit}
         part["tasks"] = tasks or part["tasks"]
         part.pop("groups", None)
-        out = suites.run(lm, {"name": suite_name, "parts": {"icl": part}}, tmp / f"{scorer}-{suite_name}",
-                         seed=1234, bootstrap=0)
+        out = suites.run(
+            lm, {"name": suite_name, "parts": {"icl": part}}, tmp / f"{scorer}-{suite_name}", seed=1234, bootstrap=0
+        )
     finally:
         del lm._loglikelihood_tokens
         lm.scorer = "cached"
@@ -160,7 +167,7 @@ def test_suites_score_identically(engine, tmp_path):
 def test_unknown_scorer_is_refused():
     from mergesweep.engines.vllm_lm import VLLMLM
 
-    with pytest.raises(ValueError, match="unknown engine.scorer 'fast'"):
+    with pytest.raises(ConfigError, match="unknown engine.scorer 'fast'"):
         VLLMLM(llm=None, tokenizer=None, max_length=16, scorer="fast")
 
 
@@ -174,10 +181,15 @@ def test_generation_is_one_batch_that_reuses_a_shared_chat_prefix(engine):
     lm.llm = llm
     try:
         system = " ".join(["Answer in one short line and never use commas."] * 40)
-        reqs = [SimpleNamespace(args=(lm.apply_chat_template([{"role": "system", "content": system},
-                                                               {"role": "user", "content": q}]),
-                                      {"until": [], "max_gen_toks": 8}))
-                for q in ("Name a colour.", "Name an animal.", "Name a number.")]
+        reqs = [
+            SimpleNamespace(
+                args=(
+                    lm.apply_chat_template([{"role": "system", "content": system}, {"role": "user", "content": q}]),
+                    {"until": [], "max_gen_toks": 8},
+                )
+            )
+            for q in ("Name a colour.", "Name an animal.", "Name a number.")
+        ]
         llm.reset_prefix_cache()
         calls = []
         llm._generate = lambda *a, **kw: calls.append(len(a[0])) or engine.llm.generate(*a, **kw)

@@ -1,4 +1,5 @@
 """The statistics in every record, checked against independent computations (normal approximations)."""
+
 from __future__ import annotations
 
 import json
@@ -97,8 +98,13 @@ def test_paired_needs_the_same_items():
         stats.paired_bootstrap({"t": [1, 0]}, {"u": [1, 0]})
 
 
-def write_record(sweep: Path, pid: str, scores: dict[str, list[float]], metric: str = "acc",
-                 hashes: dict[str, list[str]] | None = None) -> Path:
+def write_record(
+    sweep: Path,
+    pid: str,
+    scores: dict[str, list[float]],
+    metric: str = "acc",
+    hashes: dict[str, list[str]] | None = None,
+) -> Path:
     """A record + per-sample files in the layout the CLI writes (``samples`` relative to the sweep folder)."""
     samples = {}
     for task, vals in scores.items():
@@ -109,8 +115,11 @@ def write_record(sweep: Path, pid: str, scores: dict[str, list[float]], metric: 
         rows.reverse()  # compare pairs by doc_id, not by line order
         (sweep / rel).write_text("".join(json.dumps(r) + "\n" for r in rows))
         samples[task] = str(rel)
-    rec = {"point_id": pid, "samples": samples,
-           "metrics": {"icl": {"metric": metric, "tasks": {t: {metric: float(np.mean(v))} for t, v in scores.items()}}}}
+    rec = {
+        "point_id": pid,
+        "samples": samples,
+        "metrics": {"icl": {"metric": metric, "tasks": {t: {metric: float(np.mean(v))} for t, v in scores.items()}}},
+    }
     path = sweep / "records" / f"{pid}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rec))

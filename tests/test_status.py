@@ -5,6 +5,7 @@ limits: what is tested is which points are expected, done, failed or missing, an
 One multirun has a healthy point and an overflowing one (``strength=1e30``); another runs on an instruct
 checkpoint with one NaN weight. Both failures must leave a failure entry and no record.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,15 +23,22 @@ from mergesweep.report import load_table
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
-SMALL = ["sweep.name=st", "tracking=none", "engine=hf", "suite.parts.icl.limit=12", "suite.parts.if.limit=4",
-         "bootstrap=20"]
+SMALL = [
+    "sweep.name=st",
+    "tracking=none",
+    "engine=hf",
+    "suite.parts.icl.limit=12",
+    "suite.parts.if.limit=4",
+    "bootstrap=20",
+]
 NAN_TENSOR = "model.layers.0.self_attn.q_proj.weight"
 
 
 def mergesweep(results: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MERGESWEEP_RESULTS": str(results), "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "mergesweep.cli", *args], env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "mergesweep.cli", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=900
+    )
 
 
 @pytest.fixture(scope="module")

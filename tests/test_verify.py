@@ -4,6 +4,7 @@ checkpoint hashes, re-runs the point on vLLM and matches, also for a record whos
 One real point (vLLM, small limits) is swept on a copy of the toy pair; the copy is then moved, so the recorded
 paths no longer exist and ``--model-root`` must find the checkpoints.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,9 @@ SMALL = ["sweep.name=v", "tracking=none", "suite.parts.icl.limit=20", "suite.par
 
 def mergesweep(*args: str, results: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **({"MERGESWEEP_RESULTS": str(results)} if results else {})}
-    return subprocess.run([sys.executable, "-m", "mergesweep.cli", *args], env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "mergesweep.cli", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=900
+    )
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +34,14 @@ def swept(tmp_path_factory):
     root = tmp_path_factory.mktemp("verify")
     shutil.copytree(REPO / "data" / "toy_pair", root / "a" / "toy_pair")
     pair = root / "a" / "toy_pair"
-    proc = mergesweep("-m", "strength=0.5", f"model.base={pair}/base", f"model.instruct={pair}/instruct", *SMALL,
-                      results=root / "results")
+    proc = mergesweep(
+        "-m",
+        "strength=0.5",
+        f"model.base={pair}/base",
+        f"model.instruct={pair}/instruct",
+        *SMALL,
+        results=root / "results",
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     (root / "a").rename(root / "b")
     return root / "results" / "v", root / "b"
@@ -99,15 +107,15 @@ def test_full_mode_reruns_a_moved_record_and_matches(swept, tmp_path):
     sweep_dir, pair = swept
     copy = tmp_path / "elsewhere" / "v"
     shutil.copytree(sweep_dir, copy)  # a record copied to another place, checkpoints moved too
-    proc = mergesweep("verify", "--full", "--model-root", str(pair), "--scratch", str(tmp_path),
-                      str(record(copy)))
+    proc = mergesweep("verify", "--full", "--model-root", str(pair), "--scratch", str(tmp_path), str(record(copy)))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "checkpoint hashes: all match" in proc.stdout
     full = proc.stdout.split("re-generated and re-scored")[1]
     for name in ("icl/toy_recall_colors/acc", "icl/toy_recall_numbers/acc", "summary.icl", "ci.icl.high"):
         assert rows(full, name)[0].endswith(" ok"), name  # log-likelihood metrics: exact, no tolerance
-    assert "(tol 0.2500)" in rows(full, "if/toy_ifeval/prompt_level_strict_acc")[0] or \
-        rows(full, "if/toy_ifeval/prompt_level_strict_acc")[0].endswith(" ok")
+    assert "(tol 0.2500)" in rows(full, "if/toy_ifeval/prompt_level_strict_acc")[0] or rows(
+        full, "if/toy_ifeval/prompt_level_strict_acc"
+    )[0].endswith(" ok")
     assert "PASS" in proc.stdout
 
 

@@ -2,4 +2,5 @@
 
 Data flows one way: config -> weights (checkpoints, merge) -> engine -> suites -> record -> report.
 """
+
 __version__ = "0.1.0"

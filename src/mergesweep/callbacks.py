@@ -6,12 +6,13 @@ overrides *before* the task function runs, and runs a multirun's jobs one after 
 that see every job: here a secret-looking override is refused, and each job's config is composed (the way
 the launcher will) and put through ``cli.preflight``, so ``strength=0,abc,1`` stops before point 0 runs.
 """
+
 from __future__ import annotations
 
 import logging
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -35,17 +36,26 @@ def refuse_secrets(config: DictConfig) -> None:
     """Secrets on the command line would land in Hydra's yaml files, its log and W&B metadata: refuse them."""
     from .provenance import secret_overrides, secret_values
 
-    overrides = OmegaConf.to_container(config.hydra.overrides, resolve=False) if "hydra" in config else {}
+    overrides = cast("dict[str, Any]", OmegaConf.to_container(config.hydra.overrides)) if "hydra" in config else {}
     keys = secret_overrides([*overrides.get("task", []), *overrides.get("hydra", [])])
     if keys:
-        _fail([f"override {k} looks like a secret; command-line values are written to Hydra's logs and W&B. "
-               "Put secrets in the environment (e.g. HF_TOKEN) and pass only the variable's name"
-               for k in keys])
-    tree = OmegaConf.to_container(config, resolve=False)
+        _fail(
+            [
+                f"override {k} looks like a secret; command-line values are written to Hydra's logs and W&B. "
+                "Put secrets in the environment (e.g. HF_TOKEN) and pass only the variable's name"
+                for k in keys
+            ]
+        )
+    tree = cast("dict[str, Any]", OmegaConf.to_container(config, resolve=False))
     literal = secret_values({k: v for k, v in tree.items() if k != "hydra"})
     if literal:
-        _fail([f"config key {k} holds a literal secret, which Hydra would save in .hydra/config.yaml; "
-               "use an interpolation such as ${oc.env:HF_TOKEN} instead" for k in literal])
+        _fail(
+            [
+                f"config key {k} holds a literal secret, which Hydra would save in .hydra/config.yaml; "
+                "use an interpolation such as ${oc.env:HF_TOKEN} instead"
+                for k in literal
+            ]
+        )
 
 
 def job_overrides(config: DictConfig) -> list[list[str]] | None:
@@ -69,18 +79,19 @@ def check_jobs(config: DictConfig) -> list[str]:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
-    from .cli import preflight
     from .errors import USER_ERRORS
+    from .points import preflight
 
     jobs = job_overrides(config)
     if jobs is None:
         return []
     loader = GlobalHydra.instance().config_loader()
+    caught: tuple[type[Exception], ...] = (*USER_ERRORS, HydraException)
     bad = []
     for i, overrides in enumerate(jobs):
         try:
             preflight(loader.load_sweep_config(config, list(overrides)))
-        except (*USER_ERRORS, HydraException) as e:  # HydraException: e.g. a config group option that is not there
+        except caught as e:  # HydraException: e.g. a config group option that is not there
             reason = " ".join(str(e).split()).split(" Config search path")[0]
             bad.append(f"job #{i} ({' '.join(overrides) or 'no overrides'}): {reason}")
     return bad
@@ -90,9 +101,9 @@ class SweepReport(Callback):
     """Registered in ``conf/config.yaml`` under ``hydra.callbacks``: checks before, report after."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from .cli import preflight
         from .errors import USER_ERRORS
         from .oneline import full_errors
+        from .points import preflight
 
         refuse_secrets(config)
         try:
@@ -115,12 +126,13 @@ class SweepReport(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from .engines import close_all
+        from .points import container
         from .report import write_report
 
         close_all()
         sweep_dir = Path(config.results_dir) / config.sweep.name
         try:
-            tracking = OmegaConf.to_container(config.tracking, resolve=True) if "tracking" in config else None
+            tracking = container(config.tracking) if "tracking" in config else None
             for kind, path in write_report(sweep_dir, tracking=tracking).items():
                 log.info("report %s: %s", kind, path)
         except FileNotFoundError as e:

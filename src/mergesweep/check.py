@@ -5,11 +5,12 @@ This reads only ``config.json``, ``tokenizer_config.json`` and the safetensors *
 ``huggingface_hub.get_safetensors_metadata`` and ``hf_hub_download`` of the two JSON files; local folders
 through the same code), and reports per checkpoint the architecture, tying, dtype, size and vocabulary, what
 the merge will do about any difference between them, and the memory a sweep needs on one GPU. The same
-check runs before the engine in ``cli.preflight`` when ``offline=false``.
+check runs before the engine in ``points.preflight`` when ``offline=false``.
 
     mergesweep check model=llama3_1_8b                       # needs offline=false for hub ids
     mergesweep check model=toy engine.max_model_len=2048 storage.dtype=bfloat16
 """
+
 from __future__ import annotations
 
 import json
@@ -23,11 +24,23 @@ from typing import Any
 from .checkpoints import CheckpointError, resolve
 from .tensor_names import is_vocab_sized, tied_head_copies
 
-BYTES = {"F64": 8, "F32": 4, "BF16": 2, "F16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
-         "F8_E4M3": 1, "F8_E5M2": 1}
+BYTES = {
+    "F64": 8,
+    "F32": 4,
+    "BF16": 2,
+    "F16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+}
 DTYPE_BYTES = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
-OVERHEAD_GB = 1.5      # CUDA context, activations and sampler buffers of one engine (rough, per GPU)
-CONCURRENT_SEQS = 16   # KV cache sized for this many full-length sequences in flight
+OVERHEAD_GB = 1.5  # CUDA context, activations and sampler buffers of one engine (rough, per GPU)
+CONCURRENT_SEQS = 16  # KV cache sized for this many full-length sequences in flight
 
 
 @dataclass
@@ -94,8 +107,11 @@ def _local_meta(path: Path, ref: str) -> Meta:
         tokenizer.setdefault("chat_template", (path / "chat_template.jinja").read_text())
     tensors: dict[str, tuple[tuple[int, ...], str]] = {}
     index = path / "model.safetensors.index.json"  # Mistral repos also ship a consolidated copy: trust the index
-    files = (sorted({path / f for f in json.loads(index.read_text())["weight_map"].values()}) if index.is_file()
-             else sorted(path.glob("*.safetensors")))
+    files = (
+        sorted({path / f for f in json.loads(index.read_text())["weight_map"].values()})
+        if index.is_file()
+        else sorted(path.glob("*.safetensors"))
+    )
     if not files:
         raise CheckpointError(f"{path}: no *.safetensors weights (check reads safetensors headers only)")
     for f in files:
@@ -119,7 +135,8 @@ def _hub_meta(repo: str, revision: str | None) -> Meta:
     except Exception:
         tokenizer = {}
     tensors: dict[str, tuple[tuple[int, ...], str]] = {
-        n: (tuple(t.shape), str(t.dtype)) for fm in md.files_metadata.values() for n, t in fm.tensors.items()}
+        n: (tuple(t.shape), str(t.dtype)) for fm in md.files_metadata.values() for n, t in fm.tensors.items()
+    }
     return Meta(repo, config, tokenizer, tensors)
 
 
@@ -129,8 +146,10 @@ def compare(a: Meta, b: Meta, label_a: str = "base", label_b: str = "instruct") 
     if a.arch != b.arch:
         problems.append(f"architectures differ: {label_a} {a.arch}, {label_b} {b.arch}")
     if a.tied != b.tied:
-        problems.append(f"{label_a} is {'tied' if a.tied else 'untied'} but {label_b} is "
-                        f"{'tied' if b.tied else 'untied'}: the output heads cannot be merged tensor by tensor")
+        problems.append(
+            f"{label_a} is {'tied' if a.tied else 'untied'} but {label_b} is "
+            f"{'tied' if b.tied else 'untied'}: the output heads cannot be merged tensor by tensor"
+        )
     wa, wb = a.weights, b.weights
     only_a, only_b = sorted(set(wa) - set(wb)), sorted(set(wb) - set(wa))
     if only_a or only_b:
@@ -140,23 +159,40 @@ def compare(a: Meta, b: Meta, label_a: str = "base", label_b: str = "instruct") 
         if sa == sb:
             continue
         if is_vocab_sized(n) and sa[1:] == sb[1:]:
-            notes.append(f"{n}: {label_a} has {sa[0]} rows, {label_b} {sb[0]}: the merge keeps {label_b}'s "
-                         + (f"{sb[0]} rows; rows {sa[0]}..{sb[0] - 1} come from {label_b} at every lam"
-                            if sb[0] > sa[0] else f"{sb[0]} rows and drops {label_a}'s extra rows"))
+            notes.append(
+                f"{n}: {label_a} has {sa[0]} rows, {label_b} {sb[0]}: the merge keeps {label_b}'s "
+                + (
+                    f"{sb[0]} rows; rows {sa[0]}..{sb[0] - 1} come from {label_b} at every lam"
+                    if sb[0] > sa[0]
+                    else f"{sb[0]} rows and drops {label_a}'s extra rows"
+                )
+            )
         else:
             problems.append(f"{n}: shapes {sa} vs {sb}")
     if a.dtype != b.dtype:
-        notes.append(f"dtypes differ ({label_a} {a.dtype}, {label_b} {b.dtype}): the merge computes in fp32 and "
-                     "casts to the engine dtype")
+        notes.append(
+            f"dtypes differ ({label_a} {a.dtype}, {label_b} {b.dtype}): the merge computes in fp32 and "
+            "casts to the engine dtype"
+        )
     va, vb = a.text.get("vocab_size"), b.text.get("vocab_size")
     if va != vb:
         notes.append(f"config vocab_size differs ({va} vs {vb}); the engine is built from {label_b}'s config")
     return problems, notes
 
 
-def estimate_memory(params: int, ckpt_bytes: float, layers: int, kv_heads: int, head_dim: int, *, inputs: int = 2,
-                    engine_dtype: str = "bfloat16", storage_dtype: str = "float32", storage_device: str | None = None,
-                    max_model_len: int = 2048) -> dict[str, float]:
+def estimate_memory(
+    params: int,
+    ckpt_bytes: float,
+    layers: int,
+    kv_heads: int,
+    head_dim: int,
+    *,
+    inputs: int = 2,
+    engine_dtype: str = "bfloat16",
+    storage_dtype: str = "float32",
+    storage_device: str | None = None,
+    max_model_len: int = 2048,
+) -> dict[str, float]:
     """GB one GPU needs for a sweep: engine weights + resident merge inputs + KV cache + overhead.
 
     ``inputs``: checkpoints the plan holds (2 for base/instruct, 3 with a residual target). They stay in their
@@ -169,9 +205,15 @@ def estimate_memory(params: int, ckpt_bytes: float, layers: int, kv_heads: int, 
     kv = 2 * layers * kv_heads * head_dim * DTYPE_BYTES.get(engine_dtype, 2) * max_model_len * CONCURRENT_SEQS / gb
     held = inputs * per_input
     on_gpu = held if storage_device in (None, "cuda", "null") else 0.0
-    return {"engine_weights_gb": eng, "inputs_gb": held, "kv_cache_gb": kv, "overhead_gb": OVERHEAD_GB,
-            "gpu_gb": eng + on_gpu + kv + OVERHEAD_GB, "host_gb": held if storage_device == "cpu" else 0.0,
-            "inputs_on_gpu_gb": on_gpu}
+    return {
+        "engine_weights_gb": eng,
+        "inputs_gb": held,
+        "kv_cache_gb": kv,
+        "overhead_gb": OVERHEAD_GB,
+        "gpu_gb": eng + on_gpu + kv + OVERHEAD_GB,
+        "host_gb": held if storage_device == "cpu" else 0.0,
+        "inputs_on_gpu_gb": on_gpu,
+    }
 
 
 def memory_for(metas: list[Meta], cfg: Mapping[str, Any]) -> dict[str, float]:
@@ -182,11 +224,18 @@ def memory_for(metas: list[Meta], cfg: Mapping[str, Any]) -> dict[str, float]:
     eng = cfg.get("engine", {}) or {}
     storage = cfg.get("storage", {}) or {}
     dtype = str(eng.get("dtype") or "bfloat16")
-    return estimate_memory(m.params, m.nbytes / max(1, m.params), int(t.get("num_hidden_layers", 0)),
-                           int(t.get("num_key_value_heads") or heads), head_dim, inputs=len(metas),
-                           engine_dtype=dtype if dtype in DTYPE_BYTES else "bfloat16",
-                           storage_dtype=str(storage.get("dtype") or "float32"), storage_device=storage.get("device"),
-                           max_model_len=int(eng.get("max_model_len") or 2048))
+    return estimate_memory(
+        m.params,
+        m.nbytes / max(1, m.params),
+        int(t.get("num_hidden_layers", 0)),
+        int(t.get("num_key_value_heads") or heads),
+        head_dim,
+        inputs=len(metas),
+        engine_dtype=dtype if dtype in DTYPE_BYTES else "bfloat16",
+        storage_dtype=str(storage.get("dtype") or "float32"),
+        storage_device=storage.get("device"),
+        max_model_len=int(eng.get("max_model_len") or 2048),
+    )
 
 
 def check_model(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -201,14 +250,16 @@ def check_model(cfg: Mapping[str, Any]) -> dict[str, Any]:
         notes += n
     declared = model.get("tied")
     if declared is not None and bool(declared) != metas["instruct"].tied:
-        problems.append(f"model.tied is {declared} but {model['instruct']}'s config says "
-                        f"{'tied' if metas['instruct'].tied else 'untied'}")
+        problems.append(
+            f"model.tied is {declared} but {model['instruct']}'s config says "
+            f"{'tied' if metas['instruct'].tied else 'untied'}"
+        )
     ordered = [metas[r] for r in ("base", "target", "instruct") if r in metas]
     return {"checkpoints": metas, "problems": problems, "notes": notes, "memory": memory_for(ordered, cfg)}
 
 
 def check_before_download(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The pre-engine form (``cli.preflight`` with ``offline=false``): log the report, raise on a problem."""
+    """The pre-engine form (``points.preflight`` with ``offline=false``): log the report, raise on a problem."""
     import logging
 
     report = check_model(cfg)
@@ -223,14 +274,18 @@ def describe(report: dict[str, Any]) -> str:
     for role, m in report["checkpoints"].items():
         t, tok = m.text, m.tokenizer
         added = len(tok.get("added_tokens_decoder") or {})
-        lines.append(f"{role}: {m.ref}\n  {m.arch}, {'tied' if m.tied else 'untied'}, {m.dtype}, "
-                     f"{m.params / 1e9:.3g}B params, {m.nbytes / 1e9:.3g} GB, {len(m.weights)} tensors; "
-                     f"{t.get('num_hidden_layers')} layers, hidden {t.get('hidden_size')}, vocab {t.get('vocab_size')} "
-                     f"(tokenizer: {added} added tokens, chat template {'yes' if tok.get('chat_template') else 'no'})")
+        lines.append(
+            f"{role}: {m.ref}\n  {m.arch}, {'tied' if m.tied else 'untied'}, {m.dtype}, "
+            f"{m.params / 1e9:.3g}B params, {m.nbytes / 1e9:.3g} GB, {len(m.weights)} tensors; "
+            f"{t.get('num_hidden_layers')} layers, hidden {t.get('hidden_size')}, vocab {t.get('vocab_size')} "
+            f"(tokenizer: {added} added tokens, chat template {'yes' if tok.get('chat_template') else 'no'})"
+        )
     mem = report["memory"]
-    lines.append(f"memory on one GPU: ~{mem['gpu_gb']:.3g} GB = engine weights {mem['engine_weights_gb']:.3g} + "
-                 f"merge inputs {mem['inputs_on_gpu_gb']:.3g} + KV cache {mem['kv_cache_gb']:.3g} + overhead "
-                 f"{mem['overhead_gb']:.3g}" + (f"; host RAM {mem['host_gb']:.3g} GB" if mem["host_gb"] else ""))
+    lines.append(
+        f"memory on one GPU: ~{mem['gpu_gb']:.3g} GB = engine weights {mem['engine_weights_gb']:.3g} + "
+        f"merge inputs {mem['inputs_on_gpu_gb']:.3g} + KV cache {mem['kv_cache_gb']:.3g} + overhead "
+        f"{mem['overhead_gb']:.3g}" + (f"; host RAM {mem['host_gb']:.3g} GB" if mem["host_gb"] else "")
+    )
     lines += [f"note: {n}" for n in report["notes"]]
     lines += [f"PROBLEM: {p}" for p in report["problems"]]
     lines.append("verdict: " + ("cannot merge (see PROBLEM lines)" if report["problems"] else "mergeable"))
@@ -242,8 +297,9 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from . import cli  # noqa: F401  (registers the ms_data resolver)
-    from .paths import conf_dir
+    from .paths import conf_dir, register_resolvers
+
+    register_resolvers()
 
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose(config_name="config", overrides=list(overrides))

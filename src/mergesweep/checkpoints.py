@@ -47,14 +47,24 @@ def resolve(path_or_id: str, revision: str | None = None, offline: bool | None =
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(str(path_or_id), revision=revision, local_files_only=offline,
-                                      allow_patterns=["*.json", "*.safetensors", "*.jinja", "*.model", "*.txt"]))
+        return Path(
+            snapshot_download(
+                str(path_or_id),
+                revision=revision,
+                local_files_only=offline,
+                allow_patterns=["*.json", "*.safetensors", "*.jinja", "*.model", "*.txt"],
+            )
+        )
     except Exception as e:  # offline, unknown repo, gated model...
         if offline:
-            raise CheckpointError(f"checkpoint {path_or_id!r} is a hub id and this run is offline: set offline=false "
-                                  f"to download it, or warm the HF cache first (hf download {path_or_id})") from None
-        raise CheckpointError(f"checkpoint {path_or_id!r} is not a local directory and could not be fetched "
-                              f"from the hub ({type(e).__name__}: {e})") from None
+            raise CheckpointError(
+                f"checkpoint {path_or_id!r} is a hub id and this run is offline: set offline=false "
+                f"to download it, or warm the HF cache first (hf download {path_or_id})"
+            ) from None
+        raise CheckpointError(
+            f"checkpoint {path_or_id!r} is not a local directory and could not be fetched "
+            f"from the hub ({type(e).__name__}: {e})"
+        ) from None
 
 
 class Checkpoint:

@@ -7,110 +7,34 @@ This module is the only place that wires config -> checkpoints -> merge -> engin
 Everything that can be checked cheaply (numbers, names, checkpoint shapes, task names) is checked before
 an engine starts, so bad input costs seconds and writes nothing.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from .errors import ConfigError  # defined in errors.py; re-exported here
-from .paths import conf_dir, data_dir, offline_env
+from .errors import USER_ERRORS, USER_OR_OS_ERRORS, ConfigError  # ConfigError: re-exported here
+from .paths import conf_dir, offline_env
+from .points import Preflight, container, identify, preflight, source_hashes, source_paths, strength
 
 log = logging.getLogger("mergesweep")
-OmegaConf.register_new_resolver("ms_data", lambda: str(data_dir()), replace=True)
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean bad input (printed as one clear line), as opposed to bugs (full traceback)."""
-    from .checkpoints import CheckpointError
-    from .engines.vllm_engine import VLLMUnavailable
-    from .evals.data import DataError
-    from .evals.suite import SuiteError
-    from .merge import MergeConfigError
-
-    return ConfigError, CheckpointError, MergeConfigError, SuiteError, DataError, VLLMUnavailable
-
-
-def strength(cfg: DictConfig) -> float:
-    """``cfg.strength`` as a float, or a ConfigError that says what was given."""
-    raw = cfg.get("strength")
-    if isinstance(raw, bool) or raw is None:
-        raise ConfigError(f"strength must be a number, got {raw!r}")
-    try:
-        lam = float(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"strength must be a number (e.g. strength=0.5), got {raw!r}") from None
-    if lam != lam or lam in (float("inf"), float("-inf")):
-        raise ConfigError(f"strength must be finite, got {raw!r}")
-    return lam
-
-
-def preflight(cfg: DictConfig) -> dict[str, Any]:
-    """Cheap checks before heavy work: every number, name, knob value, suite task, checkpoint and the results
-    folder (see ``preflight.py``); the multirun callback runs this for every job before the first one starts."""
-    from . import preflight as checks
-    from .checkpoints import Checkpoint, check_compatible, resolve
-    from .engines import ENGINES
-    from .merge import METHODS, check_knobs
-
-    lam = strength(cfg)
-    sweep_dir = Path(str(cfg.results_dir)) / checks.sweep_name(cfg.sweep.name)
-    checks.integer(cfg.get("seed"), "seed")
-    checks.integer(cfg.get("bootstrap", 1000), "bootstrap", 0)
-    if cfg.merge.name not in METHODS:
-        raise ConfigError(f"unknown merge method {cfg.merge.name!r}; known: {', '.join(sorted(METHODS))}")
-    knobs = OmegaConf.to_container(cfg.merge, resolve=True).get("knobs") or {}
-    check_knobs(METHODS[cfg.merge.name], dict(knobs))
-    roles = source_paths(cfg)
-    checks.knob_values(cfg.merge.name, knobs, lam, sum(r == "instruct" or r.startswith("finetuned") for r in roles))
-    if cfg.engine.name not in ENGINES:
-        raise ConfigError(f"unknown engine {cfg.engine.name!r}; known: {', '.join(ENGINES)}")
-    checks.suite(OmegaConf.to_container(cfg.suite, resolve=True))
-    allow_pickle, offline = bool(cfg.model.get("allow_pickle", False)), bool(cfg.get("offline", True))
-    if not offline:  # headers only, before any weight download (helper-families, issue 7)
-        from .check import check_before_download
-        check_before_download(OmegaConf.to_container(cfg, resolve=True))
-    base = Checkpoint(resolve(cfg.model.base, cfg.model.get("revision"), offline), allow_pickle=allow_pickle)
-    instruct = Checkpoint(resolve(cfg.model.instruct, cfg.model.get("revision"), offline), allow_pickle=allow_pickle)
-    check_compatible(base, instruct)
-    checks.tokenizer_files(instruct.path)
-    checks.writable(sweep_dir)
-    return {"lam": lam, "base": base, "instruct": instruct, "roles": roles}
-
-
-def source_paths(cfg: DictConfig) -> dict[str, str]:
-    """Every checkpoint this point reads, by role (base, instruct, target, adapter, finetuned[i])."""
-    from .merge.sources import point_roles
-
-    return point_roles(cfg.model, cfg.merge)
-
-
-def source_hashes(cfg: DictConfig, roles: dict[str, str]) -> dict[str, dict[str, str]]:
-    """sha256 of every weight/config/tokenizer file of every checkpoint this point reads, by role (cached by
-    resolved path, size and mtime in ``checkpoints.file_sha256``)."""
-    from .checkpoints import dir_hashes, resolve
-
-    return {role: dir_hashes(resolve(path, cfg.model.get("revision"))) for role, path in roles.items()}
-
-
-def identify(cfg: DictConfig) -> tuple[str, dict[str, dict[str, str]]]:
-    """The point id of ``cfg`` and the checkpoint hashes it rests on (see ``identity.py``): exact strength,
-    checkpoint contents (hashes cached by path, size and mtime), the config parts that change results."""
-    from .identity import id_subset, point_id
-
-    hashes = source_hashes(cfg, source_paths(cfg))
-    container = _container(cfg)
-    return point_id(cfg.model.family, cfg.merge.name, strength(cfg), id_subset(container, hashes)), hashes
-
-
-def _container(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config as plain dicts (what records store and engines receive)."""
-    return cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=True))
+__all__ = [
+    "ConfigError",
+    "identify",
+    "main",
+    "preflight",
+    "run_job",
+    "run_point",
+    "source_hashes",
+    "source_paths",
+    "strength",
+]
 
 
 def _overrides() -> list[str]:
@@ -143,14 +67,15 @@ def run_point(cfg: DictConfig) -> dict[str, Any]:
     try:
         record = _evaluate(cfg, pre, pid, hashes, store, t_start)
     except PointFailed as e:
-        store.write_failure(pid, summary_line(e), family=cfg.model.family, method=cfg.merge.name, lam=pre["lam"],
-                            overrides=_overrides())
+        store.write_failure(
+            pid, summary_line(e), family=cfg.model.family, method=cfg.merge.name, lam=pre.lam, overrides=_overrides()
+        )
         log.error("%s failed: %s (failure entry: %s)", pid, e, store.failure_path(pid))
         raise
     path = store.write(record)
     icl, if_ = (float("nan") if v is None else v for v in (record.summary.icl, record.summary.if_))
     log.info("%s: icl=%.3f if=%.3f -> %s", pid, icl, if_, path)
-    cfg_tracking = _container(cfg).get("tracking") or {}
+    cfg_tracking = container(cfg).get("tracking") or {}
     if cfg_tracking.get("enabled", True):
         from . import tracking
 
@@ -158,8 +83,9 @@ def run_point(cfg: DictConfig) -> dict[str, Any]:
     return {"point_id": pid, "skipped": False, **record.summary.to_json()}
 
 
-def _evaluate(cfg: DictConfig, pre: dict[str, Any], pid: str, hashes: dict[str, dict[str, str]], store: Any,
-              t_start: float) -> Any:
+def _evaluate(
+    cfg: DictConfig, pre: Preflight, pid: str, hashes: dict[str, dict[str, str]], store: Any, t_start: float
+) -> Any:
     """Build the point in the engine, run the suite, return the typed record (not yet written)."""
     from . import provenance
     from .engines import open_engine
@@ -168,35 +94,57 @@ def _evaluate(cfg: DictConfig, pre: dict[str, Any], pid: str, hashes: dict[str, 
     from .merge import describe_point
     from .records import CI, PartMetrics, Record, Summary, Timings
 
-    lam = pre["lam"]
-    container = _container(cfg)
-    knobs = dict(container["merge"].get("knobs") or {})
-    storage = container.get("storage") or {}
-    engine, reused = open_engine(container["engine"], str(pre["instruct"].path), seed=int(cfg.seed))
-    plan_info = engine.prepare(container["model"], container["merge"], storage.get("device"),
-                               storage.get("dtype", "float32"))
+    lam = pre.lam
+    resolved = container(cfg)
+    knobs = dict(resolved["merge"].get("knobs") or {})
+    storage = resolved.get("storage") or {}
+    engine, reused = open_engine(resolved["engine"], str(pre.instruct.path), seed=int(cfg.seed))
+    plan_info = engine.prepare(
+        resolved["model"], resolved["merge"], storage.get("device"), storage.get("dtype", "float32")
+    )
     times = engine.set_point(cfg.merge.name, lam, knobs)
     log.info("%s: switched in %.3fs (merge %.3fs)", pid, sum(times.values()), times.get("merge_s", 0.0))
-    results = suites.run(engine.lm(), container["suite"], store.samples_dir(pid), seed=int(cfg.seed),
-                         bootstrap=int(cfg.get("bootstrap", 1000)))
+    results = suites.run(
+        engine.lm(),
+        resolved["suite"],
+        store.samples_dir(pid),
+        seed=int(cfg.seed),
+        bootstrap=int(cfg.get("bootstrap", 1000)),
+    )
     times.update(results["times"])
     times["engine_start_s"] = 0.0 if reused else engine.info().get("start_s", 0.0)
     times["total_s"] = time.perf_counter() - t_start
     point = describe_point(cfg.merge.name, lam, knobs)
     return Record(
-        point_id=pid, sweep=str(cfg.sweep.name), family=str(cfg.model.family), method=point["method"],
-        lam=point["lam"], extrapolation=point["extrapolation"], knobs=point["knobs"],
+        point_id=pid,
+        sweep=str(cfg.sweep.name),
+        family=str(cfg.model.family),
+        method=point["method"],
+        lam=point["lam"],
+        extrapolation=point["extrapolation"],
+        knobs=point["knobs"],
         summary=Summary(icl=results["summary"].get("icl"), if_=results["summary"].get("if")),
         ci={p: CI(**c) for p, c in results["ci"].items() if c},
         metrics={p: PartMetrics.from_json(m) for p, m in results["parts"].items()},
         samples={t: os.path.relpath(p, store.root) for t, p in results["samples"].items()},
-        times=Timings.from_json(times), engine={**engine.info(), "reused": reused},
+        times=Timings.from_json(times),
+        engine={**engine.info(), "reused": reused},
         merge_inputs={k: v for k, v in plan_info.items() if k != "reused"},
-        seeds={"seed": int(cfg.seed), "fewshot": int(cfg.seed), "bootstrap": int(cfg.seed),
-               "if_checkers": seeded.checker_seed(), **{k: v for k, v in knobs.items() if "seed" in k}},
-        provenance={"git": provenance.git_state(), "packages": provenance.package_versions(),
-                    "machine": provenance.machine(), "checkpoints": hashes},
-        config=provenance.redact(container))
+        seeds={
+            "seed": int(cfg.seed),
+            "fewshot": int(cfg.seed),
+            "bootstrap": int(cfg.seed),
+            "if_checkers": seeded.checker_seed(),
+            **{k: v for k, v in knobs.items() if "seed" in k},
+        },
+        provenance={
+            "git": provenance.git_state(),
+            "packages": provenance.package_versions(),
+            "machine": provenance.machine(),
+            "checkpoints": hashes,
+        },
+        config=provenance.redact(resolved),
+    )
 
 
 def run_job(cfg: DictConfig) -> Any:
@@ -222,8 +170,8 @@ def _hydra_main(cfg: DictConfig) -> Any:
 
     try:
         return run_job(cfg)
-    except (*_user_errors(), OSError) as e:
-        if full_errors() or not (isinstance(e, _user_errors()) or is_environment_error(e)):
+    except USER_OR_OS_ERRORS as e:
+        if full_errors() or not (isinstance(e, USER_ERRORS) or is_environment_error(e)):
             raise
         log.error("%s: %s", type(e).__name__, message(e))
         _leave_failure(cfg, message(e))
@@ -260,7 +208,7 @@ def _leave_failure(cfg: DictConfig, reason: str) -> None:
         checks.writable(store.root)
         try:
             pid = identify(cfg)[0]
-        except (*_user_errors(), OSError):  # the bad value may be what the id is made of
+        except USER_OR_OS_ERRORS:  # the bad value may be what the id is made of
             digest = hashlib.sha256(" ".join(_overrides()).encode()).hexdigest()[:10]
             pid = f"{cfg.model.get('family', 'model')}__{cfg.merge.get('name', 'merge')}__invalid__{digest}"
         store.write_failure(pid, reason, overrides=_overrides())
@@ -271,11 +219,11 @@ def _leave_failure(cfg: DictConfig, reason: str) -> None:
 # ``mergesweep SUBCOMMAND ...``: tools that read records or checkpoints, not Hydra jobs. Each is a module with
 # ``main(argv)``; anything else on the command line goes to the Hydra app (one job = one point).
 SUBCOMMANDS = {
-    "report": "mergesweep.report",    # tables and figures from records
-    "export": "mergesweep.export",    # write one point as a Hugging Face checkpoint
-    "verify": "mergesweep.verify",    # re-score / re-run a record and compare every metric
-    "status": "mergesweep.status",    # expected vs done / failed / missing points of a sweep
-    "check": "mergesweep.check",      # read configs and safetensors headers of a pair, estimate memory
+    "report": "mergesweep.report",  # tables and figures from records
+    "export": "mergesweep.export",  # write one point as a Hugging Face checkpoint
+    "verify": "mergesweep.verify",  # re-score / re-run a record and compare every metric
+    "status": "mergesweep.status",  # expected vs done / failed / missing points of a sweep
+    "check": "mergesweep.check",  # read configs and safetensors headers of a pair, estimate memory
 }
 
 

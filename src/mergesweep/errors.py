@@ -47,8 +47,13 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     VLLMUnavailable,
 )
 
+# The same plus the environment's errors (full disk, read-only folder): handled by one `except` clause, then told
+# apart with ``oneline.is_environment_error`` (an OSError that is a bug still gets its traceback).
+USER_OR_OS_ERRORS: tuple[type[Exception], ...] = (*USER_ERRORS, OSError)
+
 __all__ = [
     "USER_ERRORS",
+    "USER_OR_OS_ERRORS",
     "CheckpointError",
     "ConfigError",
     "DataError",

@@ -16,6 +16,7 @@ CLI (``mergesweep-export``)::
 
     mergesweep-export --base B --instruct I --method linear --lam 0.5 --out merged/ [--knob k=v ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,16 +38,33 @@ from .merge.sources import build_plan
 from .staging import check_target, staged
 
 # Tokenizer, chat template and generation files copied verbatim from the instruct directory.
-COPY_PATTERNS = ("tokenizer*", "special_tokens_map.json", "added_tokens.json", "vocab.json", "vocab.txt",
-                 "merges.txt", "*.model", "*.tiktoken", "chat_template*", "*.jinja", "generation_config.json",
-                 "preprocessor_config.json")
+COPY_PATTERNS = (
+    "tokenizer*",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    "*.model",
+    "*.tiktoken",
+    "chat_template*",
+    "*.jinja",
+    "generation_config.json",
+    "preprocessor_config.json",
+)
 MAX_SHARD_BYTES = 5 * 1024**3
 POINT_FILE = "mergesweep_point.json"  # every export has it; a folder without it is never replaced
 
 
-def export_point(model_cfg: Mapping[str, Any], merge_cfg: Mapping[str, Any], lam: float, out_dir: str | Path,
-                 dtype: str | torch.dtype = "float32", max_shard_bytes: int = MAX_SHARD_BYTES,
-                 progress: bool = False) -> Path:
+def export_point(
+    model_cfg: Mapping[str, Any],
+    merge_cfg: Mapping[str, Any],
+    lam: float,
+    out_dir: str | Path,
+    dtype: str | torch.dtype = "float32",
+    max_shard_bytes: int = MAX_SHARD_BYTES,
+    progress: bool = False,
+) -> Path:
     """Merge one point and write it to ``out_dir``, atomically.
 
     Every check runs before the first tensor is written: lam finite, dtype, method and knob values (a dry
@@ -63,8 +81,9 @@ def export_point(model_cfg: Mapping[str, Any], merge_cfg: Mapping[str, Any], lam
     knobs = dict(merge_cfg.get("knobs") or {})
     get_method(name)
     check_target(out, _local_dirs(model_cfg), POINT_FILE)  # before reading anything
-    plan = build_plan(model_cfg, merge_cfg, device="cpu", storage_device="disk", storage_dtype=torch.float32,
-                      progress=progress)
+    plan = build_plan(
+        model_cfg, merge_cfg, device="cpu", storage_device="disk", storage_dtype=torch.float32, progress=progress
+    )
     check_target(out, _source_dirs(plan), POINT_FILE)
     knob_values(name, knobs, lam, max(1, len(plan.finetuned)))
     instruct = Path(resolve(str(model_cfg["instruct"]), model_cfg.get("revision")))
@@ -126,15 +145,27 @@ def _config(instruct: Path, tdtype: torch.dtype) -> dict:
 
 def _point(plan: Any, name: str, lam: float, knobs: dict, tdtype: torch.dtype) -> dict:
     """``mergesweep_point.json`` without its shard list, checked to be strict JSON before any tensor."""
-    sources = {"anchor": str(plan.anchor.path), "finetuned": [str(c.path) for c in plan.finetuned],
-               "reference": None if plan.reference is None else str(plan.reference.path),
-               "adapter": None if plan.adapter is None else str(plan.adapter.path)}
-    hashes = {str(c.path): dir_hashes(c.path)
-              for c in [plan.anchor, *plan.finetuned, *([plan.reference] if plan.reference else [])]}
+    sources = {
+        "anchor": str(plan.anchor.path),
+        "finetuned": [str(c.path) for c in plan.finetuned],
+        "reference": None if plan.reference is None else str(plan.reference.path),
+        "adapter": None if plan.adapter is None else str(plan.adapter.path),
+    }
+    hashes = {
+        str(c.path): dir_hashes(c.path)
+        for c in [plan.anchor, *plan.finetuned, *([plan.reference] if plan.reference else [])]
+    }
     if plan.adapter is not None:
         hashes[str(plan.adapter.path)] = dir_hashes(plan.adapter.path, ("adapter_*",))
-    point = {**describe_point(name, lam, knobs), "dtype": str(tdtype).replace("torch.", ""), "sources": sources,
-             "source_sha256": hashes, "notes": plan.notes, "shards": [], "mergesweep_version": __version__}
+    point = {
+        **describe_point(name, lam, knobs),
+        "dtype": str(tdtype).replace("torch.", ""),
+        "sources": sources,
+        "source_sha256": hashes,
+        "notes": plan.notes,
+        "shards": [],
+        "mergesweep_version": __version__,
+    }
     _json(point)
     return point
 
@@ -209,8 +240,9 @@ def _merge_conf(method: str, conf: str | None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="mergesweep-export", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="mergesweep-export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--base", help="base checkpoint dir or hub id (not needed for adapter_transfer)")
     ap.add_argument("--instruct", required=True)
     ap.add_argument("--target", help="third checkpoint for method residual")
@@ -226,16 +258,27 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--allow-pickle", action="store_true", help="allow pickled .bin weights (can run code)")
     ap.add_argument("--debug", action="store_true", help="full tracebacks (also HYDRA_FULL_ERROR=1)")
     args = ap.parse_args(argv)
-    model_cfg = {"base": args.base, "instruct": args.instruct, "target": args.target, "finetuned": args.finetuned,
-                 "adapter": args.adapter, "revision": args.revision, "allow_pickle": args.allow_pickle}
+    model_cfg = {
+        "base": args.base,
+        "instruct": args.instruct,
+        "target": args.target,
+        "finetuned": args.finetuned,
+        "adapter": args.adapter,
+        "revision": args.revision,
+        "allow_pickle": args.allow_pickle,
+    }
 
     def export() -> Path:
         merge_cfg = _merge_conf(args.method, args.merge_conf)
         merge_cfg["knobs"] = {**(merge_cfg.get("knobs") or {}), **dict(args.knob)}
         return export_point(model_cfg, merge_cfg, args.lam, args.out, args.dtype, progress=True)
 
-    out = oneline.run("mergesweep-export", export, debug=args.debug,
-                      interrupted="interrupted (nothing was replaced; the partial export was removed)")
+    out = oneline.run(
+        "mergesweep-export",
+        export,
+        debug=args.debug,
+        interrupted="interrupted (nothing was replaced; the partial export was removed)",
+    )
     print(f"wrote {out}")
 
 

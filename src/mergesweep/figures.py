@@ -17,6 +17,7 @@ slides and the PDF is vector for the paper. Suites with one part (``summary.if``
 part supports; nothing raises on a missing part. Records of different suites (``partial_adaptation`` writes
 ``icl_ifeval`` and ``alpaca_judged`` points at the same lam) and of different sweeps stay separate curves.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,11 +30,23 @@ import pandas as pd
 from .records import Record, RecordStore
 
 log = logging.getLogger(__name__)
-COLUMN_IN = 3.3                         # one column of a two-column paper
+COLUMN_IN = 3.3  # one column of a two-column paper
 BASE_TO_INSTRUCT = ("linear", "slerp")  # methods whose lam=0 is the base and lam=1 the instruct model
-STYLE = {"font.size": 7, "axes.titlesize": 7, "axes.labelsize": 7, "xtick.labelsize": 6, "ytick.labelsize": 6,
-         "legend.fontsize": 6, "lines.linewidth": 1.0, "lines.markersize": 3.5, "savefig.dpi": 300,
-         "pdf.fonttype": 42, "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.5}
+STYLE = {
+    "font.size": 7,
+    "axes.titlesize": 7,
+    "axes.labelsize": 7,
+    "xtick.labelsize": 6,
+    "ytick.labelsize": 6,
+    "legend.fontsize": 6,
+    "lines.linewidth": 1.0,
+    "lines.markersize": 3.5,
+    "savefig.dpi": 300,
+    "pdf.fonttype": 42,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.5,
+}
 
 
 def pareto_front(icl: Sequence[float], if_: Sequence[float]) -> np.ndarray:
@@ -49,8 +62,13 @@ def pareto_front(icl: Sequence[float], if_: Sequence[float]) -> np.ndarray:
 
 def instruct_if(df: pd.DataFrame, family: str, suite: str = "") -> float | None:
     """IF of the family's pure instruct model on the same suite: lam=1 of a base->instruct method, else None."""
-    ref = df[(df["family"] == family) & (df["method"].isin(BASE_TO_INSTRUCT)) & np.isclose(df["lam"], 1.0)
-             & df["if"].notna() & (df["suite"] == suite)]
+    ref = df[
+        (df["family"] == family)
+        & (df["method"].isin(BASE_TO_INSTRUCT))
+        & np.isclose(df["lam"], 1.0)
+        & df["if"].notna()
+        & (df["suite"] == suite)
+    ]
     return float(ref["if"].iloc[0]) if len(ref) else None
 
 
@@ -61,18 +79,55 @@ def best_lam(df: pd.DataFrame, if_tolerance: float = 0.05) -> pd.DataFrame:
     both = df[df["icl"].notna() & df["if"].notna()]
     for (fam, meth, suite), g in both.groupby(["family", "method", "suite"], sort=True):
         ref = instruct_if(df, fam, suite)
-        row = {"family": fam, "method": meth, "suite": suite, "instruct_if": ref,
-               "if_floor": None if ref is None else ref - if_tolerance}
+        row = {
+            "family": fam,
+            "method": meth,
+            "suite": suite,
+            "instruct_if": ref,
+            "if_floor": None if ref is None else ref - if_tolerance,
+        }
         ok = g if ref is None else g[g["if"] >= ref - if_tolerance]
         if ref is None or ok.empty:
-            rows.append({**row, "note": "no instruct reference (lam=1 of linear/slerp)" if ref is None
-                         else "no point reaches the IF floor"})
+            rows.append(
+                {
+                    **row,
+                    "note": "no instruct reference (lam=1 of linear/slerp)"
+                    if ref is None
+                    else "no point reaches the IF floor",
+                }
+            )
             continue
         b = ok.sort_values(["icl", "lam"], ascending=[False, True]).iloc[0]
-        rows.append({**row, "best_lam": b["lam"], "icl": b["icl"], "icl_low": b["icl_low"], "icl_high": b["icl_high"],
-                     "if": b["if"], "if_low": b["if_low"], "if_high": b["if_high"], "n_points": len(g), "note": ""})
-    cols = ["family", "method", "suite", "best_lam", "icl", "icl_low", "icl_high", "if", "if_low", "if_high",
-            "instruct_if", "if_floor", "n_points", "note"]
+        rows.append(
+            {
+                **row,
+                "best_lam": b["lam"],
+                "icl": b["icl"],
+                "icl_low": b["icl_low"],
+                "icl_high": b["icl_high"],
+                "if": b["if"],
+                "if_low": b["if_low"],
+                "if_high": b["if_high"],
+                "n_points": len(g),
+                "note": "",
+            }
+        )
+    cols = [
+        "family",
+        "method",
+        "suite",
+        "best_lam",
+        "icl",
+        "icl_low",
+        "icl_high",
+        "if",
+        "if_low",
+        "if_high",
+        "instruct_if",
+        "if_floor",
+        "n_points",
+        "note",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -159,22 +214,52 @@ def plot_family_tradeoff(df: pd.DataFrame, family: str, out: Path) -> list[Path]
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(COLUMN_IN, 2.7))
         for label, g in _curves(fam, ["method"]):
-            line = ax.errorbar(g["icl"], g["if"], xerr=_err(g, "icl"), yerr=_err(g, "if"), marker="o", capsize=1.2,
-                               elinewidth=0.5, label=label, ls=_ls(g))
+            line = ax.errorbar(
+                g["icl"],
+                g["if"],
+                xerr=_err(g, "icl"),
+                yerr=_err(g, "if"),
+                marker="o",
+                capsize=1.2,
+                elinewidth=0.5,
+                label=label,
+                ls=_ls(g),
+            )
             for _, r in g.iterrows():
-                ax.annotate(f"{r['lam']:g}", (r["icl"], r["if"]), textcoords="offset points", xytext=(2.5, 2.5),
-                            fontsize=5, color=line[0].get_color())
+                ax.annotate(
+                    f"{r['lam']:g}",
+                    (r["icl"], r["if"]),
+                    textcoords="offset points",
+                    xytext=(2.5, 2.5),
+                    fontsize=5,
+                    color=line[0].get_color(),
+                )
         front = fam[pareto_front(fam["icl"], fam["if"])].sort_values("icl")
         if len(front):
             ax.plot(front["icl"], front["if"], ls="--", color="0.35", lw=0.7, zorder=1)
-            ax.scatter(front["icl"], front["if"], s=40, facecolors="none", edgecolors="0.2", lw=0.7, zorder=3,
-                       label="Pareto front")
+            ax.scatter(
+                front["icl"],
+                front["if"],
+                s=40,
+                facecolors="none",
+                edgecolors="0.2",
+                lw=0.7,
+                zorder=3,
+                label="Pareto front",
+            )
         ref = fam[fam["method"].isin(BASE_TO_INSTRUCT)]
         for lam, name, color in ((0.0, "base", "tab:gray"), (1.0, "instruct", "black")):
             pt = ref[np.isclose(ref["lam"], lam)]
             if len(pt):
-                ax.scatter(pt["icl"].iloc[:1], pt["if"].iloc[:1], marker="*", s=70, color=color, zorder=4,
-                           label=f"{name} (λ={lam:g})")
+                ax.scatter(
+                    pt["icl"].iloc[:1],
+                    pt["if"].iloc[:1],
+                    marker="*",
+                    s=70,
+                    color=color,
+                    zorder=4,
+                    label=f"{name} (λ={lam:g})",
+                )
         ax.set_xlabel("few-shot ICL accuracy (macro avg.)")
         ax.set_ylabel("instruction following")
         ax.set_title(f"{family}: ICL vs IF (labels: λ; bars: 95% CI)")
@@ -188,20 +273,28 @@ def plot_parts_vs_lam(df: pd.DataFrame, out: Path) -> list[Path]:
     parts = [p for p in ("icl", "if") if df[p].notna().any()]
     labels = {"icl": "ICL accuracy (macro avg.)", "if": "instruction following"}
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(len(parts), 1, figsize=(COLUMN_IN, 1.55 * len(parts) + 0.5), sharex=True,
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            len(parts), 1, figsize=(COLUMN_IN, 1.55 * len(parts) + 0.5), sharex=True, squeeze=False
+        )
         for ax, part in zip(axes[:, 0], parts):
             for label, g in _curves(df[df[part].notna()], ["family", "method"]):
                 (line,) = ax.plot(g["lam"], g[part], marker="o", label=label, ls=_ls(g))
                 if g[f"{part}_low"].notna().all() and g[f"{part}_high"].notna().all():
-                    ax.fill_between(g["lam"], g[f"{part}_low"], g[f"{part}_high"], color=line.get_color(), alpha=0.18,
-                                    lw=0)
+                    ax.fill_between(
+                        g["lam"], g[f"{part}_low"], g[f"{part}_high"], color=line.get_color(), alpha=0.18, lw=0
+                    )
             ax.set_ylabel(labels[part])
         axes[-1, 0].set_xlabel("strength λ (0 = base, 1 = instruct)")
         axes[0, 0].set_title("ICL and IF against λ (bands: 95% CI)")
         handles, names = axes[0, 0].get_legend_handles_labels()
-        fig.legend(handles, names, loc="lower center", ncol=2, frameon=False, bbox_to_anchor=(0.5, -0.02 - 0.035 * (
-            (len(names) + 1) // 2)))
+        fig.legend(
+            handles,
+            names,
+            loc="lower center",
+            ncol=2,
+            frameon=False,
+            bbox_to_anchor=(0.5, -0.02 - 0.035 * ((len(names) + 1) // 2)),
+        )
         fig.tight_layout()
         return _save(fig, out, "parts_vs_lam")
 
@@ -218,8 +311,15 @@ def plot_task_heatmap(matrix: pd.DataFrame, label: str, out: Path, stem: str) ->
         if matrix.shape[1] <= 12:
             for (i, j), v in np.ndenumerate(matrix.to_numpy(float)):
                 if not np.isnan(v):
-                    ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=4.5,
-                            color="white" if v < 0.6 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{100 * v:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=4.5,
+                        color="white" if v < 0.6 else "black",
+                    )
         ax.set_xlabel("strength λ")
         ax.set_title(f"{label}: per-task score (%)")
         fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
@@ -228,22 +328,28 @@ def plot_task_heatmap(matrix: pd.DataFrame, label: str, out: Path, stem: str) ->
 
 def best_lam_markdown(table: pd.DataFrame, if_tolerance: float) -> str:
     """The best-lam table as Markdown, CIs as ``value [low, high]``."""
+
     def ci(r, c):
         return "" if pd.isna(r.get(c)) else f"{r[c]:.3f} [{r[f'{c}_low']:.3f}, {r[f'{c}_high']:.3f}]"
 
-    lines = [f"Best λ per family and method: highest ICL with IF ≥ instruct IF − {if_tolerance:g}.\n",
-             "| family | method | suite | best λ | ICL [95% CI] | IF [95% CI] | instruct IF | note |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Best λ per family and method: highest ICL with IF ≥ instruct IF − {if_tolerance:g}.\n",
+        "| family | method | suite | best λ | ICL [95% CI] | IF [95% CI] | instruct IF | note |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for _, r in table.iterrows():
         lam = "" if pd.isna(r["best_lam"]) else f"{r['best_lam']:g}"
         ref = "" if pd.isna(r["instruct_if"]) else f"{r['instruct_if']:.3f}"
-        lines.append(f"| {r['family']} | {r['method']} | {r['suite']} | {lam} | {ci(r, 'icl')} | {ci(r, 'if')} | {ref} "
-                     f"| {r['note']} |")
+        lines.append(
+            f"| {r['family']} | {r['method']} | {r['suite']} | {lam} | {ci(r, 'icl')} | {ci(r, 'if')} | {ref} "
+            f"| {r['note']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def write_figures(sweep_dirs: Sequence[Path], df: pd.DataFrame, out: Path,
-                  if_tolerance: float = 0.05) -> dict[str, Path]:
+def write_figures(
+    sweep_dirs: Sequence[Path], df: pd.DataFrame, out: Path, if_tolerance: float = 0.05
+) -> dict[str, Path]:
     """Every figure and the best-lam table for ``df`` (``report.load_table`` of ``sweep_dirs``) under ``out``."""
     figs = Path(out) / "figures"
     made: dict[str, Path] = {}

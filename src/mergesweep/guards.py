@@ -11,6 +11,7 @@ narrow CI. ``strength=1e30`` did the same through overflow. These checks turn bo
 * Evaluation outputs (``check_part``): a part fails if any log-likelihood is NaN or all its generations are
   empty.
 """
+
 from __future__ import annotations
 
 import math
@@ -63,8 +64,10 @@ class FiniteCheck:
         names, self._names, self._norms = self._names, [], []
         if bad:
             first = names[min(bad)]
-            raise NonFiniteError(f"{self.what}{first} is not finite (NaN/Inf, or too large for fp32 "
-                                 f"arithmetic)" + (f"; {len(bad) - 1} more tensor(s) too" if len(bad) > 1 else ""))
+            raise NonFiniteError(
+                f"{self.what}{first} is not finite (NaN/Inf, or too large for fp32 "
+                f"arithmetic)" + (f"; {len(bad) - 1} more tensor(s) too" if len(bad) > 1 else "")
+            )
 
 
 def _nan_logliks(samples: Iterable[dict]) -> int:
@@ -81,9 +84,11 @@ def _nan_logliks(samples: Iterable[dict]) -> int:
 
 def _all_empty(samples: Sequence[dict]) -> bool:
     """Every generation of the task is empty or whitespace (lm-eval keeps them as ``filtered_resps[0]``)."""
+
     def text(s: dict) -> str:
         r = (s.get("filtered_resps") or [""])[0]
         return r if isinstance(r, str) else ""
+
     return bool(samples) and not any(text(s).strip() for s in samples)
 
 
@@ -94,7 +99,7 @@ def check_part(part: str, output_types: dict[str, str], samples: dict[str, Seque
         if kind == "generate_until":
             if _all_empty(rows):
                 raise BrokenResults(f"part {part!r}, task {task}: all {len(rows)} generations are empty")
-        elif (n := _nan_logliks(rows)):
+        elif n := _nan_logliks(rows):
             raise BrokenResults(f"part {part!r}, task {task}: {n} of {len(rows)} samples have NaN log-likelihoods")
 
 
@@ -103,5 +108,4 @@ def summary_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}".splitlines()[0]
 
 
-__all__ = ["BrokenResults", "FiniteCheck", "NonFiniteError", "PointFailed", "check_part", "summary_line",
-           "tensor_norm"]
+__all__ = ["BrokenResults", "FiniteCheck", "NonFiniteError", "PointFailed", "check_part", "summary_line", "tensor_norm"]

@@ -10,6 +10,7 @@ The point id names a record and decides resume. Two rules keep resume honest:
 Hashing a multi-GB checkpoint takes a while, so file hashes come through ``checkpoints.file_sha256``'s cache,
 keyed by resolved path, size and mtime (a file rewritten in place changes its mtime and is hashed again).
 """
+
 from __future__ import annotations
 
 import hashlib

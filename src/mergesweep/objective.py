@@ -9,6 +9,7 @@ reports its numbers.
     ``-(floor - IF)`` (below every feasible point, and closer to feasible is better).
   * ``pareto``: ``[ICL, IF]`` for a 2-objective search (``directions: [maximize, maximize]``).
 """
+
 from __future__ import annotations
 
 import json

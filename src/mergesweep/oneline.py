@@ -4,6 +4,7 @@ Why: a user who mistyped a value, filled a disk or pressed Ctrl-C needs the reas
 library frames. Bugs keep their traceback, and ``--debug`` or ``HYDRA_FULL_ERROR=1`` (Hydra's own switch)
 shows the full one for everything.
 """
+
 from __future__ import annotations
 
 import errno
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-from .errors import USER_ERRORS
+from .errors import USER_ERRORS, USER_OR_OS_ERRORS
 
 T = TypeVar("T")
 # OSErrors that are the machine's state, not a bug: full disk or quota, read-only or forbidden folder.
@@ -46,7 +47,7 @@ def run(prog: str, fn: Callable[[], T], debug: bool = False, interrupted: str = 
             raise
         sys.stderr.write(f"\n{prog}: {interrupted}\n")
         raise SystemExit(INTERRUPTED) from None
-    except (*USER_ERRORS, OSError) as e:
+    except USER_OR_OS_ERRORS as e:
         if full_errors(debug) or not (isinstance(e, USER_ERRORS) or is_environment_error(e)):
             raise
         raise SystemExit(f"{prog}: error: {message(e)}") from None

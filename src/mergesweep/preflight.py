@@ -5,6 +5,7 @@ can be judged from the config and a few file headers is judged first: the sweep 
 knob *values* (not just their names), tokenizer files, and whether the results folder takes writes. Each
 check raises one of ``errors.USER_ERRORS`` naming the value, which the CLI prints as one line.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,14 @@ from .errors import ConfigError, MergeConfigError
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._=,+-]{0,127}")
 # Any one of these in a checkpoint folder is a tokenizer the engine can load.
 # A tensor name per model part (see merge.base.classify), for the knob dry run.
-PART_NAMES = ("model.embed_tokens.weight", "lm_head.weight", "model.layers.0.self_attn.q_proj.weight",
-              "model.layers.1.mlp.up_proj.weight", "model.layers.0.input_layernorm.weight", "model.norm.weight")
+PART_NAMES = (
+    "model.embed_tokens.weight",
+    "lm_head.weight",
+    "model.layers.0.self_attn.q_proj.weight",
+    "model.layers.1.mlp.up_proj.weight",
+    "model.layers.0.input_layernorm.weight",
+    "model.norm.weight",
+)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model", "*.tiktoken")
 
 
@@ -29,8 +36,9 @@ def sweep_name(name: Any) -> str:
     """A plain folder name: records must land in ``results_dir/<name>``, never outside it."""
     text = "" if name is None else str(name)
     if not _PLAIN.fullmatch(text) or set(text) <= {"."}:
-        raise ConfigError(f"sweep.name must be a plain folder name (letters, digits, ._=,+-; no '/' or '..'), "
-                          f"got {text!r}")
+        raise ConfigError(
+            f"sweep.name must be a plain folder name (letters, digits, ._=,+-; no '/' or '..'), got {text!r}"
+        )
     return text
 
 
@@ -54,8 +62,8 @@ def suite_numbers(suite: Mapping[str, Any]) -> None:
         limit = part.get("limit")
         if limit is not None:
             ok = not isinstance(limit, bool) and (
-                (isinstance(limit, int) and limit >= 1)
-                or (isinstance(limit, float) and 0.0 < limit < 1.0))
+                (isinstance(limit, int) and limit >= 1) or (isinstance(limit, float) and 0.0 < limit < 1.0)
+            )
             if not ok:
                 raise ConfigError(f"{key}.limit must be null, a count >= 1 or a fraction in (0, 1), got {limit!r}")
         if part.get("num_fewshot") is not None:
@@ -121,8 +129,10 @@ def tokenizer_files(path: Path, role: str = "instruct") -> None:
     """The engine tokenizes with the instruct folder: without tokenizer files it would fail mid-generation."""
     path = Path(path)
     if not any(next(path.glob(p), None) is not None for p in TOKENIZER_FILES):
-        raise ConfigError(f"model.{role} ({path}) has no tokenizer files (one of {', '.join(TOKENIZER_FILES)}); "
-                          "copy them from the model's original folder")
+        raise ConfigError(
+            f"model.{role} ({path}) has no tokenizer files (one of {', '.join(TOKENIZER_FILES)}); "
+            "copy them from the model's original folder"
+        )
 
 
 def writable(sweep_dir: Path) -> None:
@@ -141,5 +151,6 @@ def writable(sweep_dir: Path) -> None:
             with tempfile.TemporaryFile(dir=probe, prefix=".mergesweep-probe-"):
                 pass
         except OSError as e:
-            raise ConfigError(f"results folder not writable: {probe} ({e.strerror or e}); records go to {target}") \
-                from None
+            raise ConfigError(
+                f"results folder not writable: {probe} ({e.strerror or e}); records go to {target}"
+            ) from None

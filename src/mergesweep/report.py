@@ -8,6 +8,7 @@ Nothing is left out silently: a record file that cannot be read is named in a wa
 with one part (ICL only, IF only) gets that part plotted against lam and tabulated; an empty or missing folder
 is one clear error line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,22 @@ import pandas as pd
 from .records import Record, RecordStore
 
 log = logging.getLogger(__name__)
-COLUMNS = ["sweep", "family", "method", "lam", "extrapolation", "icl", "icl_low", "icl_high", "if", "if_low",
-           "if_high", "switch_s", "eval_s", "point_id"]
+COLUMNS = [
+    "sweep",
+    "family",
+    "method",
+    "lam",
+    "extrapolation",
+    "icl",
+    "icl_low",
+    "icl_high",
+    "if",
+    "if_low",
+    "if_high",
+    "switch_s",
+    "eval_s",
+    "point_id",
+]
 PARTS = ("icl", "if")
 LABELS = {"icl": "few-shot ICL accuracy (macro average)", "if": "instruction following (headline score)"}
 
@@ -32,9 +47,18 @@ class NoRecords(FileNotFoundError):
 
 
 def _row(r: Record, sweep: str) -> dict:
-    row = {"sweep": sweep, "family": r.family, "method": r.method, "lam": r.lam, "extrapolation": r.extrapolation,
-           "icl": r.summary.icl, "if": r.summary.if_, "switch_s": r.times.switch_s,
-           "eval_s": sum(r.times.eval_s.values()), "point_id": r.point_id}
+    row = {
+        "sweep": sweep,
+        "family": r.family,
+        "method": r.method,
+        "lam": r.lam,
+        "extrapolation": r.extrapolation,
+        "icl": r.summary.icl,
+        "if": r.summary.if_,
+        "switch_s": r.times.switch_s,
+        "eval_s": sum(r.times.eval_s.values()),
+        "point_id": r.point_id,
+    }
     for part in PARTS:
         ci = r.ci.get(part)
         row[f"{part}_low"], row[f"{part}_high"] = (ci.low, ci.high) if ci else (None, None)
@@ -99,8 +123,14 @@ def plot_tradeoff(df: pd.DataFrame, out: Path, title: str = "") -> Path:
         line = ax.errorbar(x, y, xerr=xerr, yerr=yerr, marker="o", capsize=3, lw=1.5, label=label)
         ex = g[g["extrapolation"]]
         if len(ex):
-            ax.scatter(x[ex.index], y[ex.index], s=90, facecolors="none", edgecolors=line[0].get_color(),
-                       label=f"{label}: extrapolation (lam outside [0, 1])")
+            ax.scatter(
+                x[ex.index],
+                y[ex.index],
+                s=90,
+                facecolors="none",
+                edgecolors=line[0].get_color(),
+                label=f"{label}: extrapolation (lam outside [0, 1])",
+            )
         for i, r in g.iterrows():
             ax.annotate(f"λ={r['lam']:g}", (x[i], y[i]), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_xlabel(LABELS["icl"] if len(both) else "strength λ")
@@ -137,8 +167,9 @@ def markdown(df: pd.DataFrame, title: str) -> str:
     return text
 
 
-def write_report(sweep_dirs: Path | str | Sequence[Path | str], tracking: dict | None = None,
-                 out: Path | None = None) -> dict[str, Path]:
+def write_report(
+    sweep_dirs: Path | str | Sequence[Path | str], tracking: dict | None = None, out: Path | None = None
+) -> dict[str, Path]:
     """``records.csv``, ``tradeoff.png`` and ``report.md`` (and a W&B summary run) for one or several sweeps.
 
     ``out`` defaults to the sweep folder when there is one; several folders need an ``out``."""
@@ -173,8 +204,9 @@ def write_report(sweep_dirs: Path | str | Sequence[Path | str], tracking: dict |
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="mergesweep report",
-                                 description="Rebuild a sweep's table and trade-off plot from its records.")
+    ap = argparse.ArgumentParser(
+        prog="mergesweep report", description="Rebuild a sweep's table and trade-off plot from its records."
+    )
     ap.add_argument("sweep_dirs", nargs="+", type=Path, help="e.g. results/default (several: one combined report)")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: the sweep folder)")
     args = ap.parse_args(argv)

@@ -4,6 +4,7 @@ Why: an export that dies halfway (bad knob, full disk, Ctrl-C) must leave the pr
 checkpoints and the user's folders exactly as they were. So the new folder is built as a hidden sibling of
 its final path (same filesystem, so the rename is atomic), and only a complete one replaces the old.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,10 @@ def check_target(out: Path, sources: Iterable[Path], marker: str) -> None:
     if target.exists() and not target.is_dir():
         raise ConfigError(f"--out {out} exists and is not a folder")
     if target.is_dir() and any(target.iterdir()) and not (target / marker).is_file():
-        raise ConfigError(f"--out {out} is a non-empty folder that is not an earlier export (no {marker}); "
-                          "choose a new or empty folder")
+        raise ConfigError(
+            f"--out {out} is a non-empty folder that is not an earlier export (no {marker}); "
+            "choose a new or empty folder"
+        )
 
 
 @contextmanager

@@ -4,10 +4,11 @@ Expected points come from the multiruns' own records of what they were asked: ea
 saves under the sweep folder holds the command-line overrides (and sweeper params); they are expanded the way
 Hydra's basic sweeper does (cartesian product of comma lists, ``range(...)``), each job's config is composed
 from the config folder the multirun used, and its point id is computed exactly as the job computes it
-(``cli.identify``: exact strength, checkpoint contents). Single runs (``.hydra/overrides.yaml`` of ``run-*``)
+(``points.identify``: exact strength, checkpoint contents). Single runs (``.hydra/overrides.yaml`` of ``run-*``)
 count too. A point is *done* when a complete record exists, *failed* when only a failure entry exists (its
 reason is printed), *missing* otherwise. Exit status: 0 when every expected point is done, 1 otherwise.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,13 +79,13 @@ def _identify(job: list[str], conf: str | None, name: str) -> str:
     """The point id this job computes (composing its config the way the job did)."""
     from hydra import compose, initialize_config_dir
 
-    from . import cli  # registers the ms_data resolver
+    from . import points
     from .paths import conf_dir
 
     plain = [o for o in job if not o.lstrip("+~").startswith("hydra")]
     with initialize_config_dir(config_dir=str(conf or conf_dir()), version_base="1.3"):
         cfg = compose(config_name=name, overrides=plain)
-    return cli.identify(cfg)[0]
+    return points.identify(cfg)[0]
 
 
 def sweep_status(sweep_dir: Path) -> Status:
@@ -126,8 +127,10 @@ def _job_text(e: Expected) -> str:
 
 
 def format_status(sweep_dir: Path, st: Status) -> str:
-    lines = [f"sweep {sweep_dir}: expected {len(st.expected)}, done {len(st.done)}, failed {len(st.failed)}, "
-             f"missing {len(st.missing)}" + (f", unknown {len(st.unknown)}" if st.unknown else "")]
+    lines = [
+        f"sweep {sweep_dir}: expected {len(st.expected)}, done {len(st.done)}, failed {len(st.failed)}, "
+        f"missing {len(st.missing)}" + (f", unknown {len(st.unknown)}" if st.unknown else "")
+    ]
     lines += [f"  done     {_job_text(e)}  [{e.point_id}]" for e in st.done]
     lines += [f"  FAILED   {_job_text(e)}  [{e.point_id}]: {why}" for e, why in st.failed]
     lines += [f"  missing  {_job_text(e)}  [{e.point_id}]" for e in st.missing]
@@ -137,9 +140,11 @@ def format_status(sweep_dir: Path, st: Status) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="mergesweep status",
-                                 description="Expected points of a sweep (from its saved multirun overrides) "
-                                             "vs done / failed / missing. Exit 0 only when all are done.")
+    ap = argparse.ArgumentParser(
+        prog="mergesweep status",
+        description="Expected points of a sweep (from its saved multirun overrides) "
+        "vs done / failed / missing. Exit 0 only when all are done.",
+    )
     ap.add_argument("sweep_dirs", nargs="+", type=Path, help="e.g. results/default")
     args = ap.parse_args(argv)
     complete = True
@@ -149,8 +154,10 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(1)
         st = sweep_status(d)
         if not st.expected:
-            print(f"sweep {d}: no saved multirun or run config under it (expected points unknown); "
-                  f"{len(RecordStore(d).scan()[0])} record(s), {len(RecordStore(d).failures())} failure entr(ies)")
+            print(
+                f"sweep {d}: no saved multirun or run config under it (expected points unknown); "
+                f"{len(RecordStore(d).scan()[0])} record(s), {len(RecordStore(d).failures())} failure entr(ies)"
+            )
             complete = False
             continue
         print(format_status(d, st))

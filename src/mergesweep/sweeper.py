@@ -13,6 +13,7 @@ A block whose job fails (an exception, a killed process, a launcher error) gets 
 its points that has no complete record; the other blocks go on, and the multirun then exits with one line
 naming the failed blocks.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,8 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 log = logging.getLogger("mergesweep")
-BLOCK_KEY = "block_strengths"   # the job override that carries a block's strengths
-GROUP_EXCLUDE = ("strength",)   # what varies *within* a block
+BLOCK_KEY = "block_strengths"  # the job override that carries a block's strengths
+GROUP_EXCLUDE = ("strength",)  # what varies *within* a block
 
 
 def _key(override: str) -> str:
@@ -94,8 +95,10 @@ def run_block(cfg: DictConfig, run_point: Callable[[DictConfig], dict[str, Any]]
             log.error("point strength=%s failed: %s: %s", point.strength, type(e).__name__, e)
             errors.append((point.strength, e))
     if errors:
-        raise BlockFailed(f"{len(errors)} of {len(errors) + len(results)} points failed: "
-                          + "; ".join(f"strength={s}: {type(e).__name__}: {e}" for s, e in errors)) from errors[0][1]
+        raise BlockFailed(
+            f"{len(errors)} of {len(errors) + len(results)} points failed: "
+            + "; ".join(f"strength={s}: {type(e).__name__}: {e}" for s, e in errors)
+        ) from errors[0][1]
     return results
 
 
@@ -119,7 +122,7 @@ class BlockSweeper(BasicSweeper):
         returns: list[Sequence[JobReturn]] = []
         failed: list[str] = []
         for start in range(0, len(self.blocks), size):
-            batch = self.blocks[start:start + size]
+            batch = self.blocks[start : start + size]
             jobs = [b.job_overrides() for b in batch]
             self.validate_batch_is_legal(jobs)
             try:
@@ -131,8 +134,10 @@ class BlockSweeper(BasicSweeper):
                     failed.append(self._mark_failed(block, ret))
             returns.append(results)
         if failed:
-            raise HydraException(f"{len(failed)} of {len(self.blocks)} blocks failed (their points have failure "
-                                 f"entries; `mergesweep status` lists them): " + "; ".join(failed))
+            raise HydraException(
+                f"{len(failed)} of {len(self.blocks)} blocks failed (their points have failure "
+                f"entries; `mergesweep status` lists them): " + "; ".join(failed)
+            )
         return returns
 
     def _mark_failed(self, block: Block, ret: JobReturn) -> str:
@@ -159,7 +164,7 @@ def _failed_return(error: BaseException) -> JobReturn:
 
 def mark_point_failed(cfg: DictConfig, reason: str, overrides: list[str]) -> int:
     """Write a failure entry for this point unless it has a complete record; 1 if written."""
-    from .cli import identify
+    from .points import identify
     from .records import RecordStore
 
     try:
@@ -170,6 +175,7 @@ def mark_point_failed(cfg: DictConfig, reason: str, overrides: list[str]) -> int
     store = RecordStore(Path(cfg.results_dir) / cfg.sweep.name)
     if store.done(pid) or store.failure(pid) is not None:  # a record, or the point's own (more precise) entry
         return 0
-    store.write_failure(pid, reason, family=cfg.model.family, method=cfg.merge.name, lam=float(cfg.strength),
-                        overrides=overrides)
+    store.write_failure(
+        pid, reason, family=cfg.model.family, method=cfg.merge.name, lam=float(cfg.strength), overrides=overrides
+    )
     return 1

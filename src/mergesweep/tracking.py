@@ -4,6 +4,7 @@ with the table, the trade-off plot and the paper figures (``figures.py``).
 Offline by default (``tracking.mode: offline``): runs land under ``<sweep>/wandb_runs/wandb`` and can be pushed later
 with ``wandb sync``. Configs are redacted before they are logged.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,9 +27,16 @@ def _init(cfg: dict, sweep_dir: Path, **kw: Any):
     wdir.mkdir(parents=True, exist_ok=True)
     argv = sys.argv  # W&B stores the command line ("args") in the run's metadata, which `wandb sync` uploads
     sys.argv = redact_overrides(argv)
+    wandb_mode: Any = os.environ["WANDB_MODE"]
     try:
-        return wandb.init(project=cfg.get("project", "mergesweep"), entity=cfg.get("entity"), dir=str(wdir),
-                          mode=os.environ["WANDB_MODE"], reinit="finish_previous", **kw)
+        return wandb.init(
+            project=cfg.get("project", "mergesweep"),
+            entity=cfg.get("entity"),
+            dir=str(wdir),
+            mode=wandb_mode,  # validated by wandb itself
+            reinit="finish_previous",
+            **kw,
+        )
     finally:
         sys.argv = argv
 
@@ -48,8 +56,15 @@ def log_point(cfg: dict, sweep_dir: Path, record: dict) -> str | None:
     """One W&B run for this point; returns its local directory (None when tracking is off)."""
     if not cfg.get("enabled", True):
         return None
-    run = _init(cfg, sweep_dir, group=record["sweep"], name=record["point_id"], job_type="point",
-                config=redact(record["config"]), tags=[record["family"], record["method"]])
+    run = _init(
+        cfg,
+        sweep_dir,
+        group=record["sweep"],
+        name=record["point_id"],
+        job_type="point",
+        config=redact(record["config"]),
+        tags=[record["family"], record["method"]],
+    )
     run.log(flat_metrics(record))
     run.summary.update({"point_id": record["point_id"], "extrapolation": record["extrapolation"]})
     run_dir = str(Path(run.dir).parent)
@@ -57,8 +72,9 @@ def log_point(cfg: dict, sweep_dir: Path, record: dict) -> str | None:
     return run_dir
 
 
-def log_sweep(cfg: dict, sweep_dir: Path, table, plot: Path | None,
-              figures: dict[str, Path] | None = None) -> str | None:
+def log_sweep(
+    cfg: dict, sweep_dir: Path, table, plot: Path | None, figures: dict[str, Path] | None = None
+) -> str | None:
     """A summary run: the records table, the trade-off plot, every paper figure and the best-lam table.
 
     Tagged with every family and method in the table, like the point runs, so W&B filters find it."""
@@ -68,8 +84,9 @@ def log_sweep(cfg: dict, sweep_dir: Path, table, plot: Path | None,
     import wandb
 
     tags = sorted({str(v) for col in ("family", "method") if col in table for v in table[col].dropna()})
-    run = _init(cfg, sweep_dir, group=sweep_dir.name, name=f"{sweep_dir.name}__tradeoff", job_type="report",
-                tags=tags[:64])  # W&B allows at most 64 tags per run
+    run = _init(
+        cfg, sweep_dir, group=sweep_dir.name, name=f"{sweep_dir.name}__tradeoff", job_type="report", tags=tags[:64]
+    )  # W&B allows at most 64 tags per run
     payload: dict = {"records": wandb.Table(dataframe=table)}
     if plot is not None and plot.is_file():
         payload["tradeoff"] = wandb.Image(str(plot))

@@ -14,6 +14,7 @@
 looked up under DIR by its trailing components (``/old/data/toy_pair/base`` -> ``DIR/toy_pair/base`` or
 ``DIR/base``); ``--model-root OLD=NEW`` replaces a path prefix. Exit status: non-zero on any mismatch.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -119,8 +120,8 @@ def remap(path: str, roots: list[str]) -> str:
     for root in roots:
         if "=" in root:
             old, new = root.split("=", 1)
-            if path.startswith(old) and Path(new + path[len(old):]).exists():
-                return new + path[len(old):]
+            if path.startswith(old) and Path(new + path[len(old) :]).exists():
+                return new + path[len(old) :]
             continue
         parts = Path(path).parts[1:] if Path(path).is_absolute() else Path(path).parts
         for k in range(len(parts), 0, -1):
@@ -143,7 +144,7 @@ def remapped_model(model: dict, roots: list[str]) -> dict:
 def _role_path(model: dict, role: str) -> str | None:
     if role.startswith("finetuned["):
         lst = model.get("finetuned") or []
-        i = int(role[len("finetuned["):-1])
+        i = int(role[len("finetuned[") : -1])
         return str(lst[i]) if i < len(lst) else None
     return model.get(role)
 
@@ -188,6 +189,7 @@ def rerun(rec: Record, model: dict, scratch: Path) -> Record:
 
 def compare_runs(rec: Record, new: Record, kinds: dict[str, str]) -> list[Check]:
     """Side by side: exact for log-likelihood tasks, ``GEN_TOL_ITEMS/n`` per generation task."""
+
     def tol(tasks: list[str], pm) -> float:
         gen = [t for t in tasks if kinds.get(t) == "generate_until"]
         return sum(GEN_TOL_ITEMS / max(1, pm.n.get(t, 1)) for t in gen) / max(1, len(tasks)) if gen else 0.0
@@ -203,8 +205,10 @@ def compare_runs(rec: Record, new: Record, kinds: dict[str, str]) -> list[Check]
         key = "if_" if part == "if" else part
         checks.append(Check(f"summary.{part}", getattr(rec.summary, key), getattr(new.summary, key), ptol))
         if part in rec.ci and part in new.ci:
-            checks += [Check(f"ci.{part}.{b}", getattr(rec.ci[part], b), getattr(new.ci[part], b), ptol)
-                       for b in ("low", "high")]
+            checks += [
+                Check(f"ci.{part}.{b}", getattr(rec.ci[part], b), getattr(new.ci[part], b), ptol)
+                for b in ("low", "high")
+            ]
     return checks
 
 
@@ -227,8 +231,10 @@ def verify_record(path: Path, full: bool, roots: list[str], scratch: Path | None
     rec = read_record(path)
     sweep_dir = path.resolve().parent.parent
     checks, kinds, notes = rescore(rec, sweep_dir)
-    print(f"{path}: {'fast' if not full else 'full'} check of {rec.point_id} (IF checker seed "
-          f"{rec.seeds.get('if_checkers')}, bootstrap seed {rec.seeds.get('bootstrap')})")
+    print(
+        f"{path}: {'fast' if not full else 'full'} check of {rec.point_id} (IF checker seed "
+        f"{rec.seeds.get('if_checkers')}, bootstrap seed {rec.seeds.get('bootstrap')})"
+    )
     for n in notes:
         print(f"  note: {n}")
     print("  re-scored saved samples (exact):\n" + table(checks))
@@ -244,8 +250,10 @@ def verify_record(path: Path, full: bool, roots: list[str], scratch: Path | None
         with tempfile.TemporaryDirectory(prefix="mergesweep-verify-", dir=scratch) as tmp:
             new = rerun(rec, model, Path(tmp))
         runs = compare_runs(rec, new, kinds)
-        print(f"  re-generated and re-scored (log-likelihood metrics exact; generation metrics within "
-              f"{GEN_TOL_ITEMS} items per task):\n" + table(runs))
+        print(
+            f"  re-generated and re-scored (log-likelihood metrics exact; generation metrics within "
+            f"{GEN_TOL_ITEMS} items per task):\n" + table(runs)
+        )
         ok = ok and all(c.ok for c in runs)
     print(f"  {'PASS' if ok else 'FAIL'}")
     return ok
@@ -255,8 +263,13 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="mergesweep verify", description=__doc__.split("\n\n")[0])
     ap.add_argument("records", nargs="+", type=Path, help="record files (results/<sweep>/records/*.json)")
     ap.add_argument("--full", action="store_true", help="check hashes, rebuild the point, re-generate, re-score")
-    ap.add_argument("--model-root", action="append", default=[], metavar="DIR|OLD=NEW",
-                    help="where checkpoints of a record copied from elsewhere live (repeatable)")
+    ap.add_argument(
+        "--model-root",
+        action="append",
+        default=[],
+        metavar="DIR|OLD=NEW",
+        help="where checkpoints of a record copied from elsewhere live (repeatable)",
+    )
     ap.add_argument("--scratch", type=Path, default=None, help="folder for the re-run's scratch results")
     args = ap.parse_args(argv)
     from .paths import data_dir

@@ -2,6 +2,7 @@
 
 The logic lives in ``mergesweep.sweeper``; ``conf/hydra/sweeper/blocks.yaml`` selects this class.
 """
+
 from mergesweep.sweeper import BlockSweeper as _BlockSweeper
 
 

@@ -1,4 +1,5 @@
 """Engines: vLLM (CPU or GPU build) and Hugging Face transformers, behind one small interface (``base.Engine``)."""
+
 from __future__ import annotations
 
 import json

@@ -4,12 +4,14 @@ Engines know weights, not merge methods: ``prepare`` hands them a model/merge co
 ``set_point`` asks for one point by method name and strength. Hydra's basic launcher runs all jobs of a
 multirun in one process, so the cache below keeps one engine alive across the whole sweep.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 from abc import ABC, abstractmethod
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,7 @@ class Engine(ABC):
         return self.plan_info
 
     @abstractmethod
-    def _prepare(self, model_cfg: dict, merge_cfg: dict, storage_device: str | None, storage_dtype: str) -> dict:
-        ...
+    def _prepare(self, model_cfg: dict, merge_cfg: dict, storage_device: str | None, storage_dtype: str) -> dict: ...
 
     @abstractmethod
     def set_point(self, method: str, lam: float, knobs: dict) -> dict[str, float]:
@@ -50,7 +51,7 @@ class Engine(ABC):
     def info(self) -> dict[str, Any]:
         """What the record should say about the engine (name, package, version, device, dtype)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a no-op default: engines without resources need not override it)
         """Free the engine's memory (the cache calls this before loading another family)."""
 
 

@@ -3,6 +3,7 @@
 Same contract as the vLLM engine: one model per family, points copied into its parameters in place. lm-eval
 sees it through lm-eval's own ``HFLM`` built around the live model object, so scoring is lm-eval's code.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,12 +47,17 @@ class HFEngine(Engine):
         dtype = cfg.get("dtype", "float32")
         self.attn = _attention_for(model_dir, cfg.get("attn_implementation"))
         t0 = time.perf_counter()
-        self.model = AutoModelForCausalLM.from_pretrained(
-            model_dir, dtype=getattr(torch, dtype) if dtype != "auto" else "auto", attn_implementation=self.attn,
-            trust_remote_code=bool(cfg.get("trust_remote_code")), use_safetensors=True).to(self.device).eval()
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            model_dir,
+            dtype=getattr(torch, dtype) if dtype != "auto" else "auto",
+            attn_implementation=self.attn,
+            trust_remote_code=bool(cfg.get("trust_remote_code")),
+            use_safetensors=True,
+        )
+        self.model: Any = model.to(self.device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=bool(cfg.get("trust_remote_code")))
         self.start_s = time.perf_counter() - t0
-        self._targets = dict(self.model.named_parameters()) | dict(self.model.named_buffers())
+        self._targets: dict[str, Any] = dict(self.model.named_parameters()) | dict(self.model.named_buffers())
         self._lm = None
 
     def _prepare(self, model_cfg: dict, merge_cfg: dict, storage_device: str | None, storage_dtype: str) -> dict:
@@ -59,13 +65,24 @@ class HFEngine(Engine):
 
         t0 = time.perf_counter()
         # reuse_outputs: set_point copies each tensor before asking for the next
-        self.plan = build_plan(model_cfg, merge_cfg, device=self.device, storage_device=storage_device,
-                               storage_dtype=getattr(torch, storage_dtype), progress=True, reuse_outputs=True)
+        self.plan = build_plan(
+            model_cfg,
+            merge_cfg,
+            device=self.device,
+            storage_device=storage_device,
+            storage_dtype=getattr(torch, storage_dtype),
+            progress=True,
+            reuse_outputs=True,
+        )
         unknown = [n for n in self.plan.names if n not in self._targets]
         if unknown:
             raise ValueError(f"checkpoint tensors the loaded model does not have: {unknown[:5]}")
-        return {"load_s": time.perf_counter() - t0, "resident_bytes": self.plan.resident_bytes(),
-                "notes": self.plan.notes, "device": self.device}
+        return {
+            "load_s": time.perf_counter() - t0,
+            "resident_bytes": self.plan.resident_bytes(),
+            "notes": self.plan.notes,
+            "device": self.device,
+        }
 
     @torch.no_grad()
     def set_point(self, method: str, lam: float, knobs: dict) -> dict[str, float]:
@@ -79,17 +96,28 @@ class HFEngine(Engine):
         if self._lm is None:
             from lm_eval.models.huggingface import HFLM
 
-            self._lm = HFLM(pretrained=self.model, tokenizer=self.tokenizer,
-                            batch_size=self.cfg.get("batch_size", 16), max_length=self.cfg.get("max_model_len", 2048),
-                            max_gen_toks=self.cfg.get("max_gen_toks", 256))
+            self._lm = HFLM(
+                pretrained=self.model,
+                tokenizer=self.tokenizer,
+                batch_size=self.cfg.get("batch_size", 16),
+                max_length=self.cfg.get("max_model_len", 2048),
+                max_gen_toks=self.cfg.get("max_gen_toks", 256),
+            )
         return self._lm
 
     def info(self) -> dict[str, Any]:
         import transformers
 
-        return {"engine": "hf", "package": "transformers", "version": transformers.__version__,
-                "start_s": round(self.start_s, 3), "dtype": str(self.model.dtype).replace("torch.", ""),
-                "device": self.device, "attn_implementation": self.model.config._attn_implementation}
+        return {
+            "engine": "hf",
+            "package": "transformers",
+            "version": transformers.__version__,
+            "start_s": round(self.start_s, 3),
+            "dtype": str(self.model.dtype).replace("torch.", ""),
+            "device": self.device,
+            "attn_implementation": self.model.config._attn_implementation,
+        }
 
     def close(self) -> None:
-        self.model = self._lm = self._targets = None
+        self.model = self._lm = None
+        self._targets = {}

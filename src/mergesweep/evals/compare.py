@@ -7,12 +7,14 @@ tasks}}``; each per-sample JSONL row has ``doc_id``, ``doc_hash`` and the metric
 
     python -m mergesweep.evals.compare results/s/records/A.json results/s/records/B.json --part icl
 """
+
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from . import stats
 from .data import read_jsonl
@@ -27,8 +29,9 @@ def load_record(path: str | Path) -> tuple[dict[str, Any], Path]:
 def per_sample(record: Mapping[str, Any], root: Path, part: str) -> dict[str, dict[int, tuple[float, Any]]]:
     """``{task: {doc_id: (score, doc_hash)}}`` for one part of one record."""
     if part not in (record.get("metrics") or {}):
-        raise ValueError(f"record {record.get('point_id')!r} has no part {part!r} "
-                         f"(parts: {sorted(record.get('metrics') or {})})")
+        raise ValueError(
+            f"record {record.get('point_id')!r} has no part {part!r} (parts: {sorted(record.get('metrics') or {})})"
+        )
     metric = record["metrics"][part]["metric"]
     out: dict[str, dict[int, tuple[float, Any]]] = {}
     for task in record["metrics"][part]["tasks"]:
@@ -37,8 +40,9 @@ def per_sample(record: Mapping[str, Any], root: Path, part: str) -> dict[str, di
     return out
 
 
-def compare(record_a: str | Path, record_b: str | Path, part: str, n_resamples: int = 10000,
-            seed: int = 0) -> dict[str, Any]:
+def compare(
+    record_a: str | Path, record_b: str | Path, part: str, n_resamples: int = 10000, seed: int = 0
+) -> dict[str, Any]:
     """Paired bootstrap of A minus B on ``part``'s headline metric (macro over tasks, items paired by doc_id).
 
     Returns ``stats.paired_bootstrap``'s dict (``diff``, one-sided ``p_value`` for A > B, ...) plus the metric,
@@ -62,8 +66,14 @@ def compare(record_a: str | Path, record_b: str | Path, part: str, n_resamples: 
         a[task] = [sa[task][i][0] for i in ids]
         b[task] = [sb[task][i][0] for i in ids]
     res = stats.paired_bootstrap(a, b, n_resamples=n_resamples, seed=seed)
-    return {**res, "part": part, "metric": ma, "a": ra.get("point_id"), "b": rb.get("point_id"),
-            "tasks": {t: {"a": sum(a[t]) / len(a[t]), "b": sum(b[t]) / len(b[t]), "n": len(a[t])} for t in a}}
+    return {
+        **res,
+        "part": part,
+        "metric": ma,
+        "a": ra.get("point_id"),
+        "b": rb.get("point_id"),
+        "tasks": {t: {"a": sum(a[t]) / len(a[t]), "b": sum(b[t]) / len(b[t]), "n": len(a[t])} for t in a},
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,11 +4,12 @@ Why not ``dataset_path: json`` in the YAMLs: its ``data_files`` resolve against 
 task would work from one folder and not another. These loaders find files under ``paths.data_dir()`` and
 name the file and line of anything malformed.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from ..errors import DataError  # defined in errors.py; re-exported here
 from ..paths import data_dir
@@ -42,8 +43,9 @@ def jsonl_splits(folder: str, stem: str, splits: Iterable[str], required: Iterab
     from datasets import Dataset, DatasetDict
 
     req = tuple(required)
-    return DatasetDict({s: Dataset.from_list(read_jsonl(data_dir() / folder / f"{stem}.{s}.jsonl", req))
-                        for s in splits})
+    return DatasetDict(
+        {s: Dataset.from_list(read_jsonl(data_dir() / folder / f"{stem}.{s}.jsonl", req)) for s in splits}
+    )
 
 
 def jsonl_file(folder: str, name: str, split: str = "test", required: Iterable[str] = ()):

@@ -5,10 +5,12 @@ Why: a suite like ``icl_hub`` names lm-eval tasks whose data lives on the Huggin
 ``datasets`` with a ConnectionError traceback. ``missing_offline`` asks ``datasets`` itself whether each
 dataset resolves from the local cache (its own offline logic, no network), so preflight can name them all.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -37,8 +39,9 @@ def resolves(path: str, name: str | None, cache_dir: str | None = None, **kwargs
     return None
 
 
-def missing_offline(task_configs: dict[str, dict | None], tasks: Iterable[str],
-                    cache_dir: str | None = None) -> dict[str, str]:
+def missing_offline(
+    task_configs: dict[str, dict | None], tasks: Iterable[str], cache_dir: str | None = None
+) -> dict[str, str]:
     """``{"task (path, name)": reason}`` for every named task whose hub dataset ``datasets`` cannot load now."""
     out: dict[str, str] = {}
     seen: dict[tuple, str | None] = {}
@@ -49,6 +52,7 @@ def missing_offline(task_configs: dict[str, dict | None], tasks: Iterable[str],
         key = (ds["path"], ds["name"], repr(sorted(ds["kwargs"].items())))
         if key not in seen:
             seen[key] = resolves(ds["path"], ds["name"], cache_dir=cache_dir, **ds["kwargs"])
-        if seen[key]:
-            out[f"{task} ({ds['path']}{', ' + ds['name'] if ds['name'] else ''})"] = seen[key]
+        reason = seen[key]
+        if reason:
+            out[f"{task} ({ds['path']}{', ' + ds['name'] if ds['name'] else ''})"] = reason
     return out

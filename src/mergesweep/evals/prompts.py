@@ -12,6 +12,7 @@ Suite options (documented in the README, "Suites"):
   ``prompt_file`` argument; any other task is a SuiteError).
 * ``task_dirs``: extra folders of lm-eval task YAMLs put on the include path beside the shipped tasks.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -31,12 +32,15 @@ def check_rows(rows: list[dict], path: Any) -> list[dict]:
     for i, r in enumerate(rows, 1):
         ids, kwargs = r["instruction_id_list"], r["kwargs"]
         if not isinstance(ids, list) or not isinstance(kwargs, list) or len(ids) != len(kwargs):
-            raise DataError(f"{path}: row {i} (key {r['key']}): instruction_id_list and kwargs must be lists of "
-                            f"the same length")
+            raise DataError(
+                f"{path}: row {i} (key {r['key']}): instruction_id_list and kwargs must be lists of the same length"
+            )
         unknown = [x for x in ids if x not in INSTRUCTION_DICT]
         if unknown:
-            raise DataError(f"{path}: row {i} (key {r['key']}): unknown IFEval instruction id(s) {unknown}; "
-                            f"lm-eval's checkers know {len(INSTRUCTION_DICT)} ids, e.g. {sorted(INSTRUCTION_DICT)[:3]}")
+            raise DataError(
+                f"{path}: row {i} (key {r['key']}): unknown IFEval instruction id(s) {unknown}; "
+                f"lm-eval's checkers know {len(INSTRUCTION_DICT)} ids, e.g. {sorted(INSTRUCTION_DICT)[:3]}"
+            )
     return rows
 
 
@@ -80,7 +84,9 @@ def task_specs(tm: Any, part: dict) -> list[Any]:
         cfg = load_yaml(entry.yaml_path, resolve_func=True) if entry is not None and entry.yaml_path else {}
         loader = cfg.get("custom_dataset")
         if not callable(loader) or "prompt_file" not in inspect.signature(loader).parameters:
-            raise SuiteError(f"task {t!r} does not read IFEval-format prompts, so prompt_file cannot apply to it "
-                             "(put such tasks in a part of their own)")
+            raise SuiteError(
+                f"task {t!r} does not read IFEval-format prompts, so prompt_file cannot apply to it "
+                "(put such tasks in a part of their own)"
+            )
         specs.append({**cfg, "dataset_kwargs": {**(cfg.get("dataset_kwargs") or {}), "prompt_file": str(path)}})
     return specs

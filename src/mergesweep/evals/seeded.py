@@ -9,6 +9,7 @@ same result, and in any order, since no item's seed depends on the items scored 
 ``random`` state is restored afterwards. The seed is stored in records as ``seeds.if_checkers``; ``verify``
 re-scores under the recorded one (``using_seed``).
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -4,9 +4,10 @@ Why bootstrap over samples: a sweep point's accuracy on a few hundred items move
 sampling alone, and trade-off curves are read by comparing neighbouring points. A macro average over tasks
 is resampled task by task (each task's items with replacement), which keeps every task's weight fixed.
 """
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -22,20 +23,27 @@ def _resampled_means(values: Sequence[float], n_resamples: int, rng: np.random.G
     return arr[idx].mean(axis=1)
 
 
-def bootstrap_macro_ci(per_task: Mapping[str, Sequence[float]], n_resamples: int = 1000, seed: int = 0,
-                       level: float = 0.95) -> dict[str, float]:
+def bootstrap_macro_ci(
+    per_task: Mapping[str, Sequence[float]], n_resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, float]:
     """Percentile bootstrap CI of the macro mean: ``{"low", "high", "level", "n_resamples", "seed"}``."""
     if n_resamples <= 0:
         return {}
     rng = np.random.default_rng(seed)
     dist = np.mean([_resampled_means(v, n_resamples, rng) for _, v in sorted(per_task.items())], axis=0)
     a = (1 - level) / 2
-    return {"low": float(np.quantile(dist, a)), "high": float(np.quantile(dist, 1 - a)), "level": level,
-            "n_resamples": n_resamples, "seed": seed}
+    return {
+        "low": float(np.quantile(dist, a)),
+        "high": float(np.quantile(dist, 1 - a)),
+        "level": level,
+        "n_resamples": n_resamples,
+        "seed": seed,
+    }
 
 
-def paired_bootstrap(a: Mapping[str, Sequence[float]], b: Mapping[str, Sequence[float]], n_resamples: int = 10000,
-                     seed: int = 0) -> dict[str, float]:
+def paired_bootstrap(
+    a: Mapping[str, Sequence[float]], b: Mapping[str, Sequence[float]], n_resamples: int = 10000, seed: int = 0
+) -> dict[str, float]:
     """Is point A better than point B on the same items? One-sided paired bootstrap p-value for mean(A) > mean(B).
 
     Items are resampled jointly (the same indices for A and B), so item difficulty cancels out.
@@ -50,5 +58,9 @@ def paired_bootstrap(a: Mapping[str, Sequence[float]], b: Mapping[str, Sequence[
         diffs.append(d[idx].mean(axis=1))
     dist = np.mean(diffs, axis=0)
     observed = float(np.mean([np.mean(np.asarray(a[t]) - np.asarray(b[t])) for t in sorted(a)]))
-    return {"diff": observed, "p_value": float((np.sum(dist <= 0) + 1) / (n_resamples + 1)),
-            "n_resamples": n_resamples, "seed": seed}
+    return {
+        "diff": observed,
+        "p_value": float((np.sum(dist <= 0) + 1) / (n_resamples + 1)),
+        "n_resamples": n_resamples,
+        "seed": seed,
+    }

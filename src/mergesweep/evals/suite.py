@@ -4,6 +4,7 @@ A suite config (``conf/suite/*.yaml``) names, per part, the lm-eval tasks, the h
 chat-template policy, few-shot count and limit. Everything goes through ``lm_eval.simple_evaluate`` with
 the project's task folder on lm-eval's ``TaskManager`` include path; we only aggregate and save.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,14 +46,18 @@ def validate(suite: dict) -> None:
         unknown = [t for t in part.get("tasks", []) if t not in known]
         if unknown:
             local = sorted(t for t in known if not t.startswith("_"))[:30] if not suite.get("include_defaults") else []
-            raise SuiteError(f"suite {suite.get('name')!r}, part {pname!r}: unknown task(s) {unknown}"
-                             + (f"; local tasks: {local}" if local else ""))
+            raise SuiteError(
+                f"suite {suite.get('name')!r}, part {pname!r}: unknown task(s) {unknown}"
+                + (f"; local tasks: {local}" if local else "")
+            )
         if not part.get("metric"):
             raise SuiteError(f"suite {suite.get('name')!r}, part {pname!r}: no headline `metric`")
         for group, pattern in (part.get("groups") or {}).items():
             if not any(fnmatch(t, pattern) for t in part.get("tasks", [])):
-                raise SuiteError(f"suite {suite.get('name')!r}, part {pname!r}: group {group!r} ({pattern!r}) "
-                                 f"matches none of the part's tasks")
+                raise SuiteError(
+                    f"suite {suite.get('name')!r}, part {pname!r}: group {group!r} ({pattern!r}) "
+                    f"matches none of the part's tasks"
+                )
         _check_data(tm, suite.get("name"), pname, list(part.get("tasks", [])), prompts.task_specs(tm, part))
         if part.get("judge"):
             judges.check_part(part)
@@ -68,10 +73,12 @@ def _check_data(tm: Any, suite_name: str | None, pname: str, tasks: list[str], s
     if hub.offline():
         missing = hub.missing_offline(cfgs, tasks)
         if missing:
-            raise SuiteError(f"suite {suite_name!r}, part {pname!r}: dataset not available offline: "
-                             f"{', '.join(missing)} (HF_DATASETS_OFFLINE/HF_HUB_OFFLINE is set and the datasets "
-                             f"cache lacks them; datasets said: {next(iter(missing.values()))}). Run once with "
-                             "offline=false to download them, or use a suite with shipped data (icl_classic, ifeval).")
+            raise SuiteError(
+                f"suite {suite_name!r}, part {pname!r}: dataset not available offline: "
+                f"{', '.join(missing)} (HF_DATASETS_OFFLINE/HF_HUB_OFFLINE is set and the datasets "
+                f"cache lacks them; datasets said: {next(iter(missing.values()))}). Run once with "
+                "offline=false to download them, or use a suite with shipped data (icl_classic, ifeval)."
+            )
     local = [s for t, s in zip(tasks, specs) if (cfgs[t] or {}).get("custom_dataset")]
     if local:
         tm.load(local)
@@ -87,35 +94,58 @@ def run(lm: Any, suite: dict, samples_dir: Path, seed: int, bootstrap: int = 100
     for pname, part in suite["parts"].items():
         t0 = time.perf_counter()
         res = lm_eval.simple_evaluate(
-            model=lm, tasks=prompts.task_specs(tm, part), num_fewshot=part.get("num_fewshot"), limit=part.get("limit"),
-            apply_chat_template=bool(part.get("chat_template", False)), log_samples=True, task_manager=tm,
-            use_cache=None, cache_requests=False, gen_kwargs=part.get("gen_kwargs"), bootstrap_iters=0,
-            random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
-            verbosity="WARNING")
+            model=lm,
+            tasks=prompts.task_specs(tm, part),
+            num_fewshot=part.get("num_fewshot"),
+            limit=part.get("limit"),
+            apply_chat_template=bool(part.get("chat_template", False)),
+            log_samples=True,
+            task_manager=tm,
+            use_cache=None,
+            cache_requests=False,
+            gen_kwargs=part.get("gen_kwargs"),
+            bootstrap_iters=0,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+            verbosity="WARNING",
+        )
         # NaN log-likelihoods or only empty generations fail the point (no record; see guards.py)
-        guards.check_part(pname, {t: res["configs"][t].get("output_type", "") for t in part["tasks"]},
-                          {t: res["samples"][t] for t in part["tasks"]})
+        guards.check_part(
+            pname,
+            {t: res["configs"][t].get("output_type", "") for t in part["tasks"]},
+            {t: res["samples"][t] for t in part["tasks"]},
+        )
         judge_info = None
         if part.get("judge"):  # generation went through lm-eval; the judge scores the answers it saved
             judge_info = judges.score(res, part, seed)
         metric = part["metric"]
         per_task, per_sample = {}, {}
         for task in part["tasks"]:
-            per_task[task] = {k.split(",")[0]: v for k, v in res["results"][task].items()
-                              if isinstance(v, (int, float)) and not k.endswith("_stderr,none")}
+            per_task[task] = {
+                k.split(",")[0]: v
+                for k, v in res["results"][task].items()
+                if isinstance(v, (int, float)) and not k.endswith("_stderr,none")
+            }
             path = samples_dir / f"{task}.jsonl"
             _write_samples(path, res["samples"][task])
             out["samples"][task] = str(path)
             per_sample[task] = [float(s[metric]) for s in sorted(res["samples"][task], key=lambda s: s["doc_id"])]
-        out["parts"][pname] = {"metric": metric, "tasks": per_task,
-                               "chat_template": bool(part.get("chat_template", False)),
-                               "num_fewshot": {t: res["configs"][t].get("num_fewshot") for t in part["tasks"]},
-                               "n": {t: len(v) for t, v in per_sample.items()},
-                               "fewshot_seed": seed, "limit": part.get("limit")}
+        out["parts"][pname] = {
+            "metric": metric,
+            "tasks": per_task,
+            "chat_template": bool(part.get("chat_template", False)),
+            "num_fewshot": {t: res["configs"][t].get("num_fewshot") for t in part["tasks"]},
+            "n": {t: len(v) for t, v in per_sample.items()},
+            "fewshot_seed": seed,
+            "limit": part.get("limit"),
+        }
         if part.get("groups"):  # e.g. the macro average of the MC tasks and of the FMC tasks separately
             out["parts"][pname]["groups"] = {
                 g: stats.macro_mean({t: v for t, v in per_sample.items() if fnmatch(t, pat)})
-                for g, pat in part["groups"].items()}
+                for g, pat in part["groups"].items()
+            }
         if judge_info is not None:
             out["parts"][pname]["judge"] = judge_info
         out["summary"][pname] = stats.macro_mean(per_sample)

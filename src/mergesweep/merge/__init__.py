@@ -4,9 +4,11 @@ Adding a method = one file here with its formula and paper in the docstring, one
 ``conf/merge/<name>.yaml`` naming its knobs (and, where not ``base`` + ``instruct``, its ``anchor`` and
 ``deltas`` sources, see ``sources.py``).
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .adapter_transfer import adapter_transfer
 from .base import MergeConfigError, MergeFn, TensorInfo, check_knobs, classify, method_knobs
@@ -62,5 +64,14 @@ def describe_point(name: str, lam: float, knobs: Mapping[str, Any] | None = None
     return {"method": name, "lam": lam, "extrapolation": lam > 1.0 or lam < 0.0, "knobs": _plain(dict(knobs or {}))}
 
 
-__all__ = ["METHODS", "MergeConfigError", "MergeFn", "TensorInfo", "check_knobs", "classify", "describe_point",
-           "get_method", "method_knobs"]
+__all__ = [
+    "METHODS",
+    "MergeConfigError",
+    "MergeFn",
+    "TensorInfo",
+    "check_knobs",
+    "classify",
+    "describe_point",
+    "get_method",
+    "method_knobs",
+]

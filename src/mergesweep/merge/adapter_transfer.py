@@ -8,9 +8,10 @@ what strength lam? (Same additive logic as task arithmetic, arXiv 2212.04089, wi
 The plan's anchor is the instruct model and its task vector the adapter's delta (``merge.lora``): modules the
 adapter does not target get an empty delta list and pass through unchanged.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -18,7 +19,13 @@ from .base import TensorInfo, blend, elementwise
 
 
 @elementwise
-def adapter_transfer(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float,
-                     info: TensorInfo, out: torch.Tensor | None = None) -> torch.Tensor:
+def adapter_transfer(
+    anchor: torch.Tensor,
+    deltas: Sequence[torch.Tensor],
+    *,
+    lam: float,
+    info: TensorInfo,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``instruct + lam * lora_delta`` (``instruct`` unchanged for untargeted tensors)."""
     return blend(anchor, deltas, lam, out=out)

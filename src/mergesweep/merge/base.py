@@ -15,11 +15,12 @@ plan then also passes ``ends=[finetuned tensors]`` when it holds them (anchor is
 floating point, while lerp is exact at s=0 and s=1 (lam=1 reproduces the instruct model bit for bit), and
 it is one fused pass instead of two (the merge runs at close to memory-copy speed).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
 
 import torch
 
@@ -42,9 +43,10 @@ class TensorInfo:
     shared_rows: int | None = None
 
 
-class MergeFn(Protocol):
-    def __call__(self, anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float,
-                 info: TensorInfo, **knobs) -> torch.Tensor: ...
+# A merge method: ``fn(anchor, deltas, *, lam, info, **knobs) -> merged tensor``, each knob a keyword with a
+# default (``method_knobs`` reads them off the signature). A Callable alias, not a Protocol: a Protocol with
+# ``**knobs`` would reject every method that names its knobs.
+MergeFn = Callable[..., torch.Tensor]
 
 
 GROUPS = ("embed", "head", "attn", "mlp", "norm", "other")
@@ -87,9 +89,14 @@ def elementwise(fn: MergeFunction) -> MergeFunction:
     return fn
 
 
-def blend(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], strength: float,
-          ends: Sequence[torch.Tensor] | None = None, weights: Sequence[float] | None = None,
-          out: torch.Tensor | None = None) -> torch.Tensor:
+def blend(
+    anchor: torch.Tensor,
+    deltas: Sequence[torch.Tensor],
+    strength: float,
+    ends: Sequence[torch.Tensor] | None = None,
+    weights: Sequence[float] | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``anchor + strength * sum_i(w_i * delta_i)``, the kernel of every linear-family method.
 
     With exactly one fine-tuned end (and unit weight) it is ``torch.lerp(anchor, end, strength)``: exact at
@@ -134,9 +141,11 @@ def method_knobs(fn: MergeFunction) -> dict[str, object]:
     """``{knob: default}`` a method accepts (its keyword-only parameters other than lam/info/ends)."""
     import inspect
 
-    return {p.name: (None if p.default is inspect.Parameter.empty else p.default)
-            for p in inspect.signature(fn).parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _PLAN_ARGS}
+    return {
+        p.name: (None if p.default is inspect.Parameter.empty else p.default)
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _PLAN_ARGS
+    }
 
 
 def check_knobs(fn: MergeFunction, knobs: dict) -> None:
@@ -150,5 +159,6 @@ def check_knobs(fn: MergeFunction, knobs: dict) -> None:
     unknown = sorted(set(knobs) - set(known))
     if unknown:
         name = getattr(fn, "__name__", repr(fn))
-        raise MergeConfigError(f"unknown knob(s) {unknown} for merge method {name}; it takes: "
-                               f"{', '.join(known) or 'no knobs'}")
+        raise MergeConfigError(
+            f"unknown knob(s) {unknown} for merge method {name}; it takes: {', '.join(known) or 'no knobs'}"
+        )

@@ -14,10 +14,11 @@ seeded with ``tensor_seed(seed, name, i)`` = the first 8 bytes (little endian, t
 order tensors are visited, the device the merge runs on (CUDA generators give other streams) or threads.
 The cost is drawing the mask on the CPU (one float per weight) and moving it, as bools, to the device.
 """
+
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -45,14 +46,23 @@ def _dropped(deltas: Sequence[torch.Tensor], p: float, seed: int, name: str) -> 
     return [drop_rescale(d, p, seed, name, i) for i, d in enumerate(deltas)]
 
 
-def dare_linear(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float, info: TensorInfo,
-                p: float = 0.5, seed: int = 0, weights: Sequence[float] | None = None) -> torch.Tensor:
+def dare_linear(
+    anchor: torch.Tensor,
+    deltas: Sequence[torch.Tensor],
+    *,
+    lam: float,
+    info: TensorInfo,
+    p: float = 0.5,
+    seed: int = 0,
+    weights: Sequence[float] | None = None,
+) -> torch.Tensor:
     """``anchor + lam * sum(w_t * dare(tau_t))``; with p=0 it is task arithmetic."""
     return blend(anchor, _dropped(deltas, p, seed, info.name), lam, None, weights)
 
 
-def dare_ties(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float, info: TensorInfo,
-              p: float = 0.5, seed: int = 0) -> torch.Tensor:
+def dare_ties(
+    anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float, info: TensorInfo, p: float = 0.5, seed: int = 0
+) -> torch.Tensor:
     """``anchor + lam * disjoint_mean(dare(tau_1..T))``."""
     if len(deltas) == 0:
         return anchor.clone()

@@ -16,17 +16,25 @@ Choices made here (the paper leaves them open for LLMs):
   (both default ``alpha``). Norms inside a layer follow their layer's s(l).
 * With a single layer (L = 1) s = alpha.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
 from .base import TensorInfo, blend, elementwise, uses_ends
 
 
-def lines_strength(info: TensorInfo, alpha: float, beta: float, embed: float | None = None,
-                   head: float | None = None, norm: float | None = None, other: float | None = None) -> float:
+def lines_strength(
+    info: TensorInfo,
+    alpha: float,
+    beta: float,
+    embed: float | None = None,
+    head: float | None = None,
+    norm: float | None = None,
+    other: float | None = None,
+) -> float:
     """The schedule s(part) for one tensor (before multiplying by lam)."""
     if info.layer is not None:
         frac = info.layer / (info.num_layers - 1) if info.num_layers > 1 else 0.0
@@ -37,10 +45,20 @@ def lines_strength(info: TensorInfo, alpha: float, beta: float, embed: float | N
 
 @elementwise
 @uses_ends
-def lines(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float, info: TensorInfo,
-          ends: Sequence[torch.Tensor] | None = None, alpha: float = 0.5, beta: float = 0.5,
-          embed: float | None = None, head: float | None = None, norm: float | None = None,
-          other: float | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+def lines(
+    anchor: torch.Tensor,
+    deltas: Sequence[torch.Tensor],
+    *,
+    lam: float,
+    info: TensorInfo,
+    ends: Sequence[torch.Tensor] | None = None,
+    alpha: float = 0.5,
+    beta: float = 0.5,
+    embed: float | None = None,
+    head: float | None = None,
+    norm: float | None = None,
+    other: float | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``anchor + lam * s(part) * sum(deltas)``."""
-    return blend(anchor, deltas, lam * lines_strength(info, alpha, beta, embed, head, norm, other), ends,
-                 out=out)
+    return blend(anchor, deltas, lam * lines_strength(info, alpha, beta, embed, head, norm, other), ends, out=out)

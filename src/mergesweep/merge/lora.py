@@ -9,6 +9,7 @@ adapters (``lora_embedding_A/B``, delta ``(B @ A)^T``). Only ``A`` and ``B`` sta
 What cannot be transferred as a pure low-rank delta is refused with a clear error: DoRA (its magnitude
 vector rescales whole columns), and full tensors saved through ``modules_to_save`` or trained biases.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,10 @@ from safetensors.torch import load_file
 
 from ..checkpoints import Checkpoint, CheckpointError
 
-_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.(?P<kind>lora_A|lora_B|lora_embedding_A|lora_embedding_B)"
-                  r"(?:\.[A-Za-z0-9_]+)?(?:\.weight)?$")
+_KEY = re.compile(
+    r"^(?:base_model\.model\.)?(?P<module>.+)\.(?P<kind>lora_A|lora_B|lora_embedding_A|lora_embedding_B)"
+    r"(?:\.[A-Za-z0-9_]+)?(?:\.weight)?$"
+)
 
 
 @dataclass
@@ -43,14 +46,22 @@ class LoraAdapter:
         try:
             cfg = LoraConfig.from_pretrained(str(self.path))
         except Exception as e:  # not LoRA, corrupt JSON, unknown fields
-            raise CheckpointError(f"{self.path / 'adapter_config.json'}: not a LoRA config "
-                                  f"({type(e).__name__}: {e})") from None
+            raise CheckpointError(
+                f"{self.path / 'adapter_config.json'}: not a LoRA config ({type(e).__name__}: {e})"
+            ) from None
         if getattr(cfg, "use_dora", False):
-            raise CheckpointError(f"{self.path}: DoRA adapters rescale whole weight columns and cannot be applied as "
-                                  "a low-rank delta; merge it with PEFT instead")
-        self.config = {"r": cfg.r, "lora_alpha": cfg.lora_alpha, "use_rslora": bool(cfg.use_rslora),
-                       "target_modules": sorted(cfg.target_modules) if isinstance(cfg.target_modules, (set, list))
-                       else cfg.target_modules}
+            raise CheckpointError(
+                f"{self.path}: DoRA adapters rescale whole weight columns and cannot be applied as "
+                "a low-rank delta; merge it with PEFT instead"
+            )
+        self.config = {
+            "r": cfg.r,
+            "lora_alpha": cfg.lora_alpha,
+            "use_rslora": bool(cfg.use_rslora),
+            "target_modules": sorted(cfg.target_modules)
+            if isinstance(cfg.target_modules, (set, list))
+            else cfg.target_modules,
+        }
         tensors = self._read()
         pairs: dict[str, dict[str, torch.Tensor]] = {}
         other = []
@@ -61,13 +72,18 @@ class LoraAdapter:
                 continue
             pairs.setdefault(m["module"], {})[m["kind"]] = t
         if other:
-            raise CheckpointError(f"{self.path}: adapter holds tensors that are not LoRA factors (modules_to_save "
-                                  f"or trained biases?), which a low-rank transfer cannot apply: {other[:5]}")
+            raise CheckpointError(
+                f"{self.path}: adapter holds tensors that are not LoRA factors (modules_to_save "
+                f"or trained biases?), which a low-rank transfer cannot apply: {other[:5]}"
+            )
         self.factors = {}
         for module, kinds in pairs.items():
             emb = "lora_embedding_A" in kinds or "lora_embedding_B" in kinds
-            a, b = (kinds.get("lora_embedding_A"), kinds.get("lora_embedding_B")) if emb else \
-                (kinds.get("lora_A"), kinds.get("lora_B"))
+            a, b = (
+                (kinds.get("lora_embedding_A"), kinds.get("lora_embedding_B"))
+                if emb
+                else (kinds.get("lora_A"), kinds.get("lora_B"))
+            )
             if a is None or b is None:
                 raise CheckpointError(f"{self.path}: module {module} has only one of its LoRA factors")
             r = a.shape[0]
@@ -86,8 +102,10 @@ class LoraAdapter:
                 raise CheckpointError(f"{st}: not a readable safetensors file ({type(e).__name__}: {e})") from None
         binf = self.path / "adapter_model.bin"
         if binf.is_file() and not self.allow_pickle:
-            raise CheckpointError(f"{binf} is a pickled adapter, which can run code when loaded; convert it to "
-                                  "safetensors or opt in with model.allow_pickle=true")
+            raise CheckpointError(
+                f"{binf} is a pickled adapter, which can run code when loaded; convert it to "
+                "safetensors or opt in with model.allow_pickle=true"
+            )
         if binf.is_file():
             return torch.load(binf, map_location="cpu", weights_only=True)
         raise CheckpointError(f"{self.path}: no adapter_model.safetensors")
@@ -101,17 +119,22 @@ class LoraAdapter:
         missing = [n for n in self.factors if n not in ckpt.shapes]
         if missing:
             raise CheckpointError(f"adapter {self.path} targets tensors the model lacks: {missing[:5]}")
-        bad = [f"{n}: delta {s} vs weight {ckpt.shapes[n]}" for n in self.factors
-               if (s := self.delta_shape(n)) != tuple(ckpt.shapes[n])]
+        bad = [
+            f"{n}: delta {s} vs weight {ckpt.shapes[n]}"
+            for n in self.factors
+            if (s := self.delta_shape(n)) != tuple(ckpt.shapes[n])
+        ]
         if bad:
-            raise CheckpointError(f"adapter {self.path} does not fit {ckpt.path} (first {min(5, len(bad))} of "
-                                  f"{len(bad)}): " + "; ".join(bad[:5]))
+            raise CheckpointError(
+                f"adapter {self.path} does not fit {ckpt.path} (first {min(5, len(bad))} of "
+                f"{len(bad)}): " + "; ".join(bad[:5])
+            )
 
     def delta_shape(self, name: str) -> tuple[int, ...]:
         a, b, _, transpose = self.factors[name]
         return (a.shape[1], b.shape[0]) if transpose else (b.shape[0], a.shape[1])
 
-    def to(self, device: str) -> "LoraAdapter":
+    def to(self, device: str) -> LoraAdapter:
         self.factors = {n: (a.to(device), b.to(device), s, t) for n, (a, b, s, t) in self.factors.items()}
         return self
 

@@ -10,10 +10,11 @@ Jang et al., "Model Stock: All we need is just a few fine-tuned models", arXiv 2
 update, so lam=1 is the paper's merge and lam=0 the base. Needs k >= 2 (``model.finetuned``). ``cos`` is
 clamped to [-1, 1]; a zero denominator (cos = -1/(k-1)) gives t = 0.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import combinations
-from typing import Sequence
 
 import torch
 
@@ -31,8 +32,9 @@ def stock_ratio(deltas: Sequence[torch.Tensor], eps: float = 1e-8) -> float:
     return k * cos / den if abs(den) > eps else 0.0
 
 
-def model_stock(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float, info: TensorInfo,
-                eps: float = 1e-8) -> torch.Tensor:
+def model_stock(
+    anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float, info: TensorInfo, eps: float = 1e-8
+) -> torch.Tensor:
     """``base + lam * t * mean(deltas)``."""
     k = len(deltas)
     if k < 2:

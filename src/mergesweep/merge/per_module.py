@@ -7,9 +7,10 @@ Which parts carry instruction following vs in-context learning is an empirical q
 sweep ask (e.g. scales={attn: 0, mlp: 1} keeps the base attention). With all scales 1 it is ``linear``.
 Same family as the per-layer/per-module coefficients of mergekit's ``linear`` with tensor filters.
 """
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -18,9 +19,16 @@ from .base import GROUPS, MergeConfigError, TensorInfo, blend, elementwise, uses
 
 @elementwise
 @uses_ends
-def per_module(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float, info: TensorInfo,
-               ends: Sequence[torch.Tensor] | None = None,
-               scales: Mapping[str, float] | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+def per_module(
+    anchor: torch.Tensor,
+    deltas: Sequence[torch.Tensor],
+    *,
+    lam: float,
+    info: TensorInfo,
+    ends: Sequence[torch.Tensor] | None = None,
+    scales: Mapping[str, float] | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``anchor + lam * scales[info.group] * sum(deltas)``."""
     scales = dict(scales or {})
     unknown = sorted(set(scales) - set(GROUPS))

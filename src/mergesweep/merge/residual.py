@@ -7,9 +7,10 @@ Jindal et al., "Balancing Continuous Pre-Training and Instruction Fine-Tuning: O
 Following in LLMs", arXiv 2410.10739. It is ``linear`` with anchor = target and reference = base, which the
 plan sets up from the merge YAML's ``anchor: target`` (the model config must name ``target:``).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -17,7 +18,13 @@ from .base import TensorInfo, blend, elementwise
 
 
 @elementwise
-def residual(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float, info: TensorInfo,
-             out: torch.Tensor | None = None) -> torch.Tensor:
+def residual(
+    anchor: torch.Tensor,
+    deltas: Sequence[torch.Tensor],
+    *,
+    lam: float,
+    info: TensorInfo,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``target + lam * (instruct - base)``."""
     return blend(anchor, deltas, lam, out=out)

@@ -11,6 +11,7 @@ vocabulary are its own at every lam, and counting them would bias Omega for the 
 lam outside [0, 1] follows the great circle past the endpoints. Coefficients are formed in float64
 (Python floats); at lam=0 and lam=1 they are exactly (1, 0) and (0, 1), so the endpoints are exact.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,9 +23,16 @@ from .base import MergeConfigError, TensorInfo, uses_ends
 
 
 @uses_ends
-def slerp(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float, info: TensorInfo,
-          ends: Sequence[torch.Tensor] | None = None, dot_threshold: float = 0.9995,
-          eps: float = 1e-8) -> torch.Tensor:
+def slerp(
+    anchor: torch.Tensor,
+    deltas: Sequence[torch.Tensor],
+    *,
+    lam: float,
+    info: TensorInfo,
+    ends: Sequence[torch.Tensor] | None = None,
+    dot_threshold: float = 0.9995,
+    eps: float = 1e-8,
+) -> torch.Tensor:
     """Slerp from ``anchor`` towards ``anchor + delta`` (one fine-tuned model only)."""
     n = len(ends) if ends is not None else len(deltas)
     if n == 0:

@@ -9,9 +9,10 @@ Yadav et al., "TIES-Merging: Resolving Interference When Merging Models", arXiv 
 per tensor, as in the paper's code and mergekit. The top-k threshold is found with ``kthvalue`` (a
 selection, not a sort); entries tied with the threshold are all kept.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -33,8 +34,9 @@ def trim(delta: torch.Tensor, density: float) -> torch.Tensor:
     return torch.where(mag >= thr, delta, torch.zeros((), dtype=delta.dtype, device=delta.device))
 
 
-def ties(anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float, info: TensorInfo,
-         density: float = 0.2) -> torch.Tensor:
+def ties(
+    anchor: torch.Tensor, deltas: Sequence[torch.Tensor], *, lam: float, info: TensorInfo, density: float = 0.2
+) -> torch.Tensor:
     """``anchor + lam * disjoint_mean(trim(deltas))``."""
     if len(deltas) == 0:
         return anchor.clone()

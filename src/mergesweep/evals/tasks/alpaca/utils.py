@@ -5,13 +5,16 @@ Each doc carries every reference set it has as ``ref_<name>`` (AlpacaEval: ``ref
 ``judge.reference`` picks one. The two AlpacaEval output files must list the same instructions in the same
 order; a mismatch is a DataError naming the row.
 """
+
 import json
 
 from mergesweep.evals.data import DataError, read_jsonl
 from mergesweep.paths import data_dir
 
-REFERENCES = {"gpt4_1106_preview": "gpt4_turbo_1106_preview_model_outputs.json",
-              "text_davinci_003": "text_davinci_003_model_outputs.json"}
+REFERENCES = {
+    "gpt4_1106_preview": "gpt4_turbo_1106_preview_model_outputs.json",
+    "text_davinci_003": "text_davinci_003_model_outputs.json",
+}
 
 
 def _outputs(name: str) -> list[dict]:
@@ -37,16 +40,26 @@ def alpaca_docs() -> list[dict]:
             raise DataError(f"{REFERENCES[ref]}: {len(rows)} rows, expected {len(first)}")
         bad = next((i for i, (a, b) in enumerate(zip(first, rows)) if a["instruction"] != b["instruction"]), None)
         if bad is not None:
-            raise DataError(f"{REFERENCES[ref]}: row {bad + 1}: instruction differs from "
-                            f"{REFERENCES['gpt4_1106_preview']}")
-    return [{"index": i, "dataset": r.get("dataset", ""), "instruction": r["instruction"],
-             **{f"ref_{ref}": sets[ref][i]["output"] for ref in sets}} for i, r in enumerate(first)]
+            raise DataError(
+                f"{REFERENCES[ref]}: row {bad + 1}: instruction differs from {REFERENCES['gpt4_1106_preview']}"
+            )
+    return [
+        {
+            "index": i,
+            "dataset": r.get("dataset", ""),
+            "instruction": r["instruction"],
+            **{f"ref_{ref}": sets[ref][i]["output"] for ref in sets},
+        }
+        for i, r in enumerate(first)
+    ]
 
 
 def toy_docs() -> list[dict]:
     rows = read_jsonl(data_dir() / "alpaca_eval" / "toy_judged.jsonl", ("instruction", "reference"))
-    return [{"index": i, "dataset": r.get("dataset", "toy"), "instruction": r["instruction"], "ref_toy": r["reference"]}
-            for i, r in enumerate(rows)]
+    return [
+        {"index": i, "dataset": r.get("dataset", "toy"), "instruction": r["instruction"], "ref_toy": r["reference"]}
+        for i, r in enumerate(rows)
+    ]
 
 
 def load(name: str, **_):

@@ -7,10 +7,11 @@ modes must show the same text. One ``Spec`` per set renders both prompts into th
 name. Rows come from ``data/icl/<set>.{train,test}.jsonl`` (see data/icl/README.md); a label a set does not
 know is a DataError naming the file and row, raised when lm-eval builds the task.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from mergesweep.evals.data import DataError, read_jsonl
 from mergesweep.paths import data_dir
@@ -25,48 +26,78 @@ class Spec(NamedTuple):
     """
 
     fields: tuple[str, ...]
-    mc: str                                   # full MC prompt; the option follows after a space
-    fmc: str                                  # FMC stem; lettered options and "Answer:" follow
-    labels: tuple = ()                        # raw label values, in option order
-    options: tuple[str, ...] = ()             # verbalisers, same order as labels
+    mc: str  # full MC prompt; the option follows after a space
+    fmc: str  # FMC stem; lettered options and "Answer:" follow
+    labels: tuple = ()  # raw label values, in option order
+    options: tuple[str, ...] = ()  # verbalisers, same order as labels
     prepare: Callable[[dict], dict] | None = None  # per-row fields (sets whose options differ per row)
 
 
 def _copa_row(r: dict) -> dict:
     """COPA as lm-eval's built-in task words it: "<premise> because|therefore <choice, lower-cased>"."""
     lower = lambda c: c if c.startswith("I ") else c[0].lower() + c[1:]  # noqa: E731
-    return {"stem": r["premise"].rstrip(". "), "connective": {"cause": "because", "effect": "therefore"}[r["question"]],
-            "options": [lower(r["choice1"]), lower(r["choice2"])], "shown": [r["choice1"], r["choice2"]]}
+    return {
+        "stem": r["premise"].rstrip(". "),
+        "connective": {"cause": "because", "effect": "therefore"}[r["question"]],
+        "options": [lower(r["choice1"]), lower(r["choice2"])],
+        "shown": [r["choice1"], r["choice2"]],
+    }
 
 
-_SENTIMENT = dict(fields=("text", "label"), mc="Review: {text}\nSentiment:",
-                  fmc="Review: {text}\nWhat is the sentiment of the review?",
-                  labels=("negative", "positive"), options=("negative", "positive"))
+_SENTIMENT: dict[str, Any] = dict(
+    fields=("text", "label"),
+    mc="Review: {text}\nSentiment:",
+    fmc="Review: {text}\nWhat is the sentiment of the review?",
+    labels=("negative", "positive"),
+    options=("negative", "positive"),
+)
 
 SPECS: dict[str, Spec] = {
     "sst2": Spec(**_SENTIMENT),
     "mr": Spec(**_SENTIMENT),
     "cr": Spec(**_SENTIMENT),
-    "subj": Spec(fields=("text", "label"), mc="Input: {text}\nType:", fmc="Input: {text}\nIs the input subjective or "
-                 "objective?", labels=("subjective", "objective"), options=("subjective", "objective")),
-    "agnews": Spec(fields=("title", "text", "label"), mc="Title: {title}\nArticle: {text}\nTopic:",
-                   fmc="Title: {title}\nArticle: {text}\nWhat is the topic of the article?",
-                   labels=("World", "Sports", "Business", "Sci/Tech"),
-                   options=("World", "Sports", "Business", "Technology")),
-    "trec": Spec(fields=("text", "label"), mc="Question: {text}\nAnswer type:",
-                 fmc="Question: {text}\nWhat kind of answer does the question ask for?",
-                 labels=("NUM", "LOC", "HUM", "DESC", "ENTY", "ABBR"),
-                 options=("Number", "Location", "Person", "Description", "Entity", "Abbreviation")),
-    "cb": Spec(fields=("premise", "hypothesis", "label"),
-               mc="{premise}\nQuestion: {hypothesis} True, False, or Neither?\nAnswer:",
-               fmc="{premise}\nQuestion: {hypothesis} True, False, or Neither?",
-               labels=("entailment", "contradiction", "neutral"), options=("True", "False", "Neither")),
-    "rte": Spec(fields=("premise", "hypothesis", "label"),
-                mc="{premise}\nQuestion: {hypothesis} True or False?\nAnswer:",
-                fmc="{premise}\nQuestion: {hypothesis} True or False?",
-                labels=("entailment", "not_entailment"), options=("True", "False")),
-    "copa": Spec(fields=("premise", "choice1", "choice2", "question", "label"), mc="{stem} {connective}",
-                 fmc="Premise: {premise}\nWhat was the {question}?", labels=(0, 1), prepare=_copa_row),
+    "subj": Spec(
+        fields=("text", "label"),
+        mc="Input: {text}\nType:",
+        fmc="Input: {text}\nIs the input subjective or objective?",
+        labels=("subjective", "objective"),
+        options=("subjective", "objective"),
+    ),
+    "agnews": Spec(
+        fields=("title", "text", "label"),
+        mc="Title: {title}\nArticle: {text}\nTopic:",
+        fmc="Title: {title}\nArticle: {text}\nWhat is the topic of the article?",
+        labels=("World", "Sports", "Business", "Sci/Tech"),
+        options=("World", "Sports", "Business", "Technology"),
+    ),
+    "trec": Spec(
+        fields=("text", "label"),
+        mc="Question: {text}\nAnswer type:",
+        fmc="Question: {text}\nWhat kind of answer does the question ask for?",
+        labels=("NUM", "LOC", "HUM", "DESC", "ENTY", "ABBR"),
+        options=("Number", "Location", "Person", "Description", "Entity", "Abbreviation"),
+    ),
+    "cb": Spec(
+        fields=("premise", "hypothesis", "label"),
+        mc="{premise}\nQuestion: {hypothesis} True, False, or Neither?\nAnswer:",
+        fmc="{premise}\nQuestion: {hypothesis} True, False, or Neither?",
+        labels=("entailment", "contradiction", "neutral"),
+        options=("True", "False", "Neither"),
+    ),
+    "rte": Spec(
+        fields=("premise", "hypothesis", "label"),
+        mc="{premise}\nQuestion: {hypothesis} True or False?\nAnswer:",
+        fmc="{premise}\nQuestion: {hypothesis} True or False?",
+        labels=("entailment", "not_entailment"),
+        options=("True", "False"),
+    ),
+    "copa": Spec(
+        fields=("premise", "choice1", "choice2", "question", "label"),
+        mc="{stem} {connective}",
+        fmc="Premise: {premise}\nWhat was the {question}?",
+        labels=(0, 1),
+        prepare=_copa_row,
+    ),
 }
 
 
@@ -77,9 +108,14 @@ def render(spec: Spec, row: dict) -> dict:
     options = list(extra.get("options", spec.options))
     shown = list(extra.get("shown", options))
     listed = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(shown))
-    return {"mc_prompt": spec.mc.format(**full), "fmc_prompt": f"{spec.fmc.format(**full)}\n{listed}\nAnswer:",
-            "options": options, "letters": list(LETTERS[:len(shown)]), "label": spec.labels.index(row["label"]),
-            "src": row.get("src", -1)}
+    return {
+        "mc_prompt": spec.mc.format(**full),
+        "fmc_prompt": f"{spec.fmc.format(**full)}\n{listed}\nAnswer:",
+        "options": options,
+        "letters": list(LETTERS[: len(shown)]),
+        "label": spec.labels.index(row["label"]),
+        "src": row.get("src", -1),
+    }
 
 
 def docs(name: str, split: str) -> list[dict]:
@@ -110,5 +146,6 @@ def load(name: str, **_):
     from datasets import Dataset, DatasetDict
 
     test = docs(name, "test")
-    return DatasetDict({"train": Dataset.from_list(demonstration_pool(docs(name, "train"), test)),
-                        "test": Dataset.from_list(test)})
+    return DatasetDict(
+        {"train": Dataset.from_list(demonstration_pool(docs(name, "train"), test)), "test": Dataset.from_list(test)}
+    )

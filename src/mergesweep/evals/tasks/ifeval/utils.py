@@ -6,6 +6,7 @@ Scoring is lm-eval's own (``lm_eval.tasks.ifeval.utils.process_results``), run u
 in a dict, so a typo or an id from a newer IFEval variant surfaces mid-run as a bare ``KeyError``; here it is
 a DataError naming the file, row, key and id while the task is being built.
 """
+
 from lm_eval.tasks.ifeval.utils import agg_inst_level_acc  # noqa: F401  (IFEval's own aggregation)
 
 from mergesweep.evals.prompts import ifeval_rows  # the id checks, shared with toy_ifeval

@@ -1,4 +1,5 @@
 """Loaders for the toy suites (referenced from the YAMLs with ``!function utils.*``)."""
+
 from mergesweep.evals.data import jsonl_splits
 
 

@@ -1,0 +1,112 @@
+"""What a sweep point is before any engine starts: its strength, its checkpoints by role, its checks, its id.
+
+The Hydra job (``cli.py``), the multirun callback that checks every job up front (``callbacks.py``), the block
+sweeper, ``status`` and ``verify`` all need the same answers to "which point is this and is it runnable?"; they
+live here, below all of them, so that none of them imports the job module back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from omegaconf import DictConfig, OmegaConf
+
+from .checkpoints import Checkpoint
+from .errors import ConfigError
+from .paths import register_resolvers
+
+register_resolvers()
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What the pre-engine checks established: the exact strength and the two checkpoints every method reads
+    (opened, headers parsed, compatible), and every checkpoint path the point reads, by role."""
+
+    lam: float
+    base: Checkpoint
+    instruct: Checkpoint
+    roles: dict[str, str]
+
+
+def strength(cfg: DictConfig) -> float:
+    """``cfg.strength`` as a float, or a ConfigError that says what was given."""
+    raw = cfg.get("strength")
+    if isinstance(raw, bool) or raw is None:
+        raise ConfigError(f"strength must be a number, got {raw!r}")
+    try:
+        lam = float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"strength must be a number (e.g. strength=0.5), got {raw!r}") from None
+    if lam != lam or lam in (float("inf"), float("-inf")):
+        raise ConfigError(f"strength must be finite, got {raw!r}")
+    return lam
+
+
+def preflight(cfg: DictConfig) -> Preflight:
+    """Cheap checks before heavy work: every number, name, knob value, suite task, checkpoint and the results
+    folder (see ``preflight.py``); the multirun callback runs this for every job before the first one starts."""
+    from . import preflight as checks
+    from .checkpoints import check_compatible, resolve
+    from .engines import ENGINES
+    from .merge import METHODS, check_knobs
+
+    lam = strength(cfg)
+    sweep_dir = Path(str(cfg.results_dir)) / checks.sweep_name(cfg.sweep.name)
+    checks.integer(cfg.get("seed"), "seed")
+    checks.integer(cfg.get("bootstrap", 1000), "bootstrap", 0)
+    if cfg.merge.name not in METHODS:
+        raise ConfigError(f"unknown merge method {cfg.merge.name!r}; known: {', '.join(sorted(METHODS))}")
+    knobs = container(cfg.merge).get("knobs") or {}
+    check_knobs(METHODS[cfg.merge.name], dict(knobs))
+    roles = source_paths(cfg)
+    checks.knob_values(cfg.merge.name, knobs, lam, sum(r == "instruct" or r.startswith("finetuned") for r in roles))
+    if cfg.engine.name not in ENGINES:
+        raise ConfigError(f"unknown engine {cfg.engine.name!r}; known: {', '.join(ENGINES)}")
+    if cfg.engine.get("scorer") is not None:
+        from .engines.scoring import check_scorer
+
+        check_scorer(str(cfg.engine.scorer))
+    checks.suite(container(cfg.suite))
+    allow_pickle, offline = bool(cfg.model.get("allow_pickle", False)), bool(cfg.get("offline", True))
+    if not offline:  # headers only, before any weight download
+        from .check import check_before_download
+
+        check_before_download(container(cfg))
+    base = Checkpoint(resolve(cfg.model.base, cfg.model.get("revision"), offline), allow_pickle=allow_pickle)
+    instruct = Checkpoint(resolve(cfg.model.instruct, cfg.model.get("revision"), offline), allow_pickle=allow_pickle)
+    check_compatible(base, instruct)
+    checks.tokenizer_files(instruct.path)
+    checks.writable(sweep_dir)
+    return Preflight(lam=lam, base=base, instruct=instruct, roles=roles)
+
+
+def source_paths(cfg: DictConfig) -> dict[str, str]:
+    """Every checkpoint this point reads, by role (base, instruct, target, adapter, finetuned[i])."""
+    from .merge.sources import point_roles
+
+    return point_roles(cfg.model, cfg.merge)
+
+
+def source_hashes(cfg: DictConfig, roles: dict[str, str]) -> dict[str, dict[str, str]]:
+    """sha256 of every weight/config/tokenizer file of every checkpoint this point reads, by role (cached by
+    resolved path, size and mtime in ``checkpoints.file_sha256``)."""
+    from .checkpoints import dir_hashes, resolve
+
+    return {role: dir_hashes(resolve(path, cfg.model.get("revision"))) for role, path in roles.items()}
+
+
+def identify(cfg: DictConfig) -> tuple[str, dict[str, dict[str, str]]]:
+    """The point id of ``cfg`` and the checkpoint hashes it rests on (see ``identity.py``): exact strength,
+    checkpoint contents (hashes cached by path, size and mtime), the config parts that change results."""
+    from .identity import id_subset, point_id
+
+    hashes = source_hashes(cfg, source_paths(cfg))
+    return point_id(cfg.model.family, cfg.merge.name, strength(cfg), id_subset(container(cfg), hashes)), hashes
+
+
+def container(cfg: Any) -> dict[str, Any]:
+    """The resolved config as plain dicts (what records store and engines receive)."""
+    return cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=True))
