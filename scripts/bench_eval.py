@@ -123,7 +123,7 @@ def timed_run(lm, part: dict, seed: int, profile: Path | None = None) -> dict:
             prof.dump_stats(str(profile))
         wall = time.perf_counter() - t0
         requests = 0
-        for path in out["samples"].values():
+        for path in out.samples.values():
             requests += sum(len(json.loads(line)["arguments"]) for line in Path(path).read_text().splitlines())
     metric = part["metric"]
     return {
@@ -131,7 +131,7 @@ def timed_run(lm, part: dict, seed: int, profile: Path | None = None) -> dict:
         "requests": requests,
         "requests_per_s": requests / wall,
         "metric": metric,
-        "scores": {t: m[metric] for t, m in out["parts"]["p"]["tasks"].items()},
+        "scores": {t: m[metric] for t, m in out.parts["p"]["tasks"].items()},
     }
 
 

@@ -59,11 +59,11 @@ def max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 def test_swaps_match_fresh_engine_and_reference(pairs, pair_name):
     from vllm import LLM
 
-    from mergesweep.engines.vllm_engine import VLLMEngine, _configure_env, vllm_distribution
+    from mergesweep.engines.vllm_engine import VLLMEngine, configure_env, vllm_distribution
 
     base_dir, inst_dir = pairs[pair_name]
     prompts = PROMPTS + SHARED_PREFIX
-    _configure_env(ENGINE_CFG, vllm_distribution()[0])
+    configure_env(ENGINE_CFG, vllm_distribution()[0])
     fresh = LLM(
         model=str(inst_dir), dtype="float32", max_model_len=512, enforce_eager=True, distributed_executor_backend="uni"
     )
@@ -189,9 +189,7 @@ def test_vllm_adapter_scores_like_lm_evals_own_hf_model(tmp_path):
         finally:
             engine.close()
             gc.collect()
-        samples[name] = {
-            t: [json.loads(x) for x in Path(p).read_text().splitlines()] for t, p in out["samples"].items()
-        }
+        samples[name] = {t: [json.loads(x) for x in Path(p).read_text().splitlines()] for t, p in out.samples.items()}
     limits = {t: suite["parts"][p]["limit"] for p in suite["parts"] for t in suite["parts"][p]["tasks"]}
     assert set(samples["vllm"]) == set(samples["hf"]) == set(limits), "the engines ran different tasks"
     for task, rows in samples["vllm"].items():

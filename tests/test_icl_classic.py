@@ -121,16 +121,16 @@ def test_suite_run_aggregates_per_task_groups_and_macro(tmp_path):
     out = suites.run(ShortestLM(), {"name": "t", "parts": {"icl": part}}, tmp_path, seed=7, bootstrap=200)
     built = load(*tasks)
     want = {t: expected_acc(built[t], 20) for t in tasks}
-    got = out["parts"]["icl"]
+    got = out.parts["icl"]
     for t in tasks:
         assert got["tasks"][t]["acc"] == pytest.approx(want[t]), t
         assert got["n"][t] == 20 and got["num_fewshot"][t] == 2
     assert got["fewshot_seed"] == 7 and got["limit"] == 20
     assert got["groups"]["mc"] == pytest.approx((want["icl_cb_mc"] + want["icl_copa_mc"]) / 2)
     assert got["groups"]["fmc"] == pytest.approx((want["icl_cb_fmc"] + want["icl_trec_fmc"]) / 2)
-    assert out["summary"]["icl"] == pytest.approx(sum(want.values()) / 4)
-    assert out["ci"]["icl"]["low"] <= out["summary"]["icl"] <= out["ci"]["icl"]["high"]
-    rows = [json.loads(line) for line in Path(out["samples"]["icl_cb_fmc"]).read_text().splitlines()]
+    assert out.summary["icl"] == pytest.approx(sum(want.values()) / 4)
+    assert out.ci["icl"]["low"] <= out.summary["icl"] <= out.ci["icl"]["high"]
+    rows = [json.loads(line) for line in Path(out.samples["icl_cb_fmc"]).read_text().splitlines()]
     assert [r["doc_id"] for r in rows] == list(range(20))
     context, letter = rows[0]["arguments"][0]
     assert context.endswith("\nA. True\nB. False\nC. Neither\nAnswer:") and letter == " A"

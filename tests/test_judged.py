@@ -281,8 +281,8 @@ def test_toy_judged_suite_records_wins_judge_and_warning(tmp_path):
     assert suite["parts"]["if"]["judge"]["model"].endswith("toy_pair/instruct")
     suites.validate(suite)
     out = suites.run(EchoLM(), suite, tmp_path, seed=3, bootstrap=100)
-    part = out["parts"]["if"]
-    rows = [json.loads(line) for line in Path(out["samples"]["toy_judged"]).read_text().splitlines()]
+    part = out.parts["if"]
+    rows = [json.loads(line) for line in Path(out.samples["toy_judged"]).read_text().splitlines()]
     assert len(rows) == 20 and all({"p_forward", "p_swapped"} <= set(r["judge"]) for r in rows)
     for r in rows:  # win averages both orders: P(answer in slot 2 wins) and 1 - P(reference in slot 2 wins)
         assert r["win"] == pytest.approx((r["judge"]["p_forward"] + 1 - r["judge"]["p_swapped"]) / 2, abs=1e-12)
@@ -294,8 +294,8 @@ def test_toy_judged_suite_records_wins_judge_and_warning(tmp_path):
         assert r["judge"]["p_swapped"] == pytest.approx(
             toy_judge_p_second(r["doc"]["instruction"], answer, r["doc"]["ref_toy"]), abs=1e-5
         )
-    assert out["summary"]["if"] == pytest.approx(sum(r["win"] for r in rows) / 20)
-    assert part["tasks"]["toy_judged"]["win_rate"] == pytest.approx(100 * out["summary"]["if"])
+    assert out.summary["if"] == pytest.approx(sum(r["win"] for r in rows) / 20)
+    assert part["tasks"]["toy_judged"]["win_rate"] == pytest.approx(100 * out.summary["if"])
     bias = sum(r["judge"]["p_forward"] + r["judge"]["p_swapped"] - 1 for r in rows) / 20
     assert part["tasks"]["toy_judged"]["second_slot_bias"] == pytest.approx(bias, abs=1e-12)
     info = part["judge"]
@@ -304,7 +304,7 @@ def test_toy_judged_suite_records_wins_judge_and_warning(tmp_path):
     lc = part["tasks"]["toy_judged"].get("lc_win_rate_offline_minimal")
     assert lc is not None or info["tasks"]["toy_judged"]["lc_offline_error"]
     again = suites.run(EchoLM(), suite, tmp_path / "again", seed=3, bootstrap=100)
-    assert again["summary"] == out["summary"]  # deterministic judge, recorded seed
+    assert again.summary == out.summary  # deterministic judge, recorded seed
 
 
 def test_unknown_reference_is_named(tmp_path):
@@ -413,6 +413,17 @@ def test_reward_model_judge_is_bradley_terry_over_its_scores(tmp_path):
         assert p["win"] == pytest.approx(1 / (1 + math.exp(-(r(instr, ans) - r(instr, ref)))), abs=1e-5)
     assert judges.second_slot_bias(prefs) == pytest.approx(0.0, abs=1e-6), "a reward model has no position bias"
     assert judges.identity(s)["leaderboard_comparable"] is False
+
+
+def test_a_cached_judge_answers_only_for_its_own_settings():
+    """Judges are cached per process; one built for one prompt template must not serve another (it did: the key
+    held only the model's settings, so a later suite on the same model was judged with the first one's prompt)."""
+    model = str(data_dir() / "toy_pair" / "instruct")
+    toy = judges.settings(judge_part(kind="hf", model=model, prompt="toy"))
+    clf = judges.settings(judge_part(kind="hf", model=model, prompt="alpaca_eval_clf_gpt4_turbo"))
+    assert judges.get_judge(toy) is judges.get_judge(dict(toy))
+    assert judges.get_judge(clf) is not judges.get_judge(toy)
+    assert judges.get_judge(clf).s["prompt"] == "alpaca_eval_clf_gpt4_turbo"
 
 
 @pytest.mark.slow

@@ -20,11 +20,37 @@ from .conftest import REPO, TOY
 from .test_sweep import mergesweep
 
 
-def test_slurm_launcher_config_composes():
+def test_slurm_launcher_settings_reach_the_sbatch_script(tmp_path, monkeypatch):
+    """The real SlurmLauncher.launch turns conf/hydra/launcher/slurm.yaml (+ overrides) into submitit's sbatch
+    script: what a cluster would be asked for is read off that script, not off our YAML. No cluster here: a
+    stand-in ``srun`` on PATH lets submitit build its Slurm executor, and submission itself is intercepted."""
+    import submitit
+    from hydra.utils import instantiate
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "bin" / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    overrides = ["hydra/launcher=slurm", "hydra.launcher.partition=gpu", f"results_dir={tmp_path / 'res'}"]
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
-    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
-    assert cfg.hydra.launcher.gpus_per_node == 1
+        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    launcher = instantiate(cfg.hydra.launcher)
+    launcher.config = cfg
+    seen: list = []
+    monkeypatch.setattr(submitit.AutoExecutor, "map_array", lambda self, fn, *args: seen.append((self, args)) or [])
+    assert launcher.launch([["strength=0"], ["strength=1"]], initial_job_idx=0) == []
+    executor, args = seen[0]
+    assert len(args[0]) == 2  # one array task per job
+    script = executor._executor._make_submission_file_text("python -c 1", "uid")
+    for line in (
+        "--gpus-per-node=1",
+        "--partition=gpu",
+        "--time=240",
+        "--mem=64GB",
+        "--cpus-per-task=8",
+        "--job-name=mergesweep",
+    ):
+        assert f"#SBATCH {line}" in script, (line, script)
 
 
 @pytest.mark.slow

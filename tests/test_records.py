@@ -1,6 +1,6 @@
 """Records: typed schema, atomic writes, point identity, failure entries, guards, no credential written.
 
-Everything here runs without an engine: point ids come from the real Hydra config (``cli.identify``), guards
+Everything here runs without an engine: point ids come from the real Hydra config (``points.identify``), guards
 from a real MergePlan over copies of the toy pair with a planted NaN.
 """
 

@@ -146,7 +146,7 @@ def run_suite(engine, scorer: str, suite_name: str, tmp, limit: int | None, task
     finally:
         del lm._loglikelihood_tokens
         lm.scorer = "cached"
-    return out["parts"]["icl"]["tasks"], calls
+    return out.parts["icl"]["tasks"], calls
 
 
 def test_suites_score_identically(engine, tmp_path):

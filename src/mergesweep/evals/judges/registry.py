@@ -20,8 +20,12 @@ _JUDGES: dict[str, Judge] = {}
 
 
 def get_judge(s: Mapping[str, Any]) -> Judge:
-    """The judge for checked settings ``s`` (``settings.settings``), built on first use."""
-    key = json.dumps({k: s[k] for k in ("kind", "model", "base_url", "dtype", "device")}, sort_keys=True)
+    """The judge for checked settings ``s`` (``settings.settings``), built on first use.
+
+    Keyed on every setting, not only those that load the model: a judge keeps its settings (prompt template,
+    identifier tokens, ...), so a judge cached for one prompt must not answer for another.
+    """
+    key = json.dumps(dict(s), sort_keys=True, default=str)
     if key not in _JUDGES:
         module, cls = KIND_CLASSES[s["kind"]]
         _JUDGES[key] = getattr(importlib.import_module(f"{__package__}.{module}"), cls)(s)

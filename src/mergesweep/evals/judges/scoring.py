@@ -21,6 +21,7 @@ import json
 import logging
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import JudgeError
@@ -170,12 +171,20 @@ def _answer(sample: Mapping[str, Any]) -> str:
     return resp[0] if isinstance(resp, list) else str(resp)
 
 
-def score(res: dict[str, Any], part: Mapping[str, Any], seed: int) -> dict[str, Any]:
-    """Judge every answer lm-eval generated for this part; adds ``win`` per sample and per-task metrics in place.
+@dataclass
+class JudgedPart:
+    """What judging a part adds to lm-eval's output (which it leaves untouched): per sample (by task and doc id)
+    the ``win`` and the judge's details, per task the win-rate metrics, and ``info``, what the record keeps under
+    ``metrics.<part>.judge`` (judge identity, warnings, the LC variant's name, per-task notes and, with
+    ``agreement_limit``, agreement with GPT-4-turbo)."""
 
-    Returns what the record keeps under ``metrics.<part>.judge``: judge identity, warnings, the LC variant's
-    name, per-task notes and (if ``agreement_limit``) agreement with GPT-4-turbo.
-    """
+    rows: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def score(samples: Mapping[str, list[dict[str, Any]]], part: Mapping[str, Any], seed: int) -> JudgedPart:
+    """Judge every answer lm-eval generated for this part (``samples``: lm-eval's per-task sample rows)."""
     s = settings(part)
     judge = get_judge(s)
     info: dict[str, Any] = {"judge": identity(s), "seed": seed, "lc_variant": LC_VARIANT, "tasks": {}}
@@ -185,16 +194,21 @@ def score(res: dict[str, Any], part: Mapping[str, Any], seed: int) -> dict[str, 
                            "gpt4_1106_preview reference): win rates are not leaderboard-comparable")  # fmt: skip
         log.warning(info["warning"])
     ref_key = f"ref_{s['reference']}"
+    out = JudgedPart(info=info)
     for task in part["tasks"]:
-        rows = sorted(res["samples"][task], key=lambda r: r["doc_id"])
+        rows = sorted(samples[task], key=lambda r: r["doc_id"])
         if rows and ref_key not in rows[0]["doc"]:
             known = sorted(k[4:] for k in rows[0]["doc"] if k.startswith("ref_"))
             raise JudgeError(f"judge.reference {s['reference']!r}: task {task!r} has reference sets {known}")
         items = [(r["doc_id"], r["doc"]["instruction"], r["doc"][ref_key], _answer(r)) for r in rows]
         prefs = preferences(judge, s, items, seed)
-        for r, p in zip(rows, prefs):
-            r["win"] = p["win"]
-            r["judge"] = {**{k: v for k, v in p.items() if k != "win"}, "reference": s["reference"]}
+        out.rows[task] = {
+            r["doc_id"]: {
+                "win": p["win"],
+                "judge": {**{k: v for k, v in p.items() if k != "win"}, "reference": s["reference"]},
+            }
+            for r, p in zip(rows, prefs)
+        }
         metrics = win_metrics([p["win"] for p in prefs], [len(i[2]) for i in items], [len(i[3]) for i in items])
         bias = second_slot_bias(prefs)
         if bias is not None:
@@ -203,8 +217,8 @@ def score(res: dict[str, Any], part: Mapping[str, Any], seed: int) -> dict[str, 
             log.warning("%s: offline LC win rate %.1f is far from the raw %.1f", task,
                         metrics["lc_win_rate_offline_minimal"], metrics["win_rate"])  # fmt: skip
         numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        res["results"][task].update({f"{k},none": v for k, v in numbers.items()})
+        out.metrics[task] = numbers
         info["tasks"][task] = {k: v for k, v in metrics.items() if k not in numbers}
     if s["agreement_limit"]:
         info["agreement_with_gpt4_turbo"] = agreement(s, int(s["agreement_limit"]), seed)
-    return info
+    return out
