@@ -66,10 +66,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--icl-limit", type=int, default=12, help="docs per ICL task (toy suite has 3 ICL tasks)")
     ap.add_argument("--if-limit", type=int, default=4, help="IF prompts per point")
+    ap.add_argument("--name", default="sweep", help="results/bench/NAME.json (sweep.md tabulates every sweep*.json)")
     args = ap.parse_args()
     limits = [f"suite.parts.icl.limit={args.icl_limit}", f"suite.parts.if.limit={args.if_limit}"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        # untimed: fills the caches every later run finds warm (vLLM's model-info file, checkpoint hashes, the
+        # datasets cache), so that neither side pays a first-ever cost the other does not
+        mergesweep(tmp, ["tracking=none", "~hydra.callbacks.report", *limits, "sweep.name=warmup"])
         grouped_wall = mergesweep(
             tmp,
             [
@@ -127,38 +131,62 @@ def main() -> None:
         "machine": platform.platform(),
         "load_average_end": os.getloadavg(),
     }
+    result["first_point_eval_s"] = max(eval_s(r) for r in grouped if not r["engine"]["reused"])
+    result["steady_eval_s"] = [eval_s(r) for r in grouped if r["engine"]["reused"]]
     out = REPO / "results" / "bench"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.json").write_text(json.dumps(result, indent=1))
-    (out / "sweep.md").write_text(markdown(result))
-    print(json.dumps({k: v for k, v in result.items() if k != "cold_point_wall_s"}, indent=1))
+    (out / f"{args.name}.json").write_text(json.dumps(result, indent=1))
+    runs = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("sweep*.json"))}
+    (out / "sweep.md").write_text(markdown(runs))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("cold_point_wall_s", "steady_eval_s")}, indent=1))
 
 
-def markdown(r: dict) -> str:
-    s = r["sweep"]
-    bound = (s["points"] + 9) / 10
-    return (
-        "# Warm engines in blocks vs one cold engine per point (scripts/bench_sweep.py)\n\n"
-        f"Toy sweep: {len(s['families'])} families x {len(s['methods'])} methods x {len(s['lams'])} lam = "
-        f"{s['points']} points, {s['engine']} engine, toy suites ({s['icl_limit']} docs per ICL task, "
-        f"{s['if_limit']} IF prompts), {r['cpus']} CPUs.\n\n"
-        "| | wall (s) |\n|---|---|\n"
-        f"| grouped: one multirun, `hydra/sweeper=blocks`, {r['grouped_engine_starts']} engine start(s) | "
-        f"{r['grouped_wall_s']:.1f} |\n"
-        f"| cold: one process and engine per point ({s['points']} runs) | {r['cold_wall_s']:.1f} |\n"
-        f"| **ratio cold / grouped** | **{r['ratio_cold_over_grouped']:.1f}x** |\n\n"
-        f"Grouped run: evaluation {r['grouped_eval_s']:.1f} s of {r['grouped_wall_s']:.1f} s wall: "
-        f"**{100 * r['grouped_share_outside_eval']:.0f}% of wall time outside evaluation** (process start, imports, "
-        f"engine start {r['grouped_engine_start_s']:.1f} s, switches {r['grouped_switch_s']:.2f} s, records); within "
-        f"the points (engine start excluded) {100 * r['grouped_share_outside_eval_within_points']:.0f}%.\n\n"
-        f"Same summaries on both sides: {r['points_with_identical_summary']} of {s['points']} points. "
-        f"Load average at the end: {r.get('load_average_end', 'not recorded')} (other jobs share the cores: absolute "
-        "times vary with them; both sides ran back to back).\n\n"
-        "Both targets at once (ratio >= 5x, < 10% outside evaluation) need more points than this sweep has: with a "
-        "fixed start cost T per process and evaluation E per point, < 10% outside evaluation means T < N E / 9, "
-        f"and then the ratio N (T + E) / (T + N E) is at most (N + 9) / 10 = {bound:.1f}x for N = {s['points']}. "
-        "Small evaluations (as here) favour the ratio; large ones favour the share.\n"
-    )
+def markdown(runs: dict[str, dict]) -> str:
+    """One table over every recorded run of this script (results/bench/sweep*.json), and the bound."""
+    first = next(iter(runs.values()))["sweep"]
+    n = first["points"]
+    lines = [
+        "# Warm engines in blocks vs one cold engine per point (scripts/bench_sweep.py)",
+        "",
+        f"Toy sweep: {len(first['families'])} families x {len(first['methods'])} methods x {len(first['lams'])} lam "
+        f"= {n} points, {first['engine']} engine, toy suites. Grouped: one multirun with `hydra/sweeper=blocks` "
+        "(one process, one warm engine). Cold: one `mergesweep` process and engine per point. Both sides run back "
+        "to back in one invocation and must give the same summaries.",
+        "",
+        "| run | docs per ICL task / IF prompts | grouped wall (s) | cold wall (s) | **cold / grouped** | "
+        "**outside evaluation, whole grouped run** | outside evaluation, within points | engine start (s) | "
+        "same summaries | load at end |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in runs.items():
+        s = r["sweep"]
+        lines.append(
+            f"| {name} | {s['icl_limit']} / {s['if_limit']} | {r['grouped_wall_s']:.1f} | {r['cold_wall_s']:.1f} | "
+            f"**{r['ratio_cold_over_grouped']:.1f}x** | **{100 * r['grouped_share_outside_eval']:.0f}%** | "
+            f"{100 * r['grouped_share_outside_eval_within_points']:.0f}% | {r['grouped_engine_start_s']:.1f} | "
+            f"{r['points_with_identical_summary']}/{s['points']} | "
+            f"{', '.join(f'{x:.1f}' for x in r.get('load_average_end', []))} |"
+        )
+    lines += [
+        "",
+        "Outside evaluation = 1 - (sum of the records' `eval_*_s`) / wall: process start, imports, the up-front "
+        "checks of every job, the engine start, switches and records. Within points: the same over the points' "
+        "own time, engine start excluded.",
+        "",
+        "**Why no single suite size meets both targets (ratio >= 5x and < 10% outside evaluation) at "
+        f"N = {n} points.** Let T be what a process pays once (interpreter, imports, checks, engine start), W "
+        "the first evaluation's extra cost in a fresh process (counted as evaluation) and E the evaluation of a "
+        "point. Grouped wall u = T + W + N E; cold wall = N (T + W + E) = u + (N - 1)(T + W). So the ratio is "
+        "1 + (N - 1)(T + W) / u, and < 10% outside evaluation means T < 0.1 u; a ratio >= 5 then needs "
+        f"W / u >= 4 / (N - 1) - 0.1 = {4 / (n - 1) - 0.1:.3f}. The measured W (first point's evaluation minus "
+        "the median of the others) is a few seconds, a few percent of u. A larger suite lowers both the share "
+        "and the ratio (compare the rows): the share falls below 10% only once the grouped run's evaluation "
+        "reaches about 9 T, and there the ratio is near (N + 9) / 10. Even with W = 0 the "
+        "bound is (N + 9) / 10, so a process running N >= 41 points on one warm engine can meet both (e.g. 11 lam "
+        "values x 4 methods of one family, which the block sweeper runs in one process under the basic launcher).",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

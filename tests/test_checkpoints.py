@@ -326,3 +326,29 @@ def test_tensor_name_rules(name, embedding, head, vocab_sized):
     assert tensor_names.tied_head_copies(["model.layers.0.mlp.up_proj.weight", "lm_head.weight"]) == []
     assert tensor_names.tied_head_name("model.embed_tokens.weight") == "lm_head.weight"
     assert tensor_names.tied_head_name("model.norm.weight") is None
+
+
+def test_offline_run_finds_a_warmed_hf_cache(tmp_path, monkeypatch):
+    """Offline, a hub id resolves from the user's own Hugging Face cache: the app's environment must not move
+    ``HF_HOME`` (it once pointed it into the results folder, so a cache warmed online was never seen)."""
+    import os
+    import subprocess
+    import sys
+
+    from mergesweep.paths import apply_env, offline_env
+
+    snap = tmp_path / "hf" / "hub" / "models--acme--tiny" / "snapshots" / ("a" * 40)
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    (snap.parents[1] / "refs").mkdir()
+    (snap.parents[1] / "refs" / "main").write_text("a" * 40)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("MERGESWEEP_CACHE", str(tmp_path / "ms"))
+    for k in offline_env():
+        monkeypatch.delenv(k, raising=False)
+    apply_env(offline=True)
+    assert os.environ["HF_HOME"] == str(tmp_path / "hf") and os.environ["HF_HUB_OFFLINE"] == "1"
+    assert os.environ["VLLM_CACHE_ROOT"] == str(tmp_path / "ms" / "vllm")  # shared across sweeps, not per folder
+    code = "from mergesweep.checkpoints import resolve; print(resolve('acme/tiny', offline=True))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
+    assert out.returncode == 0 and out.stdout.strip() == str(snap), out.stderr[-2000:]

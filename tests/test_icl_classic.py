@@ -139,7 +139,7 @@ def test_suite_run_aggregates_per_task_groups_and_macro(tmp_path):
 def test_hub_suite_offline_and_uncached_fails_before_any_engine(tmp_path):
     """suite=icl_hub with an empty datasets cache: one clear line naming the datasets, no traceback, no record."""
     env = {**os.environ, "MERGESWEEP_RESULTS": str(tmp_path), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
-    env.pop("HF_HOME", None)
+    env["HF_HOME"] = str(tmp_path / "hf")  # an empty Hugging Face cache
     env.pop("HF_DATASETS_CACHE", None)
     proc = subprocess.run(
         [sys.executable, "-m", "mergesweep.cli", "suite=icl_hub", "tracking=none"],

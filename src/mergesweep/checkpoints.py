@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from . import tensor_names
+from . import paths, tensor_names
 from .errors import CheckpointError  # defined in errors.py; re-exported here
 from .tensor_stores import TORCH_DTYPES, MemoryStore, TensorStore, open_store
 
@@ -227,7 +227,7 @@ def _vocab_rows_only(name: str, sa: tuple[int, ...], sb: tuple[int, ...]) -> boo
 def file_sha256(path: Path, cache_dir: Path | None = None) -> str:
     """sha256 of a weight file, cached by (path, size, mtime) so a 70B sweep hashes each shard once."""
     st = path.stat()
-    cache_dir = cache_dir or Path(os.environ.get("MERGESWEEP_CACHE", Path.home() / ".cache" / "mergesweep"))
+    cache_dir = cache_dir or paths.cache_dir()
     key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:32]
     cached = cache_dir / "sha256" / key
     if cached.is_file():

@@ -20,7 +20,7 @@ import hydra
 from omegaconf import DictConfig
 
 from .errors import USER_ERRORS, USER_OR_OS_ERRORS, ConfigError  # ConfigError: re-exported here
-from .paths import conf_dir, offline_env
+from .paths import apply_env, conf_dir
 from .points import Preflight, container, identify, preflight, source_hashes, source_paths, strength
 
 log = logging.getLogger("mergesweep")
@@ -163,9 +163,7 @@ def run_job(cfg: DictConfig) -> Any:
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _hydra_main(cfg: DictConfig) -> Any:
-    for k, v in offline_env(Path(cfg.results_dir) / ".cache").items():
-        if cfg.get("offline", True) or k in ("NLTK_DATA", "MPLCONFIGDIR"):
-            os.environ.setdefault(k, v)
+    apply_env(bool(cfg.get("offline", True)))
     from .oneline import full_errors, is_environment_error, message
 
     try:

@@ -26,21 +26,40 @@ def conf_dir() -> Path:
     return Path(os.environ.get("MERGESWEEP_CONF", REPO / "conf"))
 
 
-def offline_env(cache_root: Path) -> dict[str, str]:
-    """Environment that keeps every library offline and its caches under ``cache_root``.
+def cache_dir() -> Path:
+    """Caches that outlive one sweep: ``$MERGESWEEP_CACHE`` or ``~/.cache/mergesweep`` (checkpoint hashes,
+    vLLM's per-architecture model-info files, matplotlib's font list).
+
+    Why not under the results folder: vLLM inspects a model class in a subprocess (about 8 s here) unless its
+    cache already holds the answer, so a cache per sweep folder made every new sweep, and every launcher job
+    with a fresh folder, pay that again.
+    """
+    return Path(os.environ.get("MERGESWEEP_CACHE", Path.home() / ".cache" / "mergesweep"))
+
+
+def offline_env() -> dict[str, str]:
+    """Environment that keeps every library offline and its caches in ``cache_dir()``.
 
     Set before heavy imports: nothing may try a hub at run time, and NLTK must find the shipped punkt_tab
-    (IFEval's scorer otherwise tries a download and later fails on ``LookupError``).
+    (IFEval's scorer otherwise tries a download and later fails on ``LookupError``). Hugging Face's own cache
+    (``HF_HOME``) is left where the user has it, so a cache warmed online serves hub ids offline.
     """
+    root = cache_dir()
     return {
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
-        "HF_HOME": str(cache_root / "hf"),
-        "VLLM_CACHE_ROOT": str(cache_root / "vllm"),
+        "VLLM_CACHE_ROOT": str(root / "vllm"),
         "NLTK_DATA": str(data_dir() / "nltk"),
-        "MPLCONFIGDIR": str(cache_root / "mpl"),
+        "MPLCONFIGDIR": str(root / "mpl"),
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
         "TOKENIZERS_PARALLELISM": "false",
     }
+
+
+def apply_env(offline: bool) -> None:
+    """Set ``offline_env()`` where the user has not (online runs keep only what is not about the hub)."""
+    for k, v in offline_env().items():
+        if offline or k in ("NLTK_DATA", "MPLCONFIGDIR", "VLLM_CACHE_ROOT"):
+            os.environ.setdefault(k, v)

