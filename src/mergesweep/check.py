@@ -95,7 +95,8 @@ def read_meta(ref: str, revision: str | None = None, offline: bool = True) -> Me
 
 
 def _local_meta(path: Path, ref: str) -> Meta:
-    from safetensors import safe_open
+    from .checkpoints import safetensors_files
+    from .tensor_stores import read_header
 
     try:
         config = json.loads((path / "config.json").read_text())
@@ -106,19 +107,17 @@ def _local_meta(path: Path, ref: str) -> Meta:
     if (path / "chat_template.jinja").is_file():  # transformers >= 4.43 saves the template beside the config
         tokenizer.setdefault("chat_template", (path / "chat_template.jinja").read_text())
     tensors: dict[str, tuple[tuple[int, ...], str]] = {}
-    index = path / "model.safetensors.index.json"  # Mistral repos also ship a consolidated copy: trust the index
-    files = (
-        sorted({path / f for f in json.loads(index.read_text())["weight_map"].values()})
-        if index.is_file()
-        else sorted(path.glob("*.safetensors"))
-    )
+    files = safetensors_files(path)
     if not files:
         raise CheckpointError(f"{path}: no *.safetensors weights (check reads safetensors headers only)")
     for f in files:
-        with safe_open(str(f), framework="pt") as h:  # header only: tensors are mapped, never read
-            for n in h.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
-                sl = h.get_slice(n)
-                tensors[n] = (tuple(sl.get_shape()), sl.get_dtype())
+        try:  # the header only, with the merge path's reader; dtypes stay safetensors tags, as the hub gives them
+            header = read_header(f)[1]
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"{f}: not a readable safetensors file ({type(e).__name__}: {e})") from None
+        for n, entry in header.items():
+            if n != "__metadata__":
+                tensors[n] = (tuple(int(d) for d in entry["shape"]), str(entry["dtype"]))
     return Meta(ref, config, tokenizer, tensors)
 
 

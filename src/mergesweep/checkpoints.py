@@ -158,12 +158,16 @@ def _read_config(path: Path) -> dict:
     return config
 
 
+def safetensors_files(path: Path) -> list[Path]:
+    """A folder's safetensors shards: those its index names (Mistral repos also ship a consolidated copy: the
+    index wins), else every ``*.safetensors``; empty if it has none."""
+    idx = path / "model.safetensors.index.json"
+    return _indexed(path, idx) if idx.is_file() else sorted(path.glob("*.safetensors"))
+
+
 def _weight_files(path: Path, allow_pickle: bool) -> list[Path]:
     """Safetensors shards (indexed or globbed); pickled ``.bin`` weights only with ``allow_pickle``."""
-    idx = path / "model.safetensors.index.json"
-    if idx.is_file():
-        return _indexed(path, idx)
-    files = sorted(path.glob("*.safetensors"))
+    files = safetensors_files(path)
     if files:
         return files
     bin_idx = path / "pytorch_model.bin.index.json"
