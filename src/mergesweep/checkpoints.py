@@ -124,10 +124,13 @@ class Checkpoint:
         """One whole tensor on ``device``."""
         return self.store.get(name).to(device)
 
-    def read_rows(self, name: str, start: int | None = None, stop: int | None = None) -> torch.Tensor:
+    def read_rows(
+        self, name: str, start: int | None = None, stop: int | None = None, into: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Rows ``start:stop`` of a tensor (all of it by default): fresh memory for file-backed tensors (a block
-        streamed from a large tensor costs only the block), the tensor itself or a view for in-memory ones."""
-        return self.store.read_rows(name, start, stop)
+        streamed from a large tensor costs only the block) or a view of the byte buffer ``into`` when it is
+        long enough, the tensor itself or a view for in-memory ones."""
+        return self.store.read_rows(name, start, stop, into)
 
     def weight_files(self) -> list[Path]:
         return sorted(set(self.store.files.values()))

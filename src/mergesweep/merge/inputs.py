@@ -9,7 +9,7 @@ Non-float tensors (fp8, ints, bools) are not merged; they pass through from the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -63,6 +63,7 @@ class PlanInputs:
         self.entries: dict[str, TensorInputs] = {}
         self.other: dict[str, torch.Tensor | None] = {}  # passthrough tensors (None: read per point)
         self._narrowed: set[str] = set()
+        self._buffers: dict[int, torch.Tensor] = {}  # streaming: recycled read buffers (``block(recycle=)``)
         self._rows = VocabRows(anchor, reference, self.finetuned[0] if self.finetuned else None)
         self._load(progress)
 
@@ -118,8 +119,13 @@ class PlanInputs:
             self._narrowed.add(name)
         return t
 
-    def block(self, name: str, e: TensorInputs, start: int | None, stop: int | None) -> Block:
-        """Rows ``start:stop`` of (anchor, ends, ref): slices of resident tensors, or fresh reads from disk."""
+    def block(self, name: str, e: TensorInputs, start: int | None, stop: int | None, recycle: int = 0) -> Block:
+        """Rows ``start:stop`` of (anchor, ends, ref): slices of resident tensors, or reads from disk.
+
+        ``recycle`` (streaming): read blocks of up to this many bytes per input into buffers kept for the next
+        block, so a streamed point allocates nothing. Only for callers that are done with a block's tensors
+        (and everything computed from them) before asking for the next one; 0 = fresh memory per read.
+        """
         if not self.streaming:
             assert e.anchor is not None
 
@@ -129,9 +135,23 @@ class PlanInputs:
             return cut(e.anchor), [cut(t) for t in e.ends], None if e.ref is None else cut(e.ref)
         fill = self.finetuned[0] if self.finetuned else None
         rows = e.shape[0] if e.shape else 0
-        a = read_fitted(self.anchor, name, start, stop, rows, fill)
-        ref = None if self.ref_is_anchor else read_fitted(self.reference, name, start, stop, rows, fill)
-        return a, [ft.read_rows(name, start, stop) for ft in self.finetuned], ref
+        buf = self._scratch(recycle)
+        a = read_fitted(self.anchor, name, start, stop, rows, fill, buf(0))
+        ref = None if self.ref_is_anchor else read_fitted(self.reference, name, start, stop, rows, fill, buf(1))
+        return a, [ft.read_rows(name, start, stop, buf(2 + i)) for i, ft in enumerate(self.finetuned)], ref
+
+    def _scratch(self, nbytes: int) -> Callable[[int], torch.Tensor | None]:
+        """Slot -> its recycled read buffer of ``nbytes`` (slots: anchor, reference, each fine-tune)."""
+
+        def take(slot: int) -> torch.Tensor | None:
+            if nbytes <= 0:
+                return None
+            b = self._buffers.get(slot)
+            if b is None or b.numel() < nbytes:
+                b = self._buffers[slot] = torch.empty(nbytes, dtype=torch.uint8)
+            return b
+
+        return take
 
     def converts(self, e: TensorInputs, device: torch.device) -> bool:
         """Whether inputs must be read, moved or widened first (else blocks would only add a copy)."""

@@ -12,9 +12,11 @@ difference is taken in fp32), costs 2x the model size for a pair instead of 1x +
 interpolating methods use ``lerp(anchor, finetuned, lam)``, which is exact at lam=0 and 1.
 
 ``storage_device="disk"`` keeps nothing resident: every point re-reads each tensor from the safetensors
-files (page cache, not process memory), so peak memory is about one tensor's inputs; use it when the pair
-does not fit beside the engine. Reference != anchor (instruction residuals) adds the reference to what is
-held; a LoRA adapter (``adapter_transfer``) holds only its small factors.
+files (page cache, not process memory), block by block into recycled buffers, so peak memory is about one
+block's inputs; use it when the pair does not fit beside the engine. Reference != anchor (instruction
+residuals) adds the reference to what is held; a LoRA adapter (``adapter_transfer``) holds only its small
+factors. An engine that knows where each tensor goes passes ``build(into=...)``, and the merge writes there:
+no output tensor at all.
 
 The seams: ``inputs.py`` loads and holds the inputs (narrowing, streaming reads), ``rows.py`` fits them to
 instruct's vocabulary, ``buffers.py`` pools output tensors, ``point.py`` is what one point hands back (its
@@ -26,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -142,9 +144,25 @@ class MergePlan:
         return n
 
     # --- one point ----------------------------------------------------------------------------------
-    def build(self, method: MergeFn, lam: float, out_dtype: torch.dtype, **knobs: Any) -> MergedPoint:
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shape of every merged tensor a point yields (instruct's, where its vocabulary is larger)."""
+        return {n: e.shape for n, e in self._inputs.entries.items()}
+
+    def build(
+        self,
+        method: MergeFn,
+        lam: float,
+        out_dtype: torch.dtype,
+        *,
+        into: Mapping[str, Sequence[torch.Tensor]] | None = None,
+        **knobs: Any,
+    ) -> MergedPoint:
         """One point: its ``(name, merged tensor)`` pairs come as the returned ``MergedPoint`` is iterated (once);
         fp32 arithmetic, cast to ``out_dtype`` at the end. Knobs are checked now, before any work.
+
+        ``into``: name -> tensors (slices of an engine's live parameters) that this point's merged tensor is
+        written straight into instead of being yielded: no output buffer, no second copy
+        (``engines/param_views.py`` finds them). Names not in it are yielded as usual.
 
         The point's ``merge_s``, once it is exhausted, is the time spent producing it (reads in streaming mode
         included, the consumer's time excluded). With ``reuse_outputs`` a yielded tensor is only valid until the
@@ -160,14 +178,20 @@ class MergePlan:
             elementwise=bool(getattr(method, "elementwise", False)),
             input_check=FiniteCheck("merge input: "),
         )
-        return MergedPoint(self._walk(args, out_dtype))
+        return MergedPoint(self._walk(args, out_dtype, into or {}))
 
-    def _walk(self, p: PointArgs, out_dtype: torch.dtype) -> Tensors:
-        """Every tensor of the point, merged then yielded; returns the seconds spent merging."""
+    def _walk(self, p: PointArgs, out_dtype: torch.dtype, into: Mapping[str, Sequence[torch.Tensor]]) -> Tensors:
+        """Every tensor of the point, merged then yielded (or written ``into``); returns the seconds merging."""
         t_merge = 0.0
         out_check = FiniteCheck(f"merged point ({getattr(p.method, '__name__', p.method)}, lam={p.lam!r}): ")
         for name, e in self._inputs.entries.items():
             t0 = time.perf_counter()
+            if dests := into.get(name):
+                self._write(p, name, e, dests)
+                if self.check_finite:
+                    out_check.add(f"tensor {name!r}", dests[0])
+                t_merge += time.perf_counter() - t0
+                continue
             pooled = p.elementwise and len(e.shape) >= 1
             if pooled:
                 out = self._pool.take(e.shape, out_dtype, p.device)
@@ -187,6 +211,17 @@ class MergePlan:
             yield name, (self.anchor.get(name, self.device) if t is None else t.to(self.device))
         return t_merge
 
+    def _write(self, p: PointArgs, name: str, e: TensorInputs, dests: Sequence[torch.Tensor]) -> None:
+        """One merged tensor written into ``dests[0]`` (then copied to any other), never held elsewhere."""
+        if tuple(dests[0].shape) != e.shape:
+            raise ValueError(f"{name}: cannot write a {e.shape} tensor into {tuple(dests[0].shape)}")
+        if p.elementwise and len(e.shape) >= 1:
+            self._merge_into(dests[0], p, name, e)
+        else:
+            dests[0].copy_(self._merge(p, e, self._inputs.block(name, e, None, None), 0))
+        for d in dests[1:]:
+            d.copy_(dests[0])
+
     def _merge_into(self, out: torch.Tensor, p: PointArgs, name: str, e: TensorInputs) -> None:
         """An elementwise method written into ``out``: whole when its inputs are fp32 on ``device`` already
         (one fused pass straight into ``out``), else in blocks of rows so fp32 temporaries stay small."""
@@ -201,14 +236,21 @@ class MergePlan:
             step = max(1, self.block_elems * rows // numel)
         else:
             step = rows
+        # each block's result is in ``dst`` before the next block is read: streamed reads can recycle buffers
+        recycle = self._read_buffer_bytes() if self.streaming else 0
         for r0 in range(0, rows, step):
             r1 = min(rows, r0 + step)
             whole = step == rows
             dst = out if whole else out[r0:r1]
-            span = (None, None) if whole else (r0, r1)
-            res = self._merge(p, e, self._inputs.block(name, e, *span), r0, out=dst if direct else None)
+            lo, hi = (None, None) if whole else (r0, r1)
+            block = self._inputs.block(name, e, lo, hi, recycle=recycle)
+            res = self._merge(p, e, block, r0, out=dst if direct else None)
             if res is not dst:
                 dst.copy_(res)
+
+    def _read_buffer_bytes(self) -> int:
+        """Size of a recycled read buffer: one block of the widest input dtype (8 bytes covers fp64)."""
+        return max(self.block_elems, 1 << 16) * 8 if self.block_elems > 0 else 0
 
     def _merge(
         self, p: PointArgs, e: TensorInputs, block: Block, r0: int, out: torch.Tensor | None = None

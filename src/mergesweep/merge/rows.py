@@ -57,13 +57,20 @@ def fit_rows(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def read_fitted(
-    ck: Checkpoint, name: str, start: int | None, stop: int | None, rows: int, fill: Checkpoint | None
+    ck: Checkpoint,
+    name: str,
+    start: int | None,
+    stop: int | None,
+    rows: int,
+    fill: Checkpoint | None,
+    into: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Rows ``start:stop`` of ``ck``'s tensor as if it had ``rows`` rows: rows it lacks are read from ``fill``
-    (instruct), cast to ``ck``'s dtype; what ``fit_rows`` does for resident inputs, without reading it all."""
+    (instruct), cast to ``ck``'s dtype; what ``fit_rows`` does for resident inputs, without reading it all.
+    ``into``: a recycled byte buffer for the read (see ``Checkpoint.read_rows``; unused when rows are filled)."""
     own = ck.shapes[name][0] if ck.shapes[name] else None
     if fill is None or own is None or own == rows:
-        return ck.read_rows(name, start, stop)
+        return ck.read_rows(name, start, stop, into)
     lo, hi, _ = slice(start, stop).indices(rows)
     have = min(own, rows)
     head = ck.read_rows(name, lo, min(hi, have)) if lo < have else None
