@@ -88,12 +88,77 @@ def test_a_fused_parameter_with_one_shard_via_the_loader_goes_whole_to_the_loade
     assert views.dests == {} and sorted(views.via_loader) == ["k", "q"] and views.covered == set()
 
 
-def test_a_reallocated_parameter_is_caught_before_a_write():
+@pytest.mark.parametrize("how", ["new storage", "permuted view of the same storage"])
+def test_a_re_pointed_parameter_is_caught_before_a_write(how):
     model = Model()
-    views = find_param_views(model, {"plain": (2, 4)}, torch.float32)
-    model.plain.data = torch.zeros(2, 4)
-    with pytest.raises(RuntimeError, match="reallocated"):
+    views = find_param_views(model, {"q": (4, 4), "k": (2, 4)}, torch.float32)
+    views.check_live(model)
+    if how == "new storage":
+        model.qk.data = torch.zeros(6, 4)
+    else:  # what vLLM's parameter.py does to some parameters after loading
+        model.qk.data = model.qk.data.view(4, 6).t()
+    with pytest.raises(RuntimeError, match="changed its storage or layout"):
         views.check_live(model)
+
+
+class One(nn.Module):
+    """One parameter ``w`` (4 x 4) and a loader given as a function: the probe's guard against each way a loader
+    could do more than a whole copy, found in review; each must fall back and leave ``w`` unchanged."""
+
+    def __init__(self, load) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(4, 4, dtype=torch.bfloat16))
+        self.register_buffer("wt", self.w.data.t().contiguous())
+        self.load = load
+
+    def load_weights(self, weights):
+        for _, x in weights:
+            self.load(self, x)
+        return {"w"}
+
+
+def _swallows(m, x):
+    try:
+        m.w.data.copy_(x.t())
+    except Exception:  # a loader's own fallback must not hide the probe's stop
+        m.w.data.copy_(x)
+
+
+def _branches_on_values(m, x):
+    m.w.data.copy_(x if bool(x.abs().sum() > 0) else -x)
+
+
+def _derived_cache(m, x):
+    m.w.data.copy_(x)
+    m.wt.copy_(m.w.data.t())
+
+
+LOADERS = {
+    "torch.ops copy_": lambda m, x: torch.ops.aten.copy_.default(m.w.data, x),
+    "index_put_": lambda m, x: torch.ops.aten.index_put_.default(m.w.data, [torch.tensor([0])], x[0]),
+    "set_": lambda m, x: m.w.data.set_(x.contiguous()),
+    "swallowed stop": _swallows,
+    "reinterpreting view": lambda m, x: m.w.data.view(torch.int16).copy_(x.view(torch.int16)),
+    "narrowing cast": lambda m, x: m.w.data.copy_(x.to(torch.float16)),
+    "value read": _branches_on_values,
+    "derived cache after the copy": _derived_cache,
+}
+
+
+@pytest.mark.parametrize("loader", sorted(LOADERS))
+def test_loaders_that_do_more_than_a_copy_fall_back_untouched(loader):
+    model = One(LOADERS[loader])
+    before, ptr = {n: t.clone() for n, t in model.state_dict().items()}, model.w.data_ptr()
+    views = find_param_views(model, {"w": (4, 4)}, torch.bfloat16)
+    assert views.dests == {} and views.via_loader == ["w"], loader
+    for n, t in model.state_dict().items():
+        assert torch.equal(t, before[n]), f"probing changed {n} ({loader})"
+    assert model.w.data_ptr() == ptr, f"probing re-pointed w ({loader})"
+
+
+def test_a_plain_whole_copy_is_direct():
+    views = find_param_views(One(lambda m, x: m.w.data.copy_(x)), {"w": (4, 4)}, torch.bfloat16)
+    assert list(views.dests) == ["w"] and views.covered == {"w"}
 
 
 def test_plan_writes_into_given_tensors_and_yields_the_rest():

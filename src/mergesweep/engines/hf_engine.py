@@ -14,6 +14,7 @@ import torch
 
 from ..merge import get_method
 from .base import Engine
+from .param_views import ParamViews
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class HFEngine(Engine):
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=bool(cfg.get("trust_remote_code")))
         self.start_s = time.perf_counter() - t0
         self._targets: dict[str, Any] = dict(self.model.named_parameters()) | dict(self.model.named_buffers())
-        self._into: dict[str, list[torch.Tensor]] = {}
+        self._views = ParamViews()
         self._lm = None
 
     def _prepare(self, model_cfg: dict, merge_cfg: dict, storage_device: str | None, storage_dtype: str) -> dict:
@@ -79,7 +80,7 @@ class HFEngine(Engine):
         if unknown:
             raise ValueError(f"checkpoint tensors the loaded model does not have: {unknown[:5]}")
         # transformers names its parameters as the checkpoint does: merged tensors are written straight into them
-        self._into = {n: [self._targets[n]] for n, s in self.plan.shapes().items() if self._targets[n].shape == s}
+        self._views = ParamViews.by_name(self.model, self.plan.shapes())
         return {
             "load_s": time.perf_counter() - t0,
             "resident_bytes": self.plan.resident_bytes(),
@@ -90,8 +91,9 @@ class HFEngine(Engine):
     @torch.no_grad()
     def set_point(self, method: str, lam: float, knobs: dict) -> dict[str, float]:
         t0 = time.perf_counter()
-        point = self.plan.build(get_method(method), lam, self.model.dtype, into=self._into, **knobs)
-        for name, t in point:  # what is not written in place: non-float tensors passed through
+        self._views.check_live(self.model)
+        point = self.plan.build(get_method(method), lam, self.model.dtype, into=self._views.dests, **knobs)
+        for name, t in point:  # what is not written in place (buffers, non-float tensors passed through)
             self._targets[name].copy_(t)  # a tied head shares the embedding's storage: updated with it
         return point.switch_times(time.perf_counter() - t0)
 
@@ -123,4 +125,4 @@ class HFEngine(Engine):
 
     def close(self) -> None:
         self.model = self._lm = None
-        self._targets, self._into = {}, {}
+        self._targets, self._views = {}, ParamViews()

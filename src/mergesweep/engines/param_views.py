@@ -8,12 +8,13 @@ renamed prefixes), so rather than re-deriving vLLM's name mapping, ``find_param_
 
 How: each tensor name is sent through ``model.load_weights`` alone, as a memory-free stand-in of the right
 shape and dtype (one element, expanded), under a ``TorchFunctionMode`` that watches what the loader does with
-it. A loader that only takes shape-preserving views and then copies it into a tensor that is a contiguous
-slice of one parameter reveals that slice, and the copy is skipped (the live weights are not touched). Any
-other use (a transpose, a split, arithmetic, a slice of part of it, a copy into a buffer) and any other write
-the loader attempts (zeroing padding rows, say) stops the probe of that name before anything is written, and
-the name keeps going through ``load_weights`` at every point. So the shortcut is taken only where it does
-exactly what the loader would, and probing never changes the model.
+it. A loader that only takes views of it (same shape, dtype and device) and reads its metadata, then copies it
+into a tensor that is a contiguous slice of one parameter, reveals that slice, and the copy is skipped. Any
+other use stops the probe of that name: arithmetic, a transpose or split, a cast, a partial slice, reading its
+values, a copy into a buffer, reading the parameter's values after the copy (a derived cache), and any write
+at all (a ``TorchDispatchMode`` below refuses every mutating aten op, ``torch.ops`` calls and ``set_``
+included, except on empty slices). The name then keeps going through ``load_weights`` at every point. So the
+shortcut is taken only where it does exactly what the loader would, and probing never changes the model.
 """
 
 from __future__ import annotations
@@ -24,15 +25,23 @@ from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-# Ops that hand the stand-in on unchanged when applied to it (same values, same shape, same element order).
+# Ops that hand the stand-in on unchanged when applied to it (checked: same shape, dtype and device).
 _SAME_VALUES = {"detach", "narrow", "view", "reshape", "view_as", "reshape_as", "contiguous", "to", "type_as",
                 "data.__get__"}  # fmt: skip
+# Ops that read a tensor's metadata only (anything else that reads values stops the probe).
+_METADATA = {"size", "dim", "numel", "nelement", "stride", "storage_offset", "is_contiguous", "element_size",
+             "is_floating_point", "is_complex", "__len__", "shape.__get__", "dtype.__get__", "device.__get__",
+             "ndim.__get__", "layout.__get__", "is_cuda.__get__", "is_cpu.__get__", "is_meta.__get__",
+             "requires_grad.__get__", "is_sparse.__get__", "is_quantized.__get__"}  # fmt: skip
+Layout = tuple[int, int, tuple[int, ...], tuple[int, ...]]  # storage pointer, offset, stride, shape
 
 
-class _NotDirect(Exception):
-    """The loader did something with the tensor other than copying it whole into a parameter slice."""
+class _NotDirect(BaseException):
+    """The loader did something other than copy the tensor whole into a parameter slice. A BaseException, so a
+    loader's own ``except Exception`` fallback cannot swallow it (a sticky flag catches a bare ``except``)."""
 
 
 @dataclass
@@ -43,14 +52,29 @@ class ParamViews:
     params_of: dict[str, list[str]] = field(default_factory=dict)  # name -> parameter of each of its slices
     via_loader: list[str] = field(default_factory=list)
     covered: set[str] = field(default_factory=set)  # parameters the direct slices fill whole
+    layouts: dict[str, Layout] = field(default_factory=dict)  # each parameter as it was when probed
+
+    @classmethod
+    def by_name(cls, model: Any, shapes: Mapping[str, tuple[int, ...]]) -> ParamViews:
+        """For models whose parameters are named and shaped as the checkpoint (transformers): one-to-one."""
+        params = dict(model.named_parameters())
+        views = cls(layouts={n: _layout(p) for n, p in params.items()})
+        for name, shape in shapes.items():
+            p = params.get(name)
+            if p is not None and tuple(p.shape) == tuple(shape):
+                views.dests[name], views.params_of[name] = [p.data], [name]
+            else:
+                views.via_loader.append(name)
+        views.covered = {p for ps in views.params_of.values() for p in ps}
+        return views
 
     def check_live(self, model: Any) -> None:
-        """Fail if a recorded slice no longer aliases its parameter (the model replaced a parameter's storage)."""
-        live = {n: p.untyped_storage().data_ptr() for n, p in model.named_parameters()}
-        for name, views in self.dests.items():
-            for v, pname in zip(views, self.params_of[name]):
-                if v.untyped_storage().data_ptr() != live.get(pname):
-                    raise RuntimeError(f"parameter {pname} was reallocated since its slices were recorded ({name})")
+        """Fail if a parameter with recorded slices was re-pointed since (new storage, or another view of it:
+        vLLM permutes some parameters' ``data`` in place), so a write can never land in a stale tensor."""
+        live = dict(model.named_parameters())
+        for pname in {p for ps in self.params_of.values() for p in ps}:
+            if pname not in live or _layout(live[pname]) != self.layouts.get(pname):
+                raise RuntimeError(f"parameter {pname} changed its storage or layout since its slices were recorded")
 
     def summary(self) -> str:
         return f"{len(self.dests)} tensors merged straight into parameters, {len(self.via_loader)} via load_weights"
@@ -58,21 +82,22 @@ class ParamViews:
 
 def find_param_views(model: Any, shapes: Mapping[str, tuple[int, ...]], dtype: torch.dtype) -> ParamViews:
     """Probe ``model.load_weights`` once per name (see the module docstring); the live weights are not changed."""
-    storages = {p.untyped_storage().data_ptr(): n for n, p in model.named_parameters()}
-    views = ParamViews()
+    params = dict(model.named_parameters())
+    storages = {p.untyped_storage().data_ptr(): n for n, p in params.items()}
+    views = ParamViews(layouts={n: _layout(p) for n, p in params.items()})
     for name, shape in shapes.items():
         watch = _Watch(torch.zeros((), dtype=dtype).expand(shape))
         try:
-            with torch.no_grad(), watch:
+            with torch.no_grad(), _NoWrites(watch), watch:
                 model.load_weights(iter([(name, watch.probe)]))
         except _NotDirect:
-            watch.dests = []
+            watch.aborted = True
         owners = [storages.get(d.untyped_storage().data_ptr()) for d in watch.dests]
-        if not owners or None in owners:  # nothing copied, or copied into a buffer or a temporary
+        if watch.aborted or not owners or None in owners:  # nothing copied, or into a buffer or a temporary
             views.via_loader.append(name)
         else:
-            views.dests[name], views.params_of[name] = watch.dests, [o for o in owners if o is not None]
-    _keep_whole_params(views, dict(model.named_parameters()))
+            views.dests[name], views.params_of[name] = watch.dests, [str(o) for o in owners]
+    _keep_whole_params(views, params)
     return views
 
 
@@ -84,34 +109,73 @@ class _Watch(TorchFunctionMode):
         self.probe = probe
         self.same = {id(probe): probe}  # tensors carrying the stand-in's values unchanged (kept: ids stay unique)
         self.dests: list[torch.Tensor] = []
+        self.dest_storages: set[int] = set()
+        self.aborted = False
 
     def __torch_function__(self, func, types, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         op = _op_name(func)
         first: Any = args[0] if args else None  # the tensor a method is called on
-        touched = any(isinstance(t, torch.Tensor) and id(t) in self.same for t in tree_flatten((args, kwargs))[0])
-        if touched and op == "copy_" and id(first) not in self.same and id(args[1]) in self.same and not kwargs:
+        tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        touched = any(id(t) in self.same for t in tensors)
+        if touched and op == "copy_" and len(args) == 2 and not kwargs and self._carries(args[1], first):
             return self._record(first)
-        if touched and op == "__setitem__" and id(first) not in self.same and id(args[2]) in self.same:
+        if touched and op == "__setitem__" and len(args) == 3 and self._carries(args[2], first):
             self._record(first[args[1]])
             return None
-        if _writes(op, kwargs) and not (isinstance(first, torch.Tensor) and first.numel() == 0 and not touched):
-            raise _NotDirect(op)  # any other write: the loader does more than a copy (nothing is written now)
+        if _writes(op, kwargs) and (touched or not (isinstance(first, torch.Tensor) and first.numel() == 0)):
+            self._stop(op)  # any other write: the loader does more than a copy (nothing is written now)
+        reads_dest = not touched and any(t.untyped_storage().data_ptr() in self.dest_storages for t in tensors)
+        if not touched and not reads_dest:
+            return func(*args, **kwargs)
         out = func(*args, **kwargs)
-        if not touched:
+        if op in _METADATA:
             return out
-        if not any(isinstance(t, torch.Tensor) for t in tree_flatten(out)[0]):
-            return out  # shape, dtype, numel, ...: reading metadata changes nothing
-        if op in _SAME_VALUES and id(first) in self.same and tuple(out.shape) == tuple(self.probe.shape):
+        if touched and op in _SAME_VALUES and id(first) in self.same and _same_kind(out, self.probe):
             self.same[id(out)] = out
             return out
-        raise _NotDirect(op)
+        outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        if reads_dest and outs and all(t.untyped_storage().data_ptr() in self.dest_storages for t in outs):
+            return out  # a view of the parameter (e.g. the padding rows after the copied ones)
+        self._stop(op)
+
+    def _carries(self, src: Any, dst: Any) -> bool:
+        return id(src) in self.same and id(dst) not in self.same and isinstance(dst, torch.Tensor)
 
     def _record(self, dest: torch.Tensor) -> torch.Tensor:
         if tuple(dest.shape) != tuple(self.probe.shape) or not dest.is_contiguous():
-            raise _NotDirect("copy into a differently shaped or strided slice")
+            self._stop("copy into a differently shaped or strided slice")
         self.dests.append(dest)
+        self.dest_storages.add(dest.untyped_storage().data_ptr())
         return dest
+
+    def _stop(self, why: str) -> None:
+        self.aborted = True
+        raise _NotDirect(why)
+
+
+class _NoWrites(TorchDispatchMode):
+    """Refuses every mutating aten op while probing (``torch.ops.aten.copy_``, ``index_put_``, ``set_``: forms
+    the function-level watch does not see by name), except on empty tensors (a loader zeroing no padding rows)."""
+
+    def __init__(self, watch: _Watch) -> None:
+        super().__init__()
+        self.watch = watch
+
+    def __torch_dispatch__(self, func, types, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if func._schema.is_mutable and not (args and isinstance(args[0], torch.Tensor) and args[0].numel() == 0):
+            self.watch._stop(str(func))
+        return func(*args, **kwargs)
+
+
+def _same_kind(t: Any, probe: torch.Tensor) -> bool:
+    """Same shape, dtype and device (a reinterpreting ``view(dtype)`` or a cast changes values)."""
+    return isinstance(t, torch.Tensor) and (t.shape, t.dtype, t.device) == (probe.shape, probe.dtype, probe.device)
+
+
+def _layout(p: torch.Tensor) -> Layout:
+    return p.untyped_storage().data_ptr(), int(p.storage_offset()), tuple(p.stride()), tuple(p.shape)
 
 
 def _writes(op: str, kwargs: dict) -> bool:

@@ -9,13 +9,14 @@ Non-float tensors (fp8, ints, bools) are not merged; they pass through from the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
 
-from ..checkpoints import Checkpoint
+from ..checkpoints import TORCH_DTYPES, Checkpoint
 from ..guards import FiniteCheck
 from .base import TensorInfo, classify
 from .rows import VocabRows, fit_rows, read_fitted
@@ -135,23 +136,25 @@ class PlanInputs:
             return cut(e.anchor), [cut(t) for t in e.ends], None if e.ref is None else cut(e.ref)
         fill = self.finetuned[0] if self.finetuned else None
         rows = e.shape[0] if e.shape else 0
-        buf = self._scratch(recycle)
-        a = read_fitted(self.anchor, name, start, stop, rows, fill, buf(0))
-        ref = None if self.ref_is_anchor else read_fitted(self.reference, name, start, stop, rows, fill, buf(1))
-        return a, [ft.read_rows(name, start, stop, buf(2 + i)) for i, ft in enumerate(self.finetuned)], ref
 
-    def _scratch(self, nbytes: int) -> Callable[[int], torch.Tensor | None]:
-        """Slot -> its recycled read buffer of ``nbytes`` (slots: anchor, reference, each fine-tune)."""
+        def buf(slot: int, ck: Checkpoint) -> torch.Tensor | None:
+            return self._recycled(slot, _block_bytes(ck, name, start, stop), recycle)
 
-        def take(slot: int) -> torch.Tensor | None:
-            if nbytes <= 0:
-                return None
-            b = self._buffers.get(slot)
-            if b is None or b.numel() < nbytes:
-                b = self._buffers[slot] = torch.empty(nbytes, dtype=torch.uint8)
-            return b
+        a = read_fitted(self.anchor, name, start, stop, rows, fill, buf(0, self.anchor))
+        ref = None
+        if not self.ref_is_anchor:
+            ref = read_fitted(self.reference, name, start, stop, rows, fill, buf(1, self.reference))
+        return a, [ft.read_rows(name, start, stop, buf(2 + i, ft)) for i, ft in enumerate(self.finetuned)], ref
 
-        return take
+    def _recycled(self, slot: int, need: int, cap: int) -> torch.Tensor | None:
+        """The kept read buffer of one input slot (anchor, reference, each fine-tune), grown to ``need`` bytes;
+        None (a fresh read) above ``cap``."""
+        if need > cap:
+            return None
+        b = self._buffers.get(slot)
+        if b is None or b.numel() < need:
+            b = self._buffers[slot] = torch.empty(need, dtype=torch.uint8)
+        return b
 
     def converts(self, e: TensorInputs, device: torch.device) -> bool:
         """Whether inputs must be read, moved or widened first (else blocks would only add a copy)."""
@@ -167,6 +170,16 @@ class PlanInputs:
         """Bytes held: every tensor's resident inputs and the passthrough tensors."""
         n = sum(_nbytes(e.anchor) + _nbytes(e.ref) + sum(_nbytes(t) for t in e.ends) for e in self.entries.values())
         return n + sum(_nbytes(t) for t in self.other.values())
+
+
+def _block_bytes(ck: Checkpoint, name: str, start: int | None, stop: int | None) -> int:
+    """Bytes of rows ``start:stop`` of one checkpoint tensor (its own dtype)."""
+    shape = ck.shapes[name]
+    rows = shape[0] if shape else 1
+    lo, hi, _ = slice(start, stop).indices(rows)
+    per_row = math.prod(shape[1:]) if shape else 1
+    dtype = TORCH_DTYPES.get(ck.dtypes[name], torch.uint8)  # others (fp8) are decoded by safetensors, unrecycled
+    return max(0, hi - lo) * per_row * dtype.itemsize
 
 
 def _nbytes(t: torch.Tensor | None) -> int:

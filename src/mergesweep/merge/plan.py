@@ -162,11 +162,13 @@ class MergePlan:
 
         ``into``: name -> tensors (slices of an engine's live parameters) that this point's merged tensor is
         written straight into instead of being yielded: no output buffer, no second copy
-        (``engines/param_views.py`` finds them). Names not in it are yielded as usual.
+        (``engines/param_views.py`` finds them). A target of another dtype than ``out_dtype`` gets the value
+        rounded to ``out_dtype`` first, as a loader copying the yielded tensor would. Names not in it are
+        yielded as usual.
 
         The point's ``merge_s``, once it is exhausted, is the time spent producing it (reads in streaming mode
-        included, the consumer's time excluded). With ``reuse_outputs`` a yielded tensor is only valid until the
-        iteration is advanced (see the field's comment).
+        and writes ``into`` targets included, the consumer's time excluded). With ``reuse_outputs`` a yielded
+        tensor is only valid until the iteration is advanced (see the field's comment).
         """
         check_knobs(method, knobs)
         args = PointArgs(
@@ -187,17 +189,12 @@ class MergePlan:
         for name, e in self._inputs.entries.items():
             t0 = time.perf_counter()
             if dests := into.get(name):
-                self._write(p, name, e, dests)
+                self._write(p, name, e, out_dtype, dests)
                 if self.check_finite:
                     out_check.add(f"tensor {name!r}", dests[0])
                 t_merge += time.perf_counter() - t0
                 continue
-            pooled = p.elementwise and len(e.shape) >= 1
-            if pooled:
-                out = self._pool.take(e.shape, out_dtype, p.device)
-                self._merge_into(out, p, name, e)
-            else:
-                out = self._merge(p, e, self._inputs.block(name, e, None, None), 0).to(out_dtype)
+            out, pooled = self._produce(p, name, e, out_dtype)
             if self.check_finite:
                 out_check.add(f"tensor {name!r}", out)
             t_merge += time.perf_counter() - t0
@@ -211,16 +208,33 @@ class MergePlan:
             yield name, (self.anchor.get(name, self.device) if t is None else t.to(self.device))
         return t_merge
 
-    def _write(self, p: PointArgs, name: str, e: TensorInputs, dests: Sequence[torch.Tensor]) -> None:
-        """One merged tensor written into ``dests[0]`` (then copied to any other), never held elsewhere."""
+    def _produce(
+        self, p: PointArgs, name: str, e: TensorInputs, out_dtype: torch.dtype, target: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, bool]:
+        """One merged tensor in ``out_dtype``: written into ``target`` when given (same dtype), else into a pooled
+        buffer (elementwise methods) or a fresh tensor. Returns it and whether it came from the pool."""
+        if p.elementwise and len(e.shape) >= 1:
+            out = self._pool.take(e.shape, out_dtype, p.device) if target is None else target
+            self._merge_into(out, p, name, e)
+            return out, target is None
+        out = self._merge(p, e, self._inputs.block(name, e, None, None), 0).to(out_dtype)
+        if target is not None:
+            target.copy_(out)
+        return (out if target is None else target), False
+
+    def _write(
+        self, p: PointArgs, name: str, e: TensorInputs, out_dtype: torch.dtype, dests: Sequence[torch.Tensor]
+    ) -> None:
+        """One merged tensor written into ``dests[0]`` (then copied to any other), never held elsewhere; a target
+        of another dtype gets it rounded to ``out_dtype`` first (what a loader given the tensor would store)."""
         if tuple(dests[0].shape) != e.shape:
             raise ValueError(f"{name}: cannot write a {e.shape} tensor into {tuple(dests[0].shape)}")
-        if p.elementwise and len(e.shape) >= 1:
-            self._merge_into(dests[0], p, name, e)
-        else:
-            dests[0].copy_(self._merge(p, e, self._inputs.block(name, e, None, None), 0))
-        for d in dests[1:]:
-            d.copy_(dests[0])
+        direct = dests[0].dtype == out_dtype
+        out, pooled = self._produce(p, name, e, out_dtype, dests[0] if direct else None)
+        for d in dests[1:] if direct else dests:
+            d.copy_(out)
+        if pooled:
+            self._pool.give_back(out)
 
     def _merge_into(self, out: torch.Tensor, p: PointArgs, name: str, e: TensorInputs) -> None:
         """An elementwise method written into ``out``: whole when its inputs are fp32 on ``device`` already
@@ -249,7 +263,8 @@ class MergePlan:
                 dst.copy_(res)
 
     def _read_buffer_bytes(self) -> int:
-        """Size of a recycled read buffer: one block of the widest input dtype (8 bytes covers fp64)."""
+        """Largest read that goes into a recycled buffer: one block of the widest input dtype (8 bytes covers
+        fp64); each buffer grows only to the reads it serves."""
         return max(self.block_elems, 1 << 16) * 8 if self.block_elems > 0 else 0
 
     def _merge(
