@@ -174,3 +174,14 @@ def test_plan_writes_into_given_tensors_and_yields_the_rest():
     bad = {names[0]: [torch.empty(1, *shapes[names[0]])]}
     with pytest.raises(ValueError, match="cannot write"):
         list(plan.build(get_method("linear"), 0.3, torch.float32, into=bad))
+
+
+def test_a_target_of_another_dtype_gets_the_value_rounded_to_the_points_dtype():
+    """A bf16 point written into an fp32 parameter holds what a loader copying the bf16 tensor would store."""
+    plan = toy_plan(reuse_outputs=True)
+    shapes = plan.shapes()
+    into = {n: [torch.empty(s, dtype=torch.float32)] for n, s in shapes.items()}
+    list(plan.build(get_method("linear"), 0.3, torch.bfloat16, into=into))
+    ref = {n: t.clone() for n, t in toy_plan().build(get_method("linear"), 0.3, torch.bfloat16)}
+    for n in shapes:
+        assert torch.equal(into[n][0], ref[n].float()), n
