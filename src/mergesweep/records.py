@@ -112,8 +112,8 @@ _TIMING_FIELDS = ("merge_s", "swap_s", "reset_s", "engine_start_s", "total_s")
 class Timings:
     """Seconds spent on the point. JSON keeps schema 1's flat layout (``eval_<part>_s`` per part)."""
 
-    merge_s: float = 0.0
-    swap_s: float = 0.0
+    merge_s: float = 0.0  # includes writing into the live parameters when the engine takes points in place
+    swap_s: float = 0.0  # handing tensors to the engine's loaders (~0 when every tensor was written in place)
     reset_s: float = 0.0
     engine_start_s: float = 0.0
     total_s: float = 0.0
