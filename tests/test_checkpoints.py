@@ -139,8 +139,8 @@ def test_streamed_reads_recycle_their_buffers(tmp_path, monkeypatch):
 
     storages, read = set(), SafetensorsStore.read_rows
 
-    def spy(self, name, start=None, stop=None, into=None):
-        t = read(self, name, start, stop, into)
+    def spy(self, name, start=None, stop=None, scratch=None):
+        t = read(self, name, start, stop, scratch)
         storages.add(t.untyped_storage().data_ptr())
         return t
 

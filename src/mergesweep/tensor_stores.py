@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -41,6 +42,8 @@ _ST_DTYPES = {
     "F8_E4M3": ("float8_e4m3fn", 1), "F8_E5M2": ("float8_e5m2", 1),
 }  # fmt: skip
 _MAX_HEADER = 100 << 20  # safetensors' own limit
+# A read's byte count -> a buffer at least that long to read into (kept by the caller), or None for fresh memory.
+Scratch = Callable[[int], "torch.Tensor | None"]
 
 
 class TensorStore(ABC):
@@ -57,10 +60,10 @@ class TensorStore(ABC):
 
     @abstractmethod
     def read_rows(
-        self, name: str, start: int | None = None, stop: int | None = None, into: torch.Tensor | None = None
+        self, name: str, start: int | None = None, stop: int | None = None, scratch: Scratch | None = None
     ) -> torch.Tensor:
-        """Rows ``start:stop`` of a tensor (all of it by default), in memory of their own for file stores, or a
-        view of ``into`` (a byte buffer at least that long, which the caller recycles) when given."""
+        """Rows ``start:stop`` of a tensor (all of it by default), in memory of their own for file stores, or in
+        the byte buffer ``scratch(nbytes)`` hands back (one the caller recycles; None: fresh memory)."""
 
     def drop(self, names: list[str]) -> None:
         """Forget ``names`` (a tied head copy): they are then absent from every view of the checkpoint."""
@@ -99,7 +102,7 @@ class MemoryStore(TensorStore):
         return self.tensors[name]
 
     def read_rows(
-        self, name: str, start: int | None = None, stop: int | None = None, into: torch.Tensor | None = None
+        self, name: str, start: int | None = None, stop: int | None = None, scratch: Scratch | None = None
     ) -> torch.Tensor:
         t = self.tensors[name]
         return t if start is None and stop is None else t[start:stop]
@@ -154,12 +157,12 @@ class SafetensorsStore(TensorStore):
             raise CheckpointError(f"{f}: could not read tensor {name} ({type(e).__name__}: {e})") from None
 
     def read_rows(
-        self, name: str, start: int | None = None, stop: int | None = None, into: torch.Tensor | None = None
+        self, name: str, start: int | None = None, stop: int | None = None, scratch: Scratch | None = None
     ) -> torch.Tensor:
         """Why not ``safe_open``: a memory map keeps every page it touched in the process's RSS until it is
         closed, so streaming a large tensor block by block through one would still cost the whole tensor.
         ``pread`` into a buffer costs only the block (the page cache holds the file, outside the process).
-        Why ``into``: a fresh buffer per block let glibc's heaps grow by GBs over a streamed point (2.6 GB on
+        Why ``scratch``: a fresh buffer per block let glibc's heaps grow by GBs over a streamed point (2.6 GB on
         the 0.5B bench when the files came from disk); a recycled one allocates nothing.
         """
         if self.dtypes[name] not in TORCH_DTYPES:
@@ -172,7 +175,8 @@ class SafetensorsStore(TensorStore):
         stop = max(start, stop)
         row_bytes = (end - begin) // max(rows, 1)
         n = (stop - start) * row_bytes
-        buf = into[:n] if into is not None and into.numel() >= n else torch.empty(n, dtype=torch.uint8)
+        kept = scratch(n) if scratch is not None else None
+        buf = kept[:n] if kept is not None else torch.empty(n, dtype=torch.uint8)
         f = self.files[name]
         try:
             with open(f, "rb", buffering=0) as fh:

@@ -9,15 +9,16 @@ Non-float tensors (fp8, ints, bools) are not merged; they pass through from the 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 from tqdm.auto import tqdm
 
-from ..checkpoints import TORCH_DTYPES, Checkpoint
+from ..checkpoints import Checkpoint
 from ..guards import FiniteCheck
+from ..tensor_stores import Scratch
 from .base import TensorInfo, classify
 from .rows import VocabRows, fit_rows, read_fitted
 
@@ -137,14 +138,12 @@ class PlanInputs:
         fill = self.finetuned[0] if self.finetuned else None
         rows = e.shape[0] if e.shape else 0
 
-        def buf(slot: int, ck: Checkpoint) -> torch.Tensor | None:
-            return self._recycled(slot, _block_bytes(ck, name, start, stop), recycle)
+        def buf(slot: int) -> Scratch | None:
+            return partial(self._recycled, slot, cap=recycle) if recycle > 0 else None
 
-        a = read_fitted(self.anchor, name, start, stop, rows, fill, buf(0, self.anchor))
-        ref = None
-        if not self.ref_is_anchor:
-            ref = read_fitted(self.reference, name, start, stop, rows, fill, buf(1, self.reference))
-        return a, [ft.read_rows(name, start, stop, buf(2 + i, ft)) for i, ft in enumerate(self.finetuned)], ref
+        a = read_fitted(self.anchor, name, start, stop, rows, fill, buf(0))
+        ref = None if self.ref_is_anchor else read_fitted(self.reference, name, start, stop, rows, fill, buf(1))
+        return a, [ft.read_rows(name, start, stop, buf(2 + i)) for i, ft in enumerate(self.finetuned)], ref
 
     def _recycled(self, slot: int, need: int, cap: int) -> torch.Tensor | None:
         """The kept read buffer of one input slot (anchor, reference, each fine-tune), grown to ``need`` bytes;
@@ -170,16 +169,6 @@ class PlanInputs:
         """Bytes held: every tensor's resident inputs and the passthrough tensors."""
         n = sum(_nbytes(e.anchor) + _nbytes(e.ref) + sum(_nbytes(t) for t in e.ends) for e in self.entries.values())
         return n + sum(_nbytes(t) for t in self.other.values())
-
-
-def _block_bytes(ck: Checkpoint, name: str, start: int | None, stop: int | None) -> int:
-    """Bytes of rows ``start:stop`` of one checkpoint tensor (its own dtype)."""
-    shape = ck.shapes[name]
-    rows = shape[0] if shape else 1
-    lo, hi, _ = slice(start, stop).indices(rows)
-    per_row = math.prod(shape[1:]) if shape else 1
-    dtype = TORCH_DTYPES.get(ck.dtypes[name], torch.uint8)  # others (fp8) are decoded by safetensors, unrecycled
-    return max(0, hi - lo) * per_row * dtype.itemsize
 
 
 def _nbytes(t: torch.Tensor | None) -> int:

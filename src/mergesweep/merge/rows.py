@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from ..checkpoints import TORCH_DTYPES, Checkpoint
+from ..tensor_stores import Scratch
 
 
 class VocabRows:
@@ -63,14 +64,14 @@ def read_fitted(
     stop: int | None,
     rows: int,
     fill: Checkpoint | None,
-    into: torch.Tensor | None = None,
+    scratch: Scratch | None = None,
 ) -> torch.Tensor:
     """Rows ``start:stop`` of ``ck``'s tensor as if it had ``rows`` rows: rows it lacks are read from ``fill``
     (instruct), cast to ``ck``'s dtype; what ``fit_rows`` does for resident inputs, without reading it all.
-    ``into``: a recycled byte buffer for the read (see ``Checkpoint.read_rows``; unused when rows are filled)."""
+    ``scratch``: recycled buffers for the read (see ``Checkpoint.read_rows``; unused when rows are filled)."""
     own = ck.shapes[name][0] if ck.shapes[name] else None
     if fill is None or own is None or own == rows:
-        return ck.read_rows(name, start, stop, into)
+        return ck.read_rows(name, start, stop, scratch)
     lo, hi, _ = slice(start, stop).indices(rows)
     have = min(own, rows)
     head = ck.read_rows(name, lo, min(hi, have)) if lo < have else None
