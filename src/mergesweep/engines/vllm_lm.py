@@ -58,11 +58,28 @@ class VLLMLM(TemplateLM):
     def tokenizer_name(self) -> str:
         return self._name.replace("/", "__")
 
+    @property
+    def prefix_token_id(self) -> int:
+        # as lm-eval's HFLM: an empty context is conditioned on BOS where the tokenizer has one
+        bos = self.tokenizer.bos_token_id
+        return bos if bos is not None else self.eot_token_id
+
     def tok_encode(self, string: str | list[str], add_special_tokens: bool | None = None, **kw) -> Any:
-        add = bool(add_special_tokens)
         if isinstance(string, str):
-            return self.tokenizer.encode(string, add_special_tokens=add)
-        return [self.tokenizer.encode(s, add_special_tokens=add) for s in string]
+            return self.tokenizer.encode(string, **self._special(string, add_special_tokens))
+        return [self.tokenizer.encode(s, **self._special(s, add_special_tokens)) for s in string]
+
+    def _special(self, string: str, add_special_tokens: bool | None) -> dict[str, bool]:
+        """What lm-eval's HFLM passes for the same call, so both engines see the same token ids.
+
+        ``None`` leaves it to the tokenizer (Gemma's adds ``<bos>``, and without it a real Gemma scores English
+        like noise; Qwen's and Llama-3's-style tokenizers of the toy pair add nothing), except for a string that
+        already starts with the BOS text, as a chat template that writes ``{{ bos_token }}`` makes it.
+        """
+        if add_special_tokens is not None:
+            return {"add_special_tokens": add_special_tokens}
+        bos = self.tokenizer.bos_token
+        return {"add_special_tokens": False} if bos and string.startswith(bos) else {}
 
     def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
         return self.tokenizer.apply_chat_template(

@@ -21,8 +21,21 @@ def load_prompts(name: str = PROMPTS) -> list[dict]:
     return ifeval_rows(data_dir() / "ifeval" / name)
 
 
-def ifeval_original(name: str = PROMPTS, prompt_file: str | None = None, **_):
-    """lm-eval ``custom_dataset``: one ``test`` split (``prompt_file``: a suite's own IFEval-format file)."""
+def ifeval_original(
+    name: str = PROMPTS, prompt_file: str | None = None, sample: int | None = None, sample_seed: int = 0, **_
+):
+    """lm-eval ``custom_dataset``: one ``test`` split (``prompt_file``: a suite's own IFEval-format file).
+
+    ``sample``: a fixed subset of that many prompts, drawn with ``sample_seed`` and kept in file order, so every
+    run and machine scores the same prompts (lm-eval's ``limit`` would take the first rows, which are not a
+    random draw of IFEval's instruction kinds).
+    """
+    import random
+
     from datasets import Dataset, DatasetDict
 
-    return DatasetDict({"test": Dataset.from_list(load_prompts(prompt_file or name))})
+    rows = load_prompts(prompt_file or name)
+    if sample is not None and sample < len(rows):
+        keep = sorted(random.Random(sample_seed).sample(range(len(rows)), sample))
+        rows = [rows[i] for i in keep]
+    return DatasetDict({"test": Dataset.from_list(rows)})

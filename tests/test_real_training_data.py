@@ -1,0 +1,104 @@
+"""The instruct sibling's training data contains no evaluation prompt, and every answer meets its constraints.
+
+The chats come from ``scripts/if_train_data.py`` (WikiText-2 passages with IFEval-kind constraints). What must not
+be in them: IFEval's 541 prompts, AlpacaEval's 805 instructions, and any ICL test item the suites score. The
+check is on text, not ids: no evaluation text of 8+ words appears inside a training prompt or answer, and no
+training prompt shares a run of 8 consecutive words with an IFEval prompt or an AlpacaEval instruction.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from mergesweep.paths import REPO, data_dir
+
+sys.path.insert(0, str(REPO / "scripts"))
+import if_train_data
+
+N_TRAIN, SEED = 1200, 0  # what scripts/make_instruct_lora.py trains on (its --examples and --seed defaults)
+SHINGLE = 8
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def _shingles(text: str) -> set[tuple[str, ...]]:
+    w = _words(text)
+    return {tuple(w[i : i + SHINGLE]) for i in range(len(w) - SHINGLE + 1)}
+
+
+def _eval_prompts() -> list[str]:
+    ifeval = [json.loads(x)["prompt"] for x in (data_dir() / "ifeval" / "input_data.jsonl").read_text().splitlines()]
+    alpaca = json.loads((data_dir() / "alpaca_eval" / "gpt4_turbo_1106_preview_model_outputs.json").read_text())
+    assert len(ifeval) == 541 and len(alpaca) == 805
+    return ifeval + [r["instruction"] for r in alpaca]
+
+
+def _icl_items() -> list[str]:
+    items = []
+    for f in sorted((data_dir() / "icl").glob("*.test.jsonl")):
+        for line in f.read_text().splitlines():
+            row = json.loads(line)
+            items += [str(v) for k, v in row.items() if isinstance(v, str) and len(_words(v)) >= SHINGLE]
+    assert len(items) > 1000
+    return items
+
+
+@pytest.fixture(scope="module")
+def train_rows() -> list[dict]:
+    return if_train_data.build(N_TRAIN, SEED)
+
+
+def leaks(rows: list[dict]) -> list[str]:
+    """Training rows that contain evaluation text (empty when clean)."""
+    eval_prompts = _eval_prompts()
+    banned = set().union(*(_shingles(p) for p in eval_prompts))
+    icl = {" ".join(_words(t)) for t in _icl_items()}
+    bad = []
+    for r in rows:
+        joined = " ".join(_words(r["prompt"] + " " + r["response"]))
+        if _shingles(r["prompt"]) & banned:
+            bad.append(f"prompt shares {SHINGLE} words with an evaluation prompt: {r['prompt'][:80]}")
+        elif any(len(t) > 40 and t in joined for t in icl):
+            bad.append(f"contains an ICL test item: {r['prompt'][:80]}")
+    return bad
+
+
+def test_training_chats_contain_no_evaluation_text(train_rows):
+    assert len(train_rows) == N_TRAIN
+    assert leaks(train_rows) == []
+
+
+def test_the_leak_check_finds_a_planted_evaluation_prompt(train_rows):
+    ifeval = json.loads((data_dir() / "ifeval" / "input_data.jsonl").read_text().splitlines()[7])["prompt"]
+    sst2 = json.loads((data_dir() / "icl" / "sst2.test.jsonl").read_text().splitlines()[3])["text"]
+    planted = [
+        {**train_rows[0], "prompt": "Please help. " + ifeval},
+        {**train_rows[1], "response": train_rows[1]["response"] + " " + sst2},
+    ]
+    assert len(leaks(planted)) == 2
+
+
+def test_every_answer_passes_lm_evals_own_checkers_and_the_data_is_seeded(train_rows):
+    from lm_eval.tasks.ifeval.instructions_registry import INSTRUCTION_DICT
+
+    kinds = {i for r in train_rows for i in r["instruction_id_list"]}
+    assert len(kinds) >= 15 and kinds <= set(INSTRUCTION_DICT)
+    for r in train_rows[:300]:  # independent of the generator's own filter: each checker built here
+        for iid, kw in zip(r["instruction_id_list"], r["kwargs"]):
+            checker = INSTRUCTION_DICT[iid](iid)
+            checker.build_description(**kw)
+            assert checker.check_following(r["response"]), (iid, r["prompt"])
+    assert if_train_data.build(50, SEED) == train_rows[:50]
+    assert if_train_data.build(50, SEED + 1) != train_rows[:50]
+
+
+def test_shipped_wikitext_is_the_source_and_has_no_unknown_token_in_answers(train_rows):
+    assert Path(if_train_data.WIKITEXT).is_file()
+    assert not [r for r in train_rows if "<unk>" in r["response"] or "@" in r["response"]]
