@@ -75,7 +75,8 @@ def part_groups(part: dict) -> tuple[dict[str, str], dict[str, str]]:
     lm-eval users do with ``--tasks``; a group of the full suite that none of them belongs to has no value.
     """
     tasks = list(part.get("tasks", []))
-    kept, dropped = {}, {}
+    kept: dict[str, str] = {}
+    dropped: dict[str, str] = {}
     for group, pattern in (part.get("groups") or {}).items():
         (kept if any(fnmatch(t, pattern) for t in tasks) else dropped)[group] = pattern
     return kept, dropped
