@@ -50,9 +50,9 @@ def _overrides() -> list[str]:
 def run_point(cfg: DictConfig) -> dict[str, Any]:
     """Run (or skip, if already recorded) one point and return its summary.
 
-    A point that runs but cannot be trusted (``guards.PointFailed``: non-finite weights, NaN log-likelihoods,
-    only empty generations) writes no record; it leaves a failure entry (``RecordStore.write_failure``) and
-    re-raises, so the job fails while the multirun goes on with its other points.
+    A point that runs but cannot be trusted (``guards.PointFailed``: non-finite weights, NaN log-likelihoods)
+    writes no record; it leaves a failure entry (``RecordStore.write_failure``) and re-raises, so the job fails
+    while the multirun goes on with its other points. All-empty generations are a result: recorded with a flag.
     """
     from .guards import PointFailed, summary_line
     from .records import RecordStore
@@ -64,6 +64,7 @@ def run_point(cfg: DictConfig) -> dict[str, Any]:
     if store.done(pid) and not cfg.get("force", False):
         log.info("skip %s: already recorded at %s", pid, store.path(pid))
         return {"point_id": pid, "skipped": True}
+    store.set_aside_corrupt(pid)  # an unreadable record: one log line, kept as *.corrupt, the point reruns
     try:
         record = _evaluate(cfg, pre, pid, hashes, store, t_start)
     except PointFailed as e:
@@ -92,7 +93,7 @@ def _evaluate(
     from .evals import seeded
     from .evals import suite as suites
     from .merge import describe_point
-    from .records import CI, PartMetrics, Record, Summary, Timings
+    from .records import CI, PartMetrics, Record, Summary, Timings, sha256_file
 
     lam = pre.lam
     resolved = container(cfg)
@@ -127,6 +128,8 @@ def _evaluate(
         ci={p: CI(**c) for p, c in results.ci.items() if c},
         metrics={p: PartMetrics.from_json(m) for p, m in results.parts.items()},
         samples={t: os.path.relpath(p, store.root) for t, p in results.samples.items()},
+        samples_sha256={t: sha256_file(Path(p)) for t, p in results.samples.items()},
+        flags=list(results.flags),
         times=times,
         engine={**engine.info(), "reused": reused},
         merge_inputs={k: v for k, v in plan_info.items() if k != "reused"},

@@ -110,7 +110,7 @@ class SuiteResult:
     ``parts``: each part's record entry (headline metric, per-task metrics, few-shot settings, sample counts,
     groups, judge); ``summary``: the unweighted mean over the part's tasks of each task's mean headline metric;
     ``ci``: its seeded bootstrap CI (``low``/``high``, empty with ``bootstrap=0``); ``samples``: per-sample file
-    by task; ``seconds``: wall time per part (the record's ``times.eval_s``).
+    by task; ``seconds``: wall time per part (the record's ``times.eval_s``); ``flags``: degenerate outcomes.
     """
 
     parts: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -118,6 +118,7 @@ class SuiteResult:
     ci: dict[str, dict[str, Any]] = field(default_factory=dict)
     samples: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)  # degenerate but finite outcomes (guards.check_part)
 
 
 def run(lm: Any, suite: dict, samples_dir: Path, seed: int, bootstrap: int = 1000) -> SuiteResult:
@@ -147,12 +148,15 @@ def run(lm: Any, suite: dict, samples_dir: Path, seed: int, bootstrap: int = 100
             fewshot_random_seed=seed,
             verbosity="WARNING",
         )
-        # NaN log-likelihoods or only empty generations fail the point (no record; see guards.py)
-        guards.check_part(
+        # NaN log-likelihoods fail the point (no record); all-empty generations are a result, flagged (guards.py)
+        flagged = guards.check_part(
             pname,
             {t: res["configs"][t].get("output_type", "") for t in part["tasks"]},
             {t: res["samples"][t] for t in part["tasks"]},
         )
+        for task, flag in flagged.items():
+            log.warning("part %r, task %s: %s (recorded with this flag)", pname, task, flag)
+            out.flags += [flag] if flag not in out.flags else []
         # generation went through lm-eval; a judge scores the answers it saved (adding to, not editing, its output)
         judged = judges.score(res["samples"], part, seed) if part.get("judge") else None
         metric = part["metric"]
@@ -188,6 +192,8 @@ def run(lm: Any, suite: dict, samples_dir: Path, seed: int, bootstrap: int = 100
             }
         if dropped:  # none of the chosen tasks is in these groups (see ``part_groups``)
             out.parts[pname]["groups_dropped"] = dropped
+        if flagged:
+            out.parts[pname]["flags"] = flagged
         if judged is not None:
             out.parts[pname]["judge"] = judged.info
         out.summary[pname] = stats.macro_mean(per_sample)
