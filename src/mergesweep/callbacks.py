@@ -152,10 +152,13 @@ class SweepReport(Callback):
         self._bad = bad
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from . import cli  # the job module: points another process held come back here, on the warm engine
         from .engines import close_all
+        from .pointlock import run_deferred
         from .points import container
         from .report import write_report
 
+        deferred_failed = run_deferred(cli.run_point)
         close_all()
         sweep_dir = Path(config.results_dir) / config.sweep.name
         try:
@@ -166,3 +169,5 @@ class SweepReport(Callback):
             log.warning("no report: %s", e)
         if getattr(self, "_bad", None):  # after the report of the jobs that ran: the sweep did not fully succeed
             _fail([f"{x} (failure entry under {sweep_dir / 'failures'})" for x in self._bad])
+        if deferred_failed:
+            _fail([f"deferred point {x}" for x in deferred_failed])
