@@ -125,3 +125,47 @@ def test_literal_secret_in_a_config_file_is_refused(tmp_path):
     assert SECRET not in proc.stdout + proc.stderr and written(res) == []
     proc = run(res, "--config-dir", str(tmp_path / "my_conf"), "model=safe", "seed=abc", "tracking=none")
     assert error_lines(proc) == ["mergesweep: error: seed must be an integer (e.g. seed=1234), got 'abc'"]
+
+
+@pytest.mark.parametrize(
+    ("override", "why"),
+    [
+        ("+model.note=hf_abc123", "model.note looks like a secret"),
+        ("+model.extra=sk-proj-abc123def456", "model.extra looks like a secret"),
+        ("+extra.note=xoxb-123456-abcdef", "extra.note looks like a secret"),
+        ("+extra.note=AKIAIOSFODNN7EXAMPLE", "extra.note looks like a secret"),
+        ("+extra.note=aB3xY9kLmN0pQ7rS2tUvW4xZ6yA8bC1dE3", "extra.note looks like a secret"),
+        ("+model.note=${oc.env:HF_TOKEN}", "model.note reads the secret-looking variable HF_TOKEN"),
+        ("+model.note=just-a-note", "+model.note: unknown config key"),
+    ],
+)
+def test_secrets_under_harmless_keys_and_unknown_keys_are_refused(tmp_path, override, why):
+    """Issue 20 item 6: token-shaped values under any key, secret env interpolations, unknown ``+`` keys."""
+    for mode in ([], ["-m"]):
+        proc = run(tmp_path, *mode, override, "strength=0", "tracking=none")
+        lines = error_lines(proc)
+        assert len(lines) == 1 and why in lines[0], proc.stderr[-2000:]
+        value = override.partition("=")[2]
+        assert value not in proc.stdout + proc.stderr or "oc.env" in value
+        assert written(tmp_path) == [], "nothing under the results folder, not even .hydra/*.yaml"
+
+
+def test_harmless_values_and_extra_notes_pass_the_secret_check():
+    """What configs legitimately hold is not mistaken for a token: hashes, paths, hub ids, point ids."""
+    from mergesweep.provenance import looks_like_token
+    from mergesweep.schema import unknown_added
+
+    harmless = [
+        "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        "Qwen/Qwen2.5-0.5B-Instruct",
+        "/data/hf_models/base",
+        "hf_cache",
+        "sk-learn",
+        "toy__linear__lam0.5__abcdef1234",
+        "${oc.env:MERGESWEEP_RESULTS,results}",
+    ]
+    assert [v for v in harmless if looks_like_token(v)] == []
+    assert (
+        unknown_added(["+extra.note=x", "+model.target=/t", "+experiment=y", "++block_strengths=[0,1]"], ["experiment"])
+        == []
+    )

@@ -117,3 +117,24 @@ def test_offline_hub_id_stops_in_preflight_with_one_line():
         preflight(OmegaConf.create(compose_config(["model=qwen2_5_0_5b", "tracking=none"])))
     assert "set offline=false" in str(err.value) and "warm the HF cache" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_different_architectures_lead_with_the_fatal_reason(pairs, tmp_path):
+    """Issue 20 item 10: per-tensor shape differences are summarised after the fatal line; ``--all`` lists each."""
+    base, _ = pairs["qwen2_tied"]
+    _, other = build_pair(tiny_config("llama_untied", intermediate_size=96), tmp_path / "wide", seed=1, delta=0.1)
+
+    def check(*extra: str) -> subprocess.CompletedProcess:
+        args = [sys.executable, "-m", "mergesweep.check", *extra, f"model.base={base}", f"model.instruct={other}"]
+        return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+    short, full = check(), check("--all")
+    assert short.returncode != 0 and full.returncode != 0
+    assert short.stdout.splitlines()[0].startswith("cannot merge: architectures differ"), short.stdout
+    problems = [x for x in short.stdout.splitlines() if x.startswith("PROBLEM:")]
+    assert problems[0].startswith("PROBLEM: architectures differ") and len(problems) <= 4, problems
+    assert any("tensors differ in shape (first 5:" in x and "--all" in x for x in problems), problems
+    per_tensor = [x for x in full.stdout.splitlines() if x.startswith("PROBLEM:") and ": shapes (" in x]
+    n = int(next(x for x in problems if "tensors differ in shape" in x).split()[1])
+    assert len(per_tensor) == n > 5
+    assert short.stderr.strip().splitlines() == ["mergesweep check: error: " + problems[0][len("PROBLEM: ") :]]

@@ -169,3 +169,16 @@ def test_offline_check_passes_what_datasets_can_load_offline(tmp_path):
     }
     missing = hub.missing_offline(cfgs, list(cfgs), cache_dir=str(tmp_path / "empty_cache"))
     assert list(missing) == ["hub (allenai/ai2_arc, ARC-Easy)"] and missing["hub (allenai/ai2_arc, ARC-Easy)"]
+
+
+def test_a_subset_of_the_suites_tasks_drops_groups_it_has_no_task_of(tmp_path, caplog):
+    """Issue 20 item 11: ``suite.parts.icl.tasks=[icl_sst2_mc,icl_rte_mc]`` of icl_classic runs; the ``fmc`` group
+    matches none of them and is dropped, with a log line and ``groups_dropped`` in the part's record entry."""
+    suite = suite_cfg("icl_classic")
+    suite["parts"] = {"icl": {**suite["parts"]["icl"], "tasks": ["icl_sst2_mc", "icl_rte_mc"], "limit": 4}}
+    with caplog.at_level("WARNING"):
+        suites.validate(suite)
+    assert any("group 'fmc'" in r.getMessage() and "dropped" in r.getMessage() for r in caplog.records)
+    out = suites.run(ShortestLM(), suite, tmp_path, seed=7, bootstrap=0)
+    assert set(out.parts["icl"]["groups"]) == {"mc"}
+    assert out.parts["icl"]["groups_dropped"] == {"fmc": "icl_*_fmc"}

@@ -125,7 +125,7 @@ def test_garbage_record_never_blocks_its_point(tmp_path, garbage):
 def test_typed_record_round_trips_and_schema_1_is_read(tmp_path):
     rec = make_record()
     data = rec.to_json()
-    assert data["schema"] == SCHEMA == 2 and data["summary"] == {"icl": 0.6, "if": 0.4}
+    assert data["schema"] == SCHEMA == 3 and data["summary"] == {"icl": 0.6, "if": 0.4}
     assert data["times"]["eval_icl_s"] == 1.0 and "eval_s" not in data["times"]  # schema 1's flat layout
     assert "judge" in data["metrics"]["if"] and "extra" not in data["metrics"]["if"]
     assert Record.from_json(json.loads(json.dumps(data))) == rec
@@ -133,6 +133,37 @@ def test_typed_record_round_trips_and_schema_1_is_read(tmp_path):
     old["seeds"] = {"seed": 1}
     assert Record.from_json(old).schema == 1
     assert Record.from_json({**data, "complete": True}).times.switch_s == pytest.approx(0.3)
+
+
+def test_schema_3_carries_samples_hashes_and_flags_and_schema_2_still_reads():
+    rec = make_record()
+    rec.samples_sha256, rec.flags = {"t1": "ab" * 32}, ["all_generations_empty"]
+    data = json.loads(json.dumps(rec.to_json()))
+    assert data["samples_sha256"] == {"t1": "ab" * 32} and data["flags"] == ["all_generations_empty"]
+    assert Record.from_json({**data, "complete": True}) == rec
+    old = {k: v for k, v in data.items() if k not in ("samples_sha256", "flags")}
+    two = Record.from_json({**old, "schema": 2, "complete": True})
+    assert two.schema == 2 and two.samples_sha256 == {} and two.flags == []
+
+
+def test_a_corrupt_record_is_kept_beside_and_named_in_one_line(tmp_path, caplog):
+    """Issue 20 item 8: replacing an unreadable record says so and keeps it as ``*.corrupt``."""
+    store = RecordStore(tmp_path)
+    rec = make_record()
+    store.records.mkdir(parents=True)
+    store.path(rec.point_id).write_bytes(b'{"schema": 3, "point_id": "x", "compl')
+    with caplog.at_level("WARNING"):
+        store.write(rec)
+    aside = store.path(rec.point_id).with_name(store.path(rec.point_id).name + ".corrupt")
+    assert aside.read_bytes() == b'{"schema": 3, "point_id": "x", "compl' and store.done(rec.point_id)
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(lines) == 1 and "is corrupt" in lines[0] and aside.name in lines[0] and "\n" not in lines[0]
+    assert store.scan()[1] == [], "the kept file is not read as a record"
+    store.path(rec.point_id).write_text("garbage")
+    store.write(rec)  # a second corrupt file does not overwrite the first one kept
+    assert aside.exists() and aside.with_name(aside.name + ".2").read_text() == "garbage"
+    store.write(rec)  # a readable record is replaced, not set aside
+    assert not aside.with_name(aside.name + ".3").exists()
 
 
 def test_failure_entries_are_never_results(tmp_path):
@@ -191,14 +222,15 @@ def test_overflowing_strength_fails_naming_the_merged_tensor():
         list(plan.build(get_method("linear"), 1e30, torch.float32))
 
 
-def test_nan_loglikelihoods_or_only_empty_generations_fail_a_part():
+def test_nan_loglikelihoods_fail_a_part_and_only_empty_generations_flag_it():
+    """Issue 20: all-empty generations at an extreme strength are a result (flagged), NaN stays a failure."""
     ll = [{"filtered_resps": [[-1.0, True], [-2.0, False]]}] * 3
     gen = [{"filtered_resps": ["an answer"]}, {"filtered_resps": [" "]}]
-    check_part("icl", {"a": "multiple_choice", "b": "generate_until"}, {"a": ll, "b": gen})  # fine
+    assert check_part("icl", {"a": "multiple_choice", "b": "generate_until"}, {"a": ll, "b": gen}) == {}
     with pytest.raises(BrokenResults, match=r"task a: 1 of 4 samples have NaN log-likelihoods"):
         check_part("icl", {"a": "multiple_choice"}, {"a": ll + [{"filtered_resps": [[math.nan, False]]}]})
-    with pytest.raises(BrokenResults, match=r"task b: all 2 generations are empty"):
-        check_part("if", {"b": "generate_until"}, {"b": [{"filtered_resps": [""]}, {"filtered_resps": ["\n"]}]})
+    empty = {"b": [{"filtered_resps": [""]}, {"filtered_resps": ["\n"]}]}
+    assert check_part("if", {"b": "generate_until"}, empty) == {"b": "all_generations_empty"}
 
 
 def test_redact_hides_keys_and_token_like_values():

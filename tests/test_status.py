@@ -112,4 +112,4 @@ def test_status_of_a_complete_sweep_is_zero_and_no_folder_is_one_line(sweep, tmp
     assert done.point_id in proc.stdout
     missing = status(tmp_path / "nope")
     assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
-    assert json.loads(store.path(done.point_id).read_text())["schema"] == 2
+    assert json.loads(store.path(done.point_id).read_text())["schema"] == 3

@@ -99,8 +99,42 @@ def test_fast_mode_catches_any_edit(swept, tmp_path, edit, capsys):
     assert verify_record(path, full=False, roots=[], scratch=None) is False
     out = capsys.readouterr().out
     assert rows(out, want) and rows(out, want)[0].endswith("MISMATCH"), out
-    assert sum(ln.endswith("MISMATCH") for ln in out.splitlines()) == 1, "only the edited number may differ"
+    mismatched = [ln.split()[0] for ln in out.splitlines() if ln.endswith("MISMATCH")]
+    edited_file = ["icl/toy_recall_numbers/samples"] if edit == "sample_score" else []  # its sha256 row too
+    assert sorted(mismatched) == sorted([want.split()[0], *edited_file]), out  # only the edited number (and file)
     assert "FAIL" in out
+
+
+def test_fast_mode_catches_a_rewritten_response_whose_score_was_kept(swept, tmp_path, capsys):
+    """Issue 20 item 7: re-scoring cannot see an edit that keeps every score; the samples file's sha256 can."""
+    from mergesweep.verify import verify_record
+
+    sweep_dir, _ = swept
+    copy = tmp_path / "v"
+    shutil.copytree(sweep_dir, copy)
+    rec = json.loads(record(copy).read_text())
+    samples = copy / rec["samples"]["toy_ifeval"]
+    lines = [json.loads(x) for x in samples.read_text().splitlines()]
+    lines[0]["resps"] = [["a response nobody generated"]]  # the raw response rewritten, scores left as they are
+    samples.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert verify_record(record(copy), full=False, roots=[], scratch=None) is False
+    out = capsys.readouterr().out
+    assert [ln.split()[0] for ln in out.splitlines() if ln.endswith("MISMATCH")] == ["if/toy_ifeval/samples"], out
+    assert "FAIL" in out
+
+
+def test_a_schema_2_record_still_verifies_and_says_what_it_cannot_check(swept, tmp_path, capsys):
+    from mergesweep.verify import verify_record
+
+    sweep_dir, _ = swept
+    copy = tmp_path / "v"
+    shutil.copytree(sweep_dir, copy)
+    rec = json.loads(record(copy).read_text())
+    rec["schema"] = 2
+    del rec["samples_sha256"], rec["flags"]
+    record(copy).write_text(json.dumps(rec))
+    assert verify_record(record(copy), full=False, roots=[], scratch=None) is True
+    assert "schema-2 record: no sha256 of its samples files" in capsys.readouterr().out
 
 
 def test_full_mode_reruns_a_moved_record_and_matches(swept, tmp_path):

@@ -34,7 +34,7 @@ def _fail(lines: list[str]) -> None:
 
 def refuse_secrets(config: DictConfig) -> None:
     """Secrets on the command line would land in Hydra's yaml files, its log and W&B metadata: refuse them."""
-    from .provenance import secret_overrides, secret_values
+    from .provenance import secret_interpolations, secret_overrides, secret_values
 
     overrides = cast("dict[str, Any]", OmegaConf.to_container(config.hydra.overrides)) if "hydra" in config else {}
     keys = secret_overrides([*overrides.get("task", []), *overrides.get("hydra", [])])
@@ -54,6 +54,33 @@ def refuse_secrets(config: DictConfig) -> None:
                 f"config key {k} holds a literal secret, which Hydra would save in .hydra/config.yaml; "
                 "use an interpolation such as ${oc.env:HF_TOKEN} instead"
                 for k in literal
+            ]
+        )
+    refs = secret_interpolations({k: v for k, v in tree.items() if k != "hydra"})
+    if refs:
+        _fail(
+            [
+                f"config key {k} reads the secret-looking variable {var}; its value would land in records and W&B "
+                "(only keys named like secrets, e.g. model.hf_token, are redacted)"
+                for k, var in refs
+            ]
+        )
+    refuse_unknown_keys(config, overrides.get("task", []))
+
+
+def refuse_unknown_keys(config: DictConfig, task_overrides: list[str]) -> None:
+    """``+model.note=...`` is read by nothing yet changes the point id and lands in records: refuse keys that
+    ``schema.ADDABLE`` does not list (free-form notes go under ``+extra.<name>=``)."""
+    from .schema import unknown_added
+
+    choices = (config.hydra.runtime.get("choices") or {}) if "hydra" in config else {}
+    unknown = unknown_added(task_overrides, [str(g) for g in choices])
+    if unknown:
+        _fail(
+            [
+                f"+{k}: unknown config key (nothing reads it, yet it would change the point id); "
+                f"free-form notes go under +extra.{k.rsplit('.', 1)[-1]}=..."
+                for k in unknown
             ]
         )
 
@@ -125,10 +152,13 @@ class SweepReport(Callback):
         self._bad = bad
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from . import cli  # the job module: points another process held come back here, on the warm engine
         from .engines import close_all
+        from .pointlock import run_deferred
         from .points import container
         from .report import write_report
 
+        deferred_failed = run_deferred(cli.run_point)
         close_all()
         sweep_dir = Path(config.results_dir) / config.sweep.name
         try:
@@ -139,3 +169,5 @@ class SweepReport(Callback):
             log.warning("no report: %s", e)
         if getattr(self, "_bad", None):  # after the report of the jobs that ran: the sweep did not fully succeed
             _fail([f"{x} (failure entry under {sweep_dir / 'failures'})" for x in self._bad])
+        if deferred_failed:
+            _fail([f"deferred point {x}" for x in deferred_failed])

@@ -9,6 +9,7 @@ check runs before the engine in ``points.preflight`` when ``offline=false``.
 
     mergesweep check model=llama3_1_8b                       # needs offline=false for hub ids
     mergesweep check model=toy engine.max_model_len=2048 storage.dtype=bfloat16
+    mergesweep check --all model=...                        # every per-tensor PROBLEM line, not a summary
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +43,7 @@ BYTES = {
 DTYPE_BYTES = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
 OVERHEAD_GB = 1.5  # CUDA context, activations and sampler buffers of one engine (rough, per GPU)
 CONCURRENT_SEQS = 16  # KV cache sized for this many full-length sequences in flight
+MAX_TENSOR_LINES = 5  # per-tensor PROBLEM lines shown before they are summarised (``--all``: every one)
 
 
 @dataclass
@@ -268,8 +271,26 @@ def check_before_download(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return report
 
 
-def describe(report: dict[str, Any]) -> str:
-    lines = []
+_PER_TENSOR = re.compile(r"^\S+: shapes \(")
+
+
+def problem_lines(problems: list[str], show_all: bool = False) -> list[str]:
+    """``PROBLEM:`` lines: the fatal reasons first, then per-tensor shape differences, summarised unless
+    ``show_all``. Why: two architectures differ in nearly every tensor, and 170 lines of shapes used to bury the
+    one line that matters (architectures differ)."""
+    tensors = [p for p in problems if _PER_TENSOR.match(p)]
+    lines = [f"PROBLEM: {p}" for p in problems if not _PER_TENSOR.match(p)]
+    if show_all or len(tensors) <= MAX_TENSOR_LINES:
+        return lines + [f"PROBLEM: {p}" for p in tensors]
+    first = "; ".join(p.split(":")[0] for p in tensors[:MAX_TENSOR_LINES])
+    return [
+        *lines,
+        f"PROBLEM: {len(tensors)} tensors differ in shape (first {MAX_TENSOR_LINES}: {first}); --all lists each",
+    ]
+
+
+def describe(report: dict[str, Any], show_all: bool = False) -> str:
+    lines = [f"cannot merge: {report['problems'][0]}"] if report["problems"] else []
     for role, m in report["checkpoints"].items():
         t, tok = m.text, m.tokenizer
         added = len(tok.get("added_tokens_decoder") or {})
@@ -286,7 +307,7 @@ def describe(report: dict[str, Any]) -> str:
         f"{mem['overhead_gb']:.3g}" + (f"; host RAM {mem['host_gb']:.3g} GB" if mem["host_gb"] else "")
     )
     lines += [f"note: {n}" for n in report["notes"]]
-    lines += [f"PROBLEM: {p}" for p in report["problems"]]
+    lines += problem_lines(report["problems"], show_all)
     lines.append("verdict: " + ("cannot merge (see PROBLEM lines)" if report["problems"] else "mergeable"))
     return "\n".join(lines)
 
@@ -315,6 +336,8 @@ def main(argv: list[str] | None = None) -> None:
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return
+    show_all = "--all" in argv
+    argv = [a for a in argv if a != "--all"]
     try:
         cfg = compose_config(argv)
     except Exception as e:  # Hydra's override and missing-option errors
@@ -323,7 +346,7 @@ def main(argv: list[str] | None = None) -> None:
         report = check_model(cfg)
     except (CheckpointError, ValueError, KeyError) as e:
         raise SystemExit(f"mergesweep check: error: {e}") from None
-    print(describe(report))
+    print(describe(report, show_all))
     if report["problems"]:
         raise SystemExit(f"mergesweep check: error: {report['problems'][0]}")
 

@@ -47,12 +47,16 @@ def _overrides() -> list[str]:
         return []
 
 
-def run_point(cfg: DictConfig) -> dict[str, Any]:
+def run_point(cfg: DictConfig, wait: bool = False) -> dict[str, Any]:
     """Run (or skip, if already recorded) one point and return its summary.
 
-    A point that runs but cannot be trusted (``guards.PointFailed``: non-finite weights, NaN log-likelihoods,
-    only empty generations) writes no record; it leaves a failure entry (``RecordStore.write_failure``) and
-    re-raises, so the job fails while the multirun goes on with its other points.
+    A point another process is computing (its lock is held, ``pointlock.py``) is deferred: this process comes
+    back to it after its other points (``wait=True`` then waits for the lock, and skips the point if the other
+    process recorded it).
+
+    A point that runs but cannot be trusted (``guards.PointFailed``: non-finite weights, NaN log-likelihoods)
+    writes no record; it leaves a failure entry (``RecordStore.write_failure``) and re-raises, so the job fails
+    while the multirun goes on with its other points. All-empty generations are a result: recorded with a flag.
     """
     from .guards import PointFailed, summary_line
     from .records import RecordStore
@@ -64,15 +68,30 @@ def run_point(cfg: DictConfig) -> dict[str, Any]:
     if store.done(pid) and not cfg.get("force", False):
         log.info("skip %s: already recorded at %s", pid, store.path(pid))
         return {"point_id": pid, "skipped": True}
+    lock = _lock(cfg, store.root, pid, wait)
+    if lock is None:
+        return {"point_id": pid, "skipped": True, "deferred": True}
     try:
-        record = _evaluate(cfg, pre, pid, hashes, store, t_start)
-    except PointFailed as e:
-        store.write_failure(
-            pid, summary_line(e), family=cfg.model.family, method=cfg.merge.name, lam=pre.lam, overrides=_overrides()
-        )
-        log.error("%s failed: %s (failure entry: %s)", pid, e, store.failure_path(pid))
-        raise
-    path = store.write(record)
+        if store.done(pid) and (wait or not cfg.get("force", False)):  # recorded while this process waited
+            log.info("skip %s: recorded by another process at %s", pid, store.path(pid))
+            return {"point_id": pid, "skipped": True}
+        store.set_aside_corrupt(pid)  # an unreadable record: one log line, kept as *.corrupt, the point reruns
+        try:
+            record = _evaluate(cfg, pre, pid, hashes, store, t_start)
+        except PointFailed as e:
+            store.write_failure(
+                pid,
+                summary_line(e),
+                family=cfg.model.family,
+                method=cfg.merge.name,
+                lam=pre.lam,
+                overrides=_overrides(),
+            )
+            log.error("%s failed: %s (failure entry: %s)", pid, e, store.failure_path(pid))
+            raise
+        path = store.write(record)
+    finally:
+        lock.release()
     icl, if_ = (float("nan") if v is None else v for v in (record.summary.icl, record.summary.if_))
     log.info("%s: icl=%.3f if=%.3f -> %s", pid, icl, if_, path)
     cfg_tracking = container(cfg).get("tracking") or {}
@@ -81,6 +100,20 @@ def run_point(cfg: DictConfig) -> dict[str, Any]:
 
         tracking.log_point(cfg_tracking, store.root, record)
     return {"point_id": pid, "skipped": False, **record.summary.to_json()}
+
+
+def _lock(cfg: DictConfig, sweep_dir: Path, pid: str, wait: bool) -> Any:
+    """The point's lock; None (and the point deferred) when another process holds it and ``wait`` is off."""
+    from . import pointlock
+
+    lock = pointlock.acquire(sweep_dir, pid)
+    if lock is None and wait:
+        log.info("%s: waiting for %s, which is computing it", pid, pointlock.holder(sweep_dir, pid))
+        lock = pointlock.acquire(sweep_dir, pid, wait=True)
+    elif lock is None:
+        log.info("%s: in progress in %s; coming back to it later", pid, pointlock.holder(sweep_dir, pid))
+        pointlock.defer(cfg)
+    return lock
 
 
 def _evaluate(
@@ -92,7 +125,7 @@ def _evaluate(
     from .evals import seeded
     from .evals import suite as suites
     from .merge import describe_point
-    from .records import CI, PartMetrics, Record, Summary, Timings
+    from .records import CI, PartMetrics, Record, Summary, Timings, sha256_file
 
     lam = pre.lam
     resolved = container(cfg)
@@ -127,6 +160,8 @@ def _evaluate(
         ci={p: CI(**c) for p, c in results.ci.items() if c},
         metrics={p: PartMetrics.from_json(m) for p, m in results.parts.items()},
         samples={t: os.path.relpath(p, store.root) for t, p in results.samples.items()},
+        samples_sha256={t: sha256_file(Path(p)) for t, p in results.samples.items()},
+        flags=list(results.flags),
         times=times,
         engine={**engine.info(), "reused": reused},
         merge_inputs={k: v for k, v in plan_info.items() if k != "reused"},
@@ -156,9 +191,35 @@ def run_job(cfg: DictConfig) -> Any:
     from .sweeper import BLOCK_KEY, run_block
 
     if cfg.get(BLOCK_KEY):
-        return run_block(cfg, run_point)
+        results = run_block(cfg, run_point)
+        if not _in_process_multirun():  # else: after the multirun's last job (callbacks.SweepReport)
+            come_back()
+        return results
     result = run_point(cfg)
+    if cfg.get("objective") or not _in_process_multirun():
+        come_back()
     return objective_value(cfg, result) if cfg.get("objective") else result
+
+
+def come_back() -> None:
+    """Run the points this process deferred because another process held them (``pointlock``)."""
+    from .guards import PointFailed
+    from .pointlock import run_deferred
+
+    failed = run_deferred(run_point)
+    if failed:
+        raise PointFailed(f"{len(failed)} deferred point(s) failed: " + "; ".join(failed))
+
+
+def _in_process_multirun() -> bool:
+    """Whether this job is one of a multirun whose jobs run one after another in this process."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN and not _own_process_job()
+    except ValueError:
+        return False
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .records import Record, RecordStore
+from .report import mark_flagged
 
 log = logging.getLogger(__name__)
 COLUMN_IN = 3.3  # one column of a two-column paper
@@ -234,6 +235,7 @@ def plot_family_tradeoff(df: pd.DataFrame, family: str, out: Path) -> list[Path]
                     fontsize=5,
                     color=line[0].get_color(),
                 )
+            mark_flagged(ax, g["icl"], g["if"], g.get("flags"), fontsize=4, size=25)
         front = fam[pareto_front(fam["icl"], fam["if"])].sort_values("icl")
         if len(front):
             ax.plot(front["icl"], front["if"], ls="--", color="0.35", lw=0.7, zorder=1)
@@ -279,6 +281,7 @@ def plot_parts_vs_lam(df: pd.DataFrame, out: Path) -> list[Path]:
         for ax, part in zip(axes[:, 0], parts):
             for label, g in _curves(df[df[part].notna()], ["family", "method"]):
                 (line,) = ax.plot(g["lam"], g[part], marker="o", label=label, ls=_ls(g))
+                mark_flagged(ax, g["lam"], g[part], g.get("flags"), fontsize=4, size=25)
                 if g[f"{part}_low"].notna().all() and g[f"{part}_high"].notna().all():
                     ax.fill_between(
                         g["lam"], g[f"{part}_low"], g[f"{part}_high"], color=line.get_color(), alpha=0.18, lw=0

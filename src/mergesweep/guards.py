@@ -8,8 +8,9 @@ narrow CI. ``strength=1e30`` did the same through overflow. These checks turn bo
   copy), must be finite. That catches NaN and Inf anywhere, and tensors too large for fp32 arithmetic
   (``|t|_2 > 1.8e19``: the first matmul or norm of the forward pass would overflow). Norms are queued per tensor
   and read back once per batch, so a GPU syncs once per point rather than once per tensor.
-* Evaluation outputs (``check_part``): a part fails if any log-likelihood is NaN or all its generations are
-  empty.
+* Evaluation outputs (``check_part``): a part fails if any log-likelihood is NaN. A task whose generations are
+  all empty is *flagged* (``all_generations_empty``), not failed: at an extreme strength the model may really
+  break, and that point belongs on the curve (the record, ``status``, the report and the figures show the flag).
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ class NonFiniteError(PointFailed):
 
 
 class BrokenResults(PointFailed):
-    """An evaluation part produced NaN log-likelihoods or only empty generations."""
+    """An evaluation part produced NaN log-likelihoods."""
+
+
+ALL_GENERATIONS_EMPTY = "all_generations_empty"
 
 
 def tensor_norm(t: torch.Tensor) -> torch.Tensor:
@@ -92,15 +96,18 @@ def _all_empty(samples: Sequence[dict]) -> bool:
     return bool(samples) and not any(text(s).strip() for s in samples)
 
 
-def check_part(part: str, output_types: dict[str, str], samples: dict[str, Sequence[dict]]) -> None:
-    """BrokenResults if any task of the part has NaN log-likelihoods or only empty generations."""
+def check_part(part: str, output_types: dict[str, str], samples: dict[str, Sequence[dict]]) -> dict[str, str]:
+    """BrokenResults if any task of the part has NaN log-likelihoods; returns ``{task: flag}`` for tasks whose
+    outputs are finite but degenerate (every generation empty: ``ALL_GENERATIONS_EMPTY``)."""
+    flags = {}
     for task, rows in samples.items():
         kind = output_types.get(task, "")
         if kind == "generate_until":
             if _all_empty(rows):
-                raise BrokenResults(f"part {part!r}, task {task}: all {len(rows)} generations are empty")
+                flags[task] = ALL_GENERATIONS_EMPTY
         elif n := _nan_logliks(rows):
             raise BrokenResults(f"part {part!r}, task {task}: {n} of {len(rows)} samples have NaN log-likelihoods")
+    return flags
 
 
 def summary_line(e: BaseException) -> str:
@@ -108,4 +115,13 @@ def summary_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}".splitlines()[0]
 
 
-__all__ = ["BrokenResults", "FiniteCheck", "NonFiniteError", "PointFailed", "check_part", "summary_line", "tensor_norm"]
+__all__ = [
+    "ALL_GENERATIONS_EMPTY",
+    "BrokenResults",
+    "FiniteCheck",
+    "NonFiniteError",
+    "PointFailed",
+    "check_part",
+    "summary_line",
+    "tensor_norm",
+]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import math
 import platform
 import re
 import subprocess
 import sys
+from collections import Counter
 from typing import Any
 
 from .paths import REPO
@@ -49,7 +51,47 @@ _SECRET_WORDS = {
 }
 _KEY_PREFIXES = {"api", "access", "private", "secret", "auth", "wandb", "openai", "hf"}
 _SECRET_VALUE = re.compile(r"(sk|hf|wandb|ghp|gho|github_pat)[-_][A-Za-z0-9_\-]{16,}")
+# Token shapes of common services, as a whole word: a short body needs a digit (``hf_abc123``), so words such as
+# ``sk-learn`` or ``hf_cache`` stay allowed; AWS access key ids have a fixed shape.
+_TOKEN_PREFIX = re.compile(
+    r"(?<![A-Za-z0-9])(?:(?:hf_|sk-|sk_|ghp_|gho_|ghs_|ghu_|github_pat_|xox[abposr]-|wandb_)([A-Za-z0-9_\-]{6,})"
+    r"|AKIA[0-9A-Z]{16})(?![A-Za-z0-9])"
+)
+_WORD = re.compile(r"[A-Za-z0-9_\-+=]{32,}")  # long runs without '/', '.', ':' (paths, hub ids, urls split up)
+_HEX = re.compile(r"[0-9a-fA-F]+")
+MIN_ENTROPY = 4.0  # bits per character; random base62 of 32+ characters is ~4.5-5, identifiers far less
+_ENV_REF = re.compile(r"\$\{\s*oc\.env\s*:\s*([A-Za-z_][A-Za-z0-9_]*)")
 REDACTED = "<redacted>"
+
+
+def _entropy(word: str) -> float:
+    """Shannon entropy of the word's characters, in bits per character."""
+    n = len(word)
+    return -sum(c / n * math.log2(c / n) for c in Counter(word).values())
+
+
+def looks_like_token(value: str) -> bool:
+    """Whether a value holds a credential by its shape, whatever key it sits under.
+
+    Why shape and not only key names: ``+model.note=hf_...`` would reach records, ``.hydra/*.yaml`` and W&B.
+    Long high-entropy words count too, unless they are hex (sha256 and git hashes appear in configs legitimately)
+    or lack one of upper case, lower case and digits (identifiers, hub ids, paths split at ``/`` and ``.``).
+    """
+    text = str(value)
+    for m in _TOKEN_PREFIX.finditer(text):
+        body = m.group(1)
+        if body is None or len(body) >= 20 or any(c.isdigit() for c in body):
+            return True
+    for word in _WORD.findall(text):
+        mixed = any(c.isupper() for c in word) and any(c.islower() for c in word) and any(c.isdigit() for c in word)
+        if mixed and not _HEX.fullmatch(word) and _entropy(word) >= MIN_ENTROPY:
+            return True
+    return False
+
+
+def secret_env_refs(value: str) -> list[str]:
+    """Names of secret-looking environment variables a value interpolates (``${oc.env:HF_TOKEN}``)."""
+    return [name for name in _ENV_REF.findall(str(value)) if secret_key(name)]
 
 
 def secret_key(key: str) -> bool:
@@ -72,10 +114,28 @@ def secret_values(tree: Any, prefix: str = "") -> list[str]:
         path = f"{prefix}{key}"
         if isinstance(v, str):
             by_key = isinstance(key, str) and secret_key(key)
-            if v and "${" not in v and (by_key or _SECRET_VALUE.search(v)):
+            if v and "${" not in v and (by_key or looks_like_token(v)):
                 found.append(path)
         else:
             found += secret_values(v, path + ".")
+    return found
+
+
+def secret_interpolations(tree: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted key, variable) where a key not named like a secret interpolates a secret-looking variable.
+
+    Why: ``redact`` blanks values by key name, so ``model.hf_token: ${oc.env:HF_TOKEN}`` is safe, but
+    ``model.note: ${oc.env:HF_TOKEN}`` would resolve into records and W&B in clear text.
+    """
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else []
+    found = []
+    for key, v in items:
+        path = f"{prefix}{key}"
+        if isinstance(v, str):
+            if not (isinstance(key, str) and secret_key(key)):
+                found += [(path, name) for name in secret_env_refs(v)]
+        else:
+            found += secret_interpolations(v, path + ".")
     return found
 
 
@@ -89,7 +149,7 @@ def secret_overrides(overrides: list[str]) -> list[str]:
     found = []
     for ov in overrides:
         key, sep, value = str(ov).partition("=")
-        if sep and value.strip("'\" ") and (secret_key(key) or _SECRET_VALUE.search(value)):
+        if sep and value.strip("'\" ") and (secret_key(key) or looks_like_token(value)):
             found.append(key.lstrip("+~"))
     return found
 
@@ -140,6 +200,6 @@ def redact(obj: Any) -> Any:
         return {k: (REDACTED if secret_key(str(k)) and v not in (None, "") else redact(v)) for k, v in obj.items()}
     if isinstance(obj, list):
         return [redact(v) for v in obj]
-    if isinstance(obj, str) and _SECRET_VALUE.fullmatch(obj):
+    if isinstance(obj, str) and (_SECRET_VALUE.fullmatch(obj) or looks_like_token(obj)):
         return REDACTED
     return obj

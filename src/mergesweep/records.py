@@ -5,11 +5,12 @@ finished, to a temporary file that is fsync'ed and renamed into place: a killed 
 record or none, and a rerun of the sweep skips points whose record exists (same point id = same config, same
 exact strength, same checkpoint contents; see ``identity.py``).
 
-A point that ran but cannot be trusted (non-finite weights, NaN log-likelihoods, only empty generations)
-leaves a *failure entry* under ``failures/`` instead: it names the reason, is never read as a result, and is
-removed when the point later succeeds. ``mergesweep status`` reads both.
+A point that ran but cannot be trusted (non-finite weights, NaN log-likelihoods) leaves a *failure entry*
+under ``failures/`` instead: it names the reason, is never read as a result, and is removed when the point
+later succeeds. ``mergesweep status`` reads both.
 
-Schema (``SCHEMA = 2``; schema-1 records, which lack ``seeds.if_checkers``, are still read):
+Schema (``SCHEMA = 3``; schema-1 records, which lack ``seeds.if_checkers``, and schema-2 records, which lack
+``samples_sha256`` and ``flags``, are still read; ``verify`` says which checks an older record cannot have):
 
 * ``summary.icl``: the ICL part's score, the *unweighted* mean over its tasks of each task's mean per-sample
   headline metric (``metrics.icl.metric``, e.g. ``acc``); every task weighs the same whatever its size.
@@ -19,11 +20,16 @@ Schema (``SCHEMA = 2``; schema-1 records, which lack ``seeds.if_checkers``, are 
 * ``metrics.<part>.tasks.<task>``: every metric lm-eval reported for the task (unweighted over its items).
 * ``samples.<task>``: per-sample outputs, relative to the sweep folder (enough to re-score the point).
 * ``seeds.if_checkers``: the seed IFEval's checkers run under, per item (``evals/tasks/ifeval/utils.py``).
+* ``samples_sha256.<task>``: sha256 of that samples file as written; ``verify`` refuses a file edited since
+  (a rewritten response whose stored score was left as is re-scores the same, so only the hash shows it).
+* ``flags``: finite but degenerate outcomes, e.g. ``all_generations_empty`` (the model broke at this strength: a
+  result, shown by ``status``, the report and the figures, not a failure).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -36,8 +42,8 @@ from typing import Any
 from .identity import point_id
 
 log = logging.getLogger(__name__)
-SCHEMA = 2
-READABLE_SCHEMAS = (1, 2)
+SCHEMA = 3
+READABLE_SCHEMAS = (1, 2, 3)
 __all__ = [
     "SCHEMA",
     "CI",
@@ -161,6 +167,8 @@ class Record:
     extrapolation: bool = False
     knobs: dict[str, Any] = field(default_factory=dict)
     samples: dict[str, str] = field(default_factory=dict)  # task -> path relative to the sweep folder
+    samples_sha256: dict[str, str] = field(default_factory=dict)  # task -> sha256 of its samples file (schema 3)
+    flags: list[str] = field(default_factory=list)  # degenerate but finite outcomes (schema 3)
     times: Timings = field(default_factory=Timings)
     engine: dict[str, Any] = field(default_factory=dict)
     merge_inputs: dict[str, Any] = field(default_factory=dict)
@@ -207,6 +215,8 @@ class Record:
                 extrapolation=bool(d.get("extrapolation", False)),
                 knobs=d.get("knobs") or {},
                 samples=d.get("samples") or {},
+                samples_sha256=d.get("samples_sha256") or {},
+                flags=list(d.get("flags") or []),
                 times=Timings.from_json(d.get("times") or {}),
                 engine=d.get("engine") or {},
                 merge_inputs=d.get("merge_inputs") or {},
@@ -227,6 +237,15 @@ class Failure:
     reason: str
     time: str = ""
     details: dict[str, Any] = field(default_factory=dict)  # e.g. lam, overrides, stage
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes (samples files: KBs to a few MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def read_record(path: Path) -> Record:
@@ -271,10 +290,33 @@ class RecordStore:
         except RecordError:
             return False
 
+    def set_aside_corrupt(self, pid: str) -> Path | None:
+        """Move an unreadable record of ``pid`` to ``<pid>.json.corrupt`` (kept for inspection) and say so in one
+        log line; returns where it went (None: no file, or a readable one). Why: a rerun used to replace it
+        silently, and whatever made it corrupt (a disk, a tool, a hand edit) went unnoticed."""
+        path = self.path(pid)
+        try:
+            read_record(path)
+            return None
+        except RecordError as e:
+            if not path.exists():
+                return None
+            why = str(e)
+        aside = path.with_name(path.name + ".corrupt")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = path.with_name(f"{path.name}.corrupt.{n}")
+        os.replace(path, aside)
+        log.warning("record %s is corrupt (%s); kept as %s, the point is recomputed", path, why, aside.name)
+        return aside
+
     def write(self, record: Record | dict[str, Any]) -> Path:
-        """Atomic write of a complete record (replacing whatever file was there); clears the point's failure."""
+        """Atomic write of a complete record (an unreadable file there is first set aside as ``*.corrupt``, a
+        complete one replaced); clears the point's failure."""
         data = record.to_json() if isinstance(record, Record) else {"schema": SCHEMA, **record}
         data["complete"] = True
+        self.set_aside_corrupt(data["point_id"])
         final = _atomic_json(self.path(data["point_id"]), data)
         self.failure_path(data["point_id"]).unlink(missing_ok=True)
         return final

@@ -16,6 +16,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -37,6 +38,7 @@ COLUMNS = [
     "switch_s",
     "eval_s",
     "point_id",
+    "flags",  # degenerate but finite outcomes, ";"-joined (e.g. all_generations_empty); "" for none
 ]
 PARTS = ("icl", "if")
 LABELS = {"icl": "few-shot ICL accuracy (macro average)", "if": "instruction following (headline score)"}
@@ -58,6 +60,7 @@ def _row(r: Record, sweep: str) -> dict:
         "switch_s": r.times.switch_s,
         "eval_s": sum(r.times.eval_s.values()),
         "point_id": r.point_id,
+        "flags": ";".join(r.flags),
     }
     for part in PARTS:
         ci = r.ci.get(part)
@@ -87,6 +90,7 @@ def load_table(sweep_dirs: Path | str | Sequence[Path | str], warn: bool = True)
     for c in COLUMNS[5:11]:
         df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
     df["extrapolation"] = df["extrapolation"].astype(bool)
+    df["flags"] = df["flags"].fillna("").astype(str)
     df = df.sort_values(["sweep", "family", "method", "lam"]).reset_index(drop=True)
     df.attrs["skipped"] = [(str(p), why) for p, why in skipped]
     return df
@@ -133,6 +137,7 @@ def plot_tradeoff(df: pd.DataFrame, out: Path, title: str = "") -> Path:
             )
         for i, r in g.iterrows():
             ax.annotate(f"λ={r['lam']:g}", (x[i], y[i]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        mark_flagged(ax, x, y, g["flags"], fontsize=7)
     ax.set_xlabel(LABELS["icl"] if len(both) else "strength λ")
     ax.set_ylabel(LABELS["if"] if len(both) else LABELS[parts[0]])
     ax.set_title(title or ("partial adaptation trade-off" if len(both) else f"{parts[0].upper()} vs strength"))
@@ -143,6 +148,23 @@ def plot_tradeoff(df: pd.DataFrame, out: Path, title: str = "") -> Path:
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def mark_flagged(
+    ax: Any, x: pd.Series, y: pd.Series, flags: pd.Series | None, fontsize: float = 7, size: float = 60
+) -> None:
+    """A red cross and the flag's name on each flagged point (e.g. all generations empty): the model broke at
+    that strength, which is a result to see on the curve, not a point to hide."""
+    if flags is None:
+        return
+    sel = flags.astype(str).str.len() > 0
+    if not sel.any():
+        return
+    label = "degenerate output (flagged)"
+    shown = label in ax.get_legend_handles_labels()[1]
+    ax.scatter(x[sel], y[sel], marker="x", color="red", s=size, zorder=6, label="_nolegend_" if shown else label)
+    for xi, yi, f in zip(x[sel], y[sel], flags[sel]):
+        ax.annotate(str(f), (xi, yi), textcoords="offset points", xytext=(4, -9), fontsize=fontsize, color="red")
 
 
 def _err(g: pd.DataFrame, col: str):
@@ -158,10 +180,18 @@ def markdown(df: pd.DataFrame, title: str) -> str:
     drop = ["point_id"] + [f"{p}{s}" for p in missing for s in ("", "_low", "_high")]
     if df["sweep"].nunique() <= 1:
         drop.append("sweep")
+    if not (df["flags"].str.len() > 0).any():
+        drop.append("flags")
     text = f"# {title}\n\n![trade-off](tradeoff.png)\n\n"
     if missing:
         text += f"No {' or '.join(p.upper() for p in missing)} part in these records.\n\n"
     text += df.drop(columns=drop).to_markdown(index=False, floatfmt=".3f") + "\n"
+    flagged = df[df["flags"].str.len() > 0]
+    if len(flagged):
+        text += "\n## Flagged points (finite but degenerate outputs: results, not failures)\n\n" + "".join(
+            f"- {r['family']} / {r['method']} λ={r['lam']:g}: {r['flags']} (`{r['point_id']}`)\n"
+            for _, r in flagged.iterrows()
+        )
     if df.attrs.get("skipped"):
         text += "\n## Skipped record files\n\n" + "".join(f"- `{p}`: {why}\n" for p, why in df.attrs["skipped"])
     return text

@@ -40,6 +40,7 @@ class Status:
     missing: list[Expected] = field(default_factory=list)
     unknown: list[Expected] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    flags: dict[str, list[str]] = field(default_factory=dict)  # point id -> its record's flags (degenerate outputs)
 
 
 def _expand(overrides: list[str]) -> list[list[str]]:
@@ -115,6 +116,7 @@ def sweep_status(sweep_dir: Path) -> Status:
         else:
             st.missing.append(e)
     recs, bad = store.scan()
+    st.flags = {r.point_id: r.flags for r in recs if r.flags}
     extra = [r.point_id for r in recs if r.point_id not in ids]
     if extra:
         st.notes.append(f"{len(extra)} record(s) no saved multirun asked for: {', '.join(extra[:5])}")
@@ -126,12 +128,21 @@ def _job_text(e: Expected) -> str:
     return " ".join(o for o in e.overrides if not o.startswith(("results_dir=", "hydra."))) or "(defaults)"
 
 
+def _flag_text(st: Status, e: Expected) -> str:
+    """`` flagged: all_generations_empty`` for a done point whose outputs were degenerate (a result, shown)."""
+    flags = st.flags.get(str(e.point_id))
+    return f"  flagged: {', '.join(flags)}" if flags else ""
+
+
 def format_status(sweep_dir: Path, st: Status) -> str:
+    n_flagged = sum(1 for e in st.done if st.flags.get(str(e.point_id)))
     lines = [
         f"sweep {sweep_dir}: expected {len(st.expected)}, done {len(st.done)}, failed {len(st.failed)}, "
-        f"missing {len(st.missing)}" + (f", unknown {len(st.unknown)}" if st.unknown else "")
+        f"missing {len(st.missing)}"
+        + (f", unknown {len(st.unknown)}" if st.unknown else "")
+        + (f" ({n_flagged} done point(s) flagged: degenerate outputs)" if n_flagged else "")
     ]
-    lines += [f"  done     {_job_text(e)}  [{e.point_id}]" for e in st.done]
+    lines += [f"  done     {_job_text(e)}  [{e.point_id}]{_flag_text(st, e)}" for e in st.done]
     lines += [f"  FAILED   {_job_text(e)}  [{e.point_id}]: {why}" for e, why in st.failed]
     lines += [f"  missing  {_job_text(e)}  [{e.point_id}]" for e in st.missing]
     lines += [f"  unknown  {_job_text(e)}: {e.error}" for e in st.unknown]

@@ -1,8 +1,9 @@
 """``mergesweep verify RECORD...``: re-check a record's numbers in one command.
 
-* fast (default): re-score the saved per-sample outputs with lm-eval's own ``process_results`` and
-  aggregation, under the recorded settings (IF checker seed ``seeds.if_checkers``, bootstrap seed and size),
-  and compare every metric, summary and CI bound *exactly*. Needs no model, seconds per record.
+* fast (default): check each samples file against its recorded sha256 (schema 3; an older record says it
+  cannot), re-score the saved per-sample outputs with lm-eval's own ``process_results`` and aggregation, under
+  the recorded settings (IF checker seed ``seeds.if_checkers``, bootstrap seed and size), and compare every
+  metric, summary and CI bound *exactly*. Needs no model, seconds per record.
 * ``--full``: check the checkpoints' sha256s against the record (a mismatch fails, naming the files; nothing
   is re-run then), rebuild the point from the recorded config (merge, engine, suite) into a scratch folder,
   re-generate and re-score, and compare side by side: log-likelihood metrics must match exactly; metrics of
@@ -30,7 +31,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .records import Record, RecordError, read_record
+from .records import Record, RecordError, read_record, sha256_file
 
 GEN_TOL_ITEMS = 2
 ROLE_KEYS = ("base", "instruct", "target", "adapter")
@@ -77,6 +78,11 @@ def rescore(rec: Record, sweep_dir: Path) -> tuple[list[Check], dict[str, str], 
     checks, kinds, notes = [], {}, []
     if "if_checkers" not in rec.seeds:
         notes.append(f"schema-{rec.schema} record: IF checkers ran unseeded, exact IF re-scores are not expected")
+    if rec.schema < 3:
+        notes.append(
+            f"schema-{rec.schema} record: no sha256 of its samples files, so an edit that keeps the scores "
+            "(a rewritten response) cannot be detected; --full re-generates"
+        )
     with seeded.using_seed(rec.seeds.get("if_checkers")):
         for part, pm in rec.metrics.items():
             if "judge" in pm.extra:
@@ -86,6 +92,9 @@ def rescore(rec: Record, sweep_dir: Path) -> tuple[list[Check], dict[str, str], 
             for tname, recorded in pm.tasks.items():
                 task = _task(tname, include_defaults)
                 kinds[tname] = task.config.output_type
+                if tname in rec.samples_sha256:  # schema 3: the file must be the one the run wrote
+                    got_hash = sha256_file(sweep_dir / rec.samples[tname])
+                    checks.append(Check(f"{part}/{tname}/samples file sha256", rec.samples_sha256[tname], got_hash))
                 rows = _samples(rec, tname, sweep_dir)
                 scored = [task.process_results(s["doc"], s["filtered_resps"]) for s in rows]
                 agg = task.aggregation()
@@ -212,6 +221,8 @@ def compare_runs(rec: Record, new: Record, kinds: dict[str, str]) -> list[Check]
 
 # --- CLI -----------------------------------------------------------------------------------------------------
 def _fmt(v: Any) -> str:
+    if isinstance(v, str) and len(v) > 12:  # sha256s: the first 12 hex digits identify the file in a table
+        return v[:11] + "…"
     return f"{v:.6f}" if isinstance(v, float) else str(v)
 
 

@@ -53,15 +53,33 @@ def validate(suite: dict) -> None:
             )
         if not part.get("metric"):
             raise SuiteError(f"suite {suite.get('name')!r}, part {pname!r}: no headline `metric`")
-        for group, pattern in (part.get("groups") or {}).items():
-            if not any(fnmatch(t, pattern) for t in part.get("tasks", [])):
-                raise SuiteError(
-                    f"suite {suite.get('name')!r}, part {pname!r}: group {group!r} ({pattern!r}) "
-                    f"matches none of the part's tasks"
-                )
+        for group, pattern in part_groups(part)[1].items():
+            log.warning(
+                "suite %r, part %r: group %r (%r) matches none of the chosen tasks; dropped (the record says so "
+                "under metrics.%s.groups_dropped)",
+                suite.get("name"),
+                pname,
+                group,
+                pattern,
+                pname,
+            )
         _check_data(tm, suite.get("name"), pname, list(part.get("tasks", [])), prompts.task_specs(tm, part))
         if part.get("judge"):
             judges.check_part(part)
+
+
+def part_groups(part: dict) -> tuple[dict[str, str], dict[str, str]]:
+    """(groups that match some of the part's tasks, groups that match none): {name: pattern} each.
+
+    Why drop rather than refuse: choosing a subset of a suite's tasks (``suite.parts.icl.tasks=[...]``) is what
+    lm-eval users do with ``--tasks``; a group of the full suite that none of them belongs to has no value.
+    """
+    tasks = list(part.get("tasks", []))
+    kept: dict[str, str] = {}
+    dropped: dict[str, str] = {}
+    for group, pattern in (part.get("groups") or {}).items():
+        (kept if any(fnmatch(t, pattern) for t in tasks) else dropped)[group] = pattern
+    return kept, dropped
 
 
 def _check_data(tm: Any, suite_name: str | None, pname: str, tasks: list[str], specs: list[Any]) -> None:
@@ -92,7 +110,7 @@ class SuiteResult:
     ``parts``: each part's record entry (headline metric, per-task metrics, few-shot settings, sample counts,
     groups, judge); ``summary``: the unweighted mean over the part's tasks of each task's mean headline metric;
     ``ci``: its seeded bootstrap CI (``low``/``high``, empty with ``bootstrap=0``); ``samples``: per-sample file
-    by task; ``seconds``: wall time per part (the record's ``times.eval_s``).
+    by task; ``seconds``: wall time per part (the record's ``times.eval_s``); ``flags``: degenerate outcomes.
     """
 
     parts: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -100,6 +118,7 @@ class SuiteResult:
     ci: dict[str, dict[str, Any]] = field(default_factory=dict)
     samples: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)  # degenerate but finite outcomes (guards.check_part)
 
 
 def run(lm: Any, suite: dict, samples_dir: Path, seed: int, bootstrap: int = 1000) -> SuiteResult:
@@ -129,12 +148,15 @@ def run(lm: Any, suite: dict, samples_dir: Path, seed: int, bootstrap: int = 100
             fewshot_random_seed=seed,
             verbosity="WARNING",
         )
-        # NaN log-likelihoods or only empty generations fail the point (no record; see guards.py)
-        guards.check_part(
+        # NaN log-likelihoods fail the point (no record); all-empty generations are a result, flagged (guards.py)
+        flagged = guards.check_part(
             pname,
             {t: res["configs"][t].get("output_type", "") for t in part["tasks"]},
             {t: res["samples"][t] for t in part["tasks"]},
         )
+        for task, flag in flagged.items():
+            log.warning("part %r, task %s: %s (recorded with this flag)", pname, task, flag)
+            out.flags += [flag] if flag not in out.flags else []
         # generation went through lm-eval; a judge scores the answers it saved (adding to, not editing, its output)
         judged = judges.score(res["samples"], part, seed) if part.get("judge") else None
         metric = part["metric"]
@@ -162,11 +184,16 @@ def run(lm: Any, suite: dict, samples_dir: Path, seed: int, bootstrap: int = 100
             "fewshot_seed": seed,
             "limit": part.get("limit"),
         }
-        if part.get("groups"):  # e.g. the macro average of the MC tasks and of the FMC tasks separately
+        groups, dropped = part_groups(part)
+        if groups:  # e.g. the macro average of the MC tasks and of the FMC tasks separately
             out.parts[pname]["groups"] = {
                 g: stats.macro_mean({t: v for t, v in per_sample.items() if fnmatch(t, pat)})
-                for g, pat in part["groups"].items()
+                for g, pat in groups.items()
             }
+        if dropped:  # none of the chosen tasks is in these groups (see ``part_groups``)
+            out.parts[pname]["groups_dropped"] = dropped
+        if flagged:
+            out.parts[pname]["flags"] = flagged
         if judged is not None:
             out.parts[pname]["judge"] = judged.info
         out.summary[pname] = stats.macro_mean(per_sample)
