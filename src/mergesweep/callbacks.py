@@ -5,17 +5,20 @@ overrides *before* the task function runs, and runs a multirun's jobs one after 
 ``on_multirun_start`` are the last moments before anything is written or any engine starts, and the only ones
 that see every job: here a secret-looking override is refused, and each job's config is composed (the way
 the launcher will) and put through ``points.preflight``, so ``strength=0,abc,1`` stops before point 0 runs.
+Both first set the offline environment (``paths.apply_env``): the checks import lm-eval's IFEval helper, which
+reaches for the internet unless ``NLTK_DATA`` already points at the shipped data.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
-from pathlib import Path
 from typing import Any, cast
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from .paths import apply_env
 
 log = logging.getLogger("mergesweep")
 # Launchers that run jobs in this process, one after another: a bad job stops the sweep before it starts.
@@ -105,6 +108,7 @@ class SweepReport(Callback):
         from .oneline import full_errors
         from .points import preflight
 
+        apply_env(bool(config.get("offline", True)))
         refuse_secrets(config)
         try:
             preflight(config)
@@ -114,6 +118,7 @@ class SweepReport(Callback):
             _fail([str(e)])
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        apply_env(bool(config.get("offline", True)))
         refuse_secrets(config)
         bad = check_jobs(config)
         if not bad:
@@ -127,10 +132,11 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from .engines import close_all
         from .points import container
+        from .preflight import sweep_dir as sweep_folder
         from .report import write_report
 
         close_all()
-        sweep_dir = Path(config.results_dir) / config.sweep.name
+        sweep_dir = sweep_folder(config)
         try:
             tracking = container(config.tracking) if "tracking" in config else None
             for kind, path in write_report(sweep_dir, tracking=tracking).items():

@@ -319,6 +319,9 @@ def main(argv: list[str] | None = None) -> None:
         cfg = compose_config(argv)
     except Exception as e:  # Hydra's override and missing-option errors
         raise SystemExit(f"mergesweep check: error: {type(e).__name__}: {e}".splitlines()[0]) from None
+    from .paths import apply_env
+
+    apply_env(bool(cfg.get("offline", True)))  # offline=false (hub ids) is the config's to say
     try:
         report = check_model(cfg)
     except (CheckpointError, ValueError, KeyError) as e:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -22,6 +21,7 @@ from omegaconf import DictConfig
 from .errors import USER_ERRORS, USER_OR_OS_ERRORS, ConfigError  # ConfigError: re-exported here
 from .paths import apply_env, conf_dir
 from .points import Preflight, container, identify, preflight, source_hashes, source_paths, strength
+from .preflight import sweep_dir
 
 log = logging.getLogger("mergesweep")
 __all__ = [
@@ -59,7 +59,7 @@ def run_point(cfg: DictConfig) -> dict[str, Any]:
 
     t_start = time.perf_counter()
     pre = preflight(cfg)
-    store = RecordStore(Path(cfg.results_dir) / cfg.sweep.name)
+    store = RecordStore(sweep_dir(cfg))
     pid, hashes = identify(cfg)
     if store.done(pid) and not cfg.get("force", False):
         log.info("skip %s: already recorded at %s", pid, store.path(pid))
@@ -202,7 +202,7 @@ def _leave_failure(cfg: DictConfig, reason: str) -> None:
     from .records import RecordStore
 
     try:
-        store = RecordStore(Path(str(cfg.results_dir)) / checks.sweep_name(cfg.sweep.name))
+        store = RecordStore(checks.sweep_dir(cfg))
         checks.writable(store.root)
         try:
             pid = identify(cfg)[0]

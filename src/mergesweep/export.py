@@ -256,8 +256,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
     ap.add_argument("--revision")
     ap.add_argument("--allow-pickle", action="store_true", help="allow pickled .bin weights (can run code)")
+    ap.add_argument("--online", action="store_true", help="may download hub ids (default: offline, as sweeps)")
     ap.add_argument("--debug", action="store_true", help="full tracebacks (also HYDRA_FULL_ERROR=1)")
     args = ap.parse_args(argv)
+    from .paths import apply_env
+
+    apply_env(offline=not args.online)
     model_cfg = {
         "base": args.base,
         "instruct": args.instruct,

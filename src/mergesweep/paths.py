@@ -59,7 +59,26 @@ def offline_env() -> dict[str, str]:
 
 
 def apply_env(offline: bool) -> None:
-    """Set ``offline_env()`` where the user has not (online runs keep only what is not about the hub)."""
+    """Set ``offline_env()`` where the user has not (online runs keep only what is not about the hub).
+
+    Every entry point calls this before its first import that can reach out (lm-eval's IFEval helper runs
+    ``nltk.download`` at import unless punkt_tab is found; ``huggingface_hub`` reads the offline flags at import).
+    The shipped NLTK folder is added to a ``NLTK_DATA`` the user set, and to nltk's path if nltk is already in.
+    """
     for k, v in offline_env().items():
-        if offline or k in ("NLTK_DATA", "MPLCONFIGDIR", "VLLM_CACHE_ROOT"):
+        if offline or k in ("NLTK_DATA", "MPLCONFIGDIR", "VLLM_CACHE_ROOT", "VLLM_NO_USAGE_STATS", "DO_NOT_TRACK"):
             os.environ.setdefault(k, v)
+    add_nltk_data()
+
+
+def add_nltk_data() -> None:
+    """The shipped punkt_tab on ``NLTK_DATA`` (after the user's folders) and on a loaded nltk's search path."""
+    import sys
+
+    shipped = str(data_dir() / "nltk")
+    folders = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
+    if shipped not in folders:
+        os.environ["NLTK_DATA"] = os.pathsep.join([*folders, shipped])
+    nltk = sys.modules.get("nltk")
+    if nltk is not None and shipped not in nltk.data.path:
+        nltk.data.path.append(shipped)

@@ -8,7 +8,6 @@ live here, below all of them, so that none of them imports the job module back.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
@@ -54,9 +53,9 @@ def preflight(cfg: DictConfig) -> Preflight:
     from .merge import METHODS, check_knobs
 
     lam = strength(cfg)
-    sweep_dir = Path(str(cfg.results_dir)) / checks.sweep_name(cfg.sweep.name)
-    checks.integer(cfg.get("seed"), "seed")
-    checks.integer(cfg.get("bootstrap", 1000), "bootstrap", 0)
+    sweep_dir = checks.sweep_dir(cfg)
+    checks.integer(cfg.get("seed"), "seed", *checks.SEED_RANGE)
+    checks.integer(cfg.get("bootstrap", 1000), "bootstrap", 0, checks.BOOTSTRAP_MAX)
     if cfg.merge.name not in METHODS:
         raise ConfigError(f"unknown merge method {cfg.merge.name!r}; known: {', '.join(sorted(METHODS))}")
     knobs = container(cfg.merge).get("knobs") or {}

@@ -29,6 +29,10 @@ PART_NAMES = (
     "model.layers.0.input_layernorm.weight",
     "model.norm.weight",
 )
+# Seeds go to numpy's legacy ``np.random.seed`` (lm-eval's numpy_random_seed), which takes [0, 2**32 - 1] only.
+SEED_RANGE = (0, 2**32 - 1)
+# Bootstrap resamples: the CI holds resamples x items floats per task (10^5 x 541 IFEval items = 0.4 GB).
+BOOTSTRAP_MAX = 100_000
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model", "*.tiktoken")
 
 
@@ -42,7 +46,13 @@ def sweep_name(name: Any) -> str:
     return text
 
 
-def integer(value: Any, key: str, minimum: int | None = None) -> int:
+def sweep_dir(cfg: Any) -> Path:
+    """``results_dir/<sweep.name>``, the one place that builds it: Hydra reads ``sweep.name=123`` or ``=nan`` as a
+    number, which ``Path`` refuses; the folder is named as Hydra's own ``${sweep.name}`` interpolation prints it."""
+    return Path(str(cfg.results_dir)) / sweep_name(cfg.sweep.name)
+
+
+def integer(value: Any, key: str, minimum: int | None = None, maximum: int | None = None) -> int:
     """``value`` as an int (``seed=abc`` or ``seed=1.5`` is a ConfigError naming the key)."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ConfigError(f"{key} must be an integer, got {value!r}")
@@ -52,6 +62,8 @@ def integer(value: Any, key: str, minimum: int | None = None) -> int:
         raise ConfigError(f"{key} must be an integer (e.g. {key}=1234), got {value!r}") from None
     if minimum is not None and out < minimum:
         raise ConfigError(f"{key} must be >= {minimum}, got {value!r}")
+    if maximum is not None and out > maximum:
+        raise ConfigError(f"{key} must be <= {maximum}, got {value!r}")
     return out
 
 

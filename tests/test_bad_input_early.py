@@ -1,0 +1,67 @@
+"""Issue 20: values that used to pass the pre-engine checks and then crash (after the engine started, or in a
+TypeError) are one-line errors before any engine starts, or are accepted as what the user meant."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from mergesweep import cli
+from mergesweep.errors import ConfigError
+from mergesweep.paths import conf_dir
+from mergesweep.points import preflight
+
+
+def cfg_with(*overrides: str):
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+# --- seeds and other seed-like integers --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("seed=-1", "seed must be >= 0, got -1"),
+        ("seed=4294967296", "seed must be <= 4294967295, got 4294967296"),
+        ("bootstrap=1000000000", "bootstrap must be <= 100000"),
+    ],
+)
+def test_seed_out_of_numpy_range_is_refused_before_the_engine(tmp_path, override, match):
+    with pytest.raises(ConfigError, match=match):
+        preflight(cfg_with(f"results_dir={tmp_path}", override))
+    assert not list(tmp_path.iterdir())
+
+
+def test_seed_bounds_are_allowed(tmp_path):
+    for seed in (0, 2**32 - 1):
+        assert preflight(cfg_with(f"results_dir={tmp_path}", f"seed={seed}")).lam == 1.0
+
+
+# --- sweep names Hydra reads as numbers ---------------------------------------------------------------------------
+class Reached(Exception):
+    """Raised by a stand-in for the engine part of a point: the job got past every path it builds first."""
+
+
+@pytest.mark.parametrize("name, folder", [("nan", "nan"), ("123", "123")])
+def test_numeric_sweep_name_is_the_folder_name(tmp_path, monkeypatch, name, folder):
+    cfg = cfg_with(f"results_dir={tmp_path}", f"sweep.name={name}", "tracking=none")
+    assert not isinstance(cfg.sweep.name, str), "Hydra no longer parses it as a number: this test tests nothing"
+
+    def evaluate(cfg, pre, pid, hashes, store, t0):
+        assert store.root == tmp_path / folder
+        raise Reached
+
+    monkeypatch.setattr(cli, "_evaluate", evaluate)
+    with pytest.raises(Reached):
+        cli.run_point(cfg)
+
+
+@pytest.mark.parametrize("name", ["nan", "123"])
+def test_numeric_sweep_name_in_the_report_callback_and_failure_entries(tmp_path, name):
+    from mergesweep.callbacks import SweepReport
+    from mergesweep.sweeper import mark_point_failed
+
+    cfg = cfg_with(f"results_dir={tmp_path}", f"sweep.name={name}", "tracking=none")
+    SweepReport().on_multirun_end(cfg)  # no records yet: "no report", not a TypeError
+    assert mark_point_failed(cfg, "test reason", []) == 1
+    assert len(list((tmp_path / name / "failures").glob("*.json"))) == 1
