@@ -65,3 +65,46 @@ def test_numeric_sweep_name_in_the_report_callback_and_failure_entries(tmp_path,
     SweepReport().on_multirun_end(cfg)  # no records yet: "no report", not a TypeError
     assert mark_point_failed(cfg, "test reason", []) == 1
     assert len(list((tmp_path / name / "failures").glob("*.json"))) == 1
+
+
+# --- IFEval-format prompt files: kwargs of the wrong type -------------------------------------------------------
+def _prompt_file(tmp_path, kwargs: dict):
+    import json
+
+    rows = [
+        {
+            "key": 1,
+            "prompt": "Describe a lamp in under 9 words.",
+            "instruction_id_list": ["length_constraints:number_words"],
+            "kwargs": [{"relation": "less than", "num_words": 9}],
+        },
+        {
+            "key": 7,
+            "prompt": "Describe bread.",
+            "instruction_id_list": ["punctuation:no_comma", "length_constraints:number_words"],
+            "kwargs": [{}, kwargs],
+        },
+    ]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (
+            {"relation": "less than", "num_words": "twenty"},
+            "'num_words' of length_constraints:number_words must be an integer, got 'twenty'",
+        ),
+        ({"relation": "less than", "num_words": True}, "'num_words' .* must be an integer, got True"),
+        ({"relation": 3, "num_words": 20}, "'relation' .* must be a string, got 3"),
+        ({"relation": "less than", "num_word": 20}, "length_constraints:number_words takes no argument 'num_word'"),
+    ],
+)
+def test_prompt_file_kwarg_of_the_wrong_type_names_file_row_and_key(tmp_path, kwargs, match):
+    from mergesweep.errors import DataError
+
+    path = _prompt_file(tmp_path, kwargs)
+    with pytest.raises(DataError, match=r"mine.jsonl: row 2 \(key 7\): kwargs " + match):
+        preflight(cfg_with(f"results_dir={tmp_path / 'res'}", f"+suite.parts.if.prompt_file={path}"))
