@@ -108,3 +108,51 @@ def test_prompt_file_kwarg_of_the_wrong_type_names_file_row_and_key(tmp_path, kw
     path = _prompt_file(tmp_path, kwargs)
     with pytest.raises(DataError, match=r"mine.jsonl: row 2 \(key 7\): kwargs " + match):
         preflight(cfg_with(f"results_dir={tmp_path / 'res'}", f"+suite.parts.if.prompt_file={path}"))
+
+
+# --- issue 19: IFEval's scorer runs before any engine, every checker ----------------------------------------------
+def test_ifeval_scorer_without_punkt_tab_fails_in_preflight(tmp_path):
+    """A data folder without nltk's punkt_tab (what the scorer of ``number_sentences`` needs): the pre-engine
+    check says so in one line. Before, preflight passed and the toy prompts (none uses that checker) hid it."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for entry in (REPO / "data").iterdir():
+        if entry.name != "nltk":
+            (data / entry.name).symlink_to(entry)
+    code = (
+        "from mergesweep.paths import apply_env; apply_env(True)\n"
+        "from hydra import compose, initialize_config_dir\n"
+        "from mergesweep.paths import conf_dir\n"
+        "from mergesweep.points import preflight\n"
+        "from mergesweep.errors import SuiteError\n"
+        "with initialize_config_dir(config_dir=str(conf_dir()), version_base='1.3'):\n"
+        f"    cfg = compose(config_name='config', overrides=['results_dir={tmp_path / 'res'}'])\n"
+        "try:\n"
+        "    preflight(cfg)\n"
+        "except SuiteError as e:\n"
+        "    raise SystemExit(f'SuiteError: {e}')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NLTK_DATA"}
+    env.update(MERGESWEEP_DATA=str(data), NLTK_DATA=str(tmp_path / "no_nltk_here"))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+    assert proc.returncode != 0 and last.startswith("SuiteError: IFEval's scorer cannot run here: nltk resource"), (
+        proc.stderr[-2000:]
+    )
+    assert "punkt_tab" in last and "\n" not in last
+
+
+def test_every_ifeval_checker_runs_on_the_probe_answer():
+    from lm_eval.tasks.ifeval.instructions_registry import INSTRUCTION_DICT
+
+    from mergesweep.evals import seeded
+
+    seeded.check_scorer.cache_clear()
+    seeded.check_scorer()  # no exception with the shipped data
+    assert len(INSTRUCTION_DICT) >= 25

@@ -69,6 +69,34 @@ def apply_env(offline: bool) -> None:
         if offline or k in ("NLTK_DATA", "MPLCONFIGDIR", "VLLM_CACHE_ROOT", "VLLM_NO_USAGE_STATS", "DO_NOT_TRACK"):
             os.environ.setdefault(k, v)
     add_nltk_data()
+    if offline:
+        import sys
+
+        if not any(isinstance(f, _NoNltkDownload) for f in sys.meta_path):
+            sys.meta_path.insert(0, _NoNltkDownload())
+
+
+class _NoNltkDownload:
+    """Import hook: just before lm-eval's IFEval helper is imported, ``nltk.download`` becomes a no-op.
+
+    Why: the helper calls ``nltk.download("punkt_tab")`` at import when punkt_tab is not found (a data folder
+    without ``nltk/``), which is a network attempt on an offline run; the scorer check before the engine
+    (``evals.seeded.check_scorer``) then names the missing resource in one line instead.
+    """
+
+    TRIGGER = "lm_eval.tasks.ifeval.instructions_util"
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == self.TRIGGER:
+            import nltk
+
+            nltk.download = _no_download
+        return None  # the normal finders import the module
+
+
+def _no_download(*args: object, **kwargs: object) -> bool:
+    """``nltk.download`` on an offline run: nothing is fetched."""
+    return False
 
 
 def add_nltk_data() -> None:

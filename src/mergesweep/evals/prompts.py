@@ -121,6 +121,21 @@ def ifeval_dataset(path: str | Path):
     return DatasetDict({"test": Dataset.from_list(ifeval_rows(path))})
 
 
+# Where IFEval's scoring lives: a task whose ``process_results`` comes from one of these is scored by its checkers.
+IFEVAL_SCORERS = ("mergesweep.evals.seeded", "lm_eval.tasks.ifeval.utils")
+
+
+def scored_by_ifeval(tm: Any, task: str) -> bool:
+    """Whether lm-eval's IFEval checkers score ``task`` (shipped, a suite's own or lm-eval's built-in ``ifeval``)."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    entry = tm.task_index.get(task)
+    if entry is None or not entry.yaml_path:
+        return False
+    fn = load_yaml(entry.yaml_path, resolve_func=True).get("process_results")
+    return getattr(fn, "__module__", "") in IFEVAL_SCORERS
+
+
 def include_paths(suite: dict) -> tuple[str, ...]:
     """The suite's extra task folders (``task_dirs``), absolute; a missing one is a SuiteError."""
     out = []
