@@ -156,3 +156,92 @@ def test_every_ifeval_checker_runs_on_the_probe_answer():
     seeded.check_scorer.cache_clear()
     seeded.check_scorer()  # no exception with the shipped data
     assert len(INSTRUCTION_DICT) >= 25
+
+
+# --- NaN/Inf weights and absurd strengths: one line naming what is wrong, and a failure entry ---------------------
+def _run(results, *args: str, module: str = "mergesweep.cli"):
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env.update(MERGESWEEP_RESULTS=str(results), PYTHONUNBUFFERED="1")
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=900
+    )
+
+
+def _the_line(proc, prog: str = "mergesweep") -> str:
+    """The last stderr line (tqdm's cleared bars end in a carriage return on the same line), asserted one-line."""
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.rstrip("\n").split("\n")[-1].split("\r")[-1]
+    assert last.startswith(f"{prog}: error: "), proc.stderr[-3000:]
+    return last
+
+
+@pytest.fixture
+def nan_instruct(tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from .conftest import TOY
+
+    inst = tmp_path / "nan_instruct"
+    shutil.copytree(TOY / "instruct", inst)
+    state = load_file(inst / "model.safetensors")
+    state[NAN_TENSOR][0, 1] = float("nan")
+    save_file(state, inst / "model.safetensors", metadata={"format": "pt"})
+    return inst
+
+
+NAN_TENSOR = "model.layers.0.mlp.up_proj.weight"
+
+
+def test_strength_1e30_fails_its_point_in_one_line_before_the_engine(tmp_path):
+    proc = _run(tmp_path, "strength=1e30", "tracking=none")
+    line = _the_line(proc)
+    assert "lam=1e+30" in line and "not finite" in line
+    assert "vLLM" not in proc.stdout + proc.stderr, "an engine was started"
+    (entry,) = (tmp_path / "default" / "failures").glob("*.json")
+    assert "NonFiniteError" in entry.read_text()
+
+
+def test_export_of_an_overflowing_strength_or_a_nan_checkpoint_is_one_line(tmp_path, nan_instruct):
+    from .conftest import TOY
+
+    base = str(TOY / "base")
+    proc = _run(
+        tmp_path,
+        *("--base", base, "--instruct", str(TOY / "instruct"), "--lam", "1e30", "--out", str(tmp_path / "a")),
+        module="mergesweep.export",
+    )
+    assert "lam=1e+30" in _the_line(proc, "mergesweep-export")
+    proc = _run(
+        tmp_path,
+        *("--base", base, "--instruct", str(nan_instruct), "--lam", "0.5", "--out", str(tmp_path / "b")),
+        module="mergesweep.export",
+    )
+    line = _the_line(proc, "mergesweep-export")
+    assert f"checkpoint {nan_instruct}, tensor '{NAN_TENSOR}' is not finite" in line
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_nan_checkpoint_in_a_multirun_is_one_line_per_point_with_failure_entries(tmp_path, nan_instruct):
+    proc = _run(
+        tmp_path / "res",
+        "-m",
+        "strength=0.5,1",
+        f"model.instruct={nan_instruct}",
+        "tracking=none",
+        "engine=hf",
+        "suite.parts.icl.limit=4",
+        "suite.parts.if.limit=2",
+    )
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = [x for x in proc.stderr.splitlines() if x.startswith("mergesweep: error: ")]
+    assert len(lines) == 2 and all(f"checkpoint {nan_instruct}, tensor '{NAN_TENSOR}'" in x for x in lines), lines
+    assert len(list((tmp_path / "res" / "default" / "failures").glob("*.json"))) == 2

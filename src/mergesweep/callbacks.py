@@ -25,6 +25,8 @@ log = logging.getLogger("mergesweep")
 # Under any other launcher (submitit, ray) each job is its own process: a bad job fails alone (with a failure
 # entry written by the job) and the others go on.
 IN_PROCESS_LAUNCHERS = ("hydra._internal.core_plugins.basic_launcher.BasicLauncher",)
+# Points of this process's multirun that failed a guard (``cli._point_failed``): reported, one line each, at its end.
+FAILED_POINTS: list[str] = []
 MAX_LISTED = 5
 
 
@@ -143,5 +145,7 @@ class SweepReport(Callback):
                 log.info("report %s: %s", kind, path)
         except FileNotFoundError as e:
             log.warning("no report: %s", e)
-        if getattr(self, "_bad", None):  # after the report of the jobs that ran: the sweep did not fully succeed
-            _fail([f"{x} (failure entry under {sweep_dir / 'failures'})" for x in self._bad])
+        bad = [*getattr(self, "_bad", []), *FAILED_POINTS]
+        FAILED_POINTS.clear()
+        if bad:  # after the report of the jobs that ran: the sweep did not fully succeed
+            _fail([f"{x} (failure entry under {sweep_dir / 'failures'})" for x in bad])

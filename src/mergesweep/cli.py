@@ -18,7 +18,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from .errors import USER_ERRORS, USER_OR_OS_ERRORS, ConfigError  # ConfigError: re-exported here
+from .errors import USER_ERRORS, USER_OR_OS_ERRORS, ConfigError, PointFailed  # ConfigError: re-exported here
 from .paths import apply_env, conf_dir
 from .points import Preflight, container, identify, preflight, source_hashes, source_paths, strength
 from .preflight import sweep_dir
@@ -65,6 +65,10 @@ def run_point(cfg: DictConfig) -> dict[str, Any]:
         log.info("skip %s: already recorded at %s", pid, store.path(pid))
         return {"point_id": pid, "skipped": True}
     try:
+        from .preflight import strength_fits
+
+        n_deltas = sum(r == "instruct" or r.startswith("finetuned") for r in pre.roles)
+        strength_fits(cfg.merge.name, container(cfg.merge).get("knobs") or {}, pre.lam, n_deltas)
         record = _evaluate(cfg, pre, pid, hashes, store, t_start)
     except PointFailed as e:
         store.write_failure(
@@ -168,6 +172,10 @@ def _hydra_main(cfg: DictConfig) -> Any:
 
     try:
         return run_job(cfg)
+    except PointFailed as e:  # its failure entry is written (run_point); the multirun's other points go on
+        if full_errors():
+            raise
+        return _point_failed(f"{identify(cfg)[0]} failed: {message(e)}")
     except USER_OR_OS_ERRORS as e:
         if full_errors() or not (isinstance(e, USER_ERRORS) or is_environment_error(e)):
             raise
@@ -176,6 +184,25 @@ def _hydra_main(cfg: DictConfig) -> Any:
         if _own_process_job():  # the launcher's other jobs go on; the sweep reports this one at its end
             return {"failed": message(e)}
         raise SystemExit(f"mergesweep: error: {message(e)}") from None
+
+
+def _point_failed(line: str) -> dict[str, str]:
+    """One line for a point whose weights or outputs failed a guard. A single run stops with it; in a multirun
+    the job returns (a raised error would reach the user as Hydra's traceback after the last job) and the
+    report callback ends the sweep with one line per failed point."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from .callbacks import FAILED_POINTS
+
+    try:
+        multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:
+        multirun = False
+    if not multirun:
+        raise SystemExit(f"mergesweep: error: {line}")
+    FAILED_POINTS.append(line)
+    return {"failed": line}
 
 
 def _own_process_job() -> bool:

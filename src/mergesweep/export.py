@@ -72,7 +72,7 @@ def export_point(
     every source, and the point's JSON. The checkpoint is then built in a hidden folder beside ``out_dir`` and
     renamed into place when complete; an earlier export there is replaced only then (``staging.py``).
     """
-    from .preflight import knob_values
+    from .preflight import knob_values, strength_fits
 
     out = Path(out_dir)
     tdtype = _float_dtype(dtype)
@@ -86,6 +86,7 @@ def export_point(
     )
     check_target(out, _source_dirs(plan), POINT_FILE)
     knob_values(name, knobs, lam, max(1, len(plan.finetuned)))
+    strength_fits(name, knobs, lam, max(1, len(plan.finetuned)))  # lam=1e30: one line, before any tensor is read
     instruct = Path(resolve(str(model_cfg["instruct"]), model_cfg.get("revision")))
     config = _config(instruct, tdtype)
     point = _point(plan, name, lam, knobs, tdtype)
