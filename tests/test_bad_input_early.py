@@ -245,3 +245,62 @@ def test_nan_checkpoint_in_a_multirun_is_one_line_per_point_with_failure_entries
     lines = [x for x in proc.stderr.splitlines() if x.startswith("mergesweep: error: ")]
     assert len(lines) == 2 and all(f"checkpoint {nan_instruct}, tensor '{NAN_TENSOR}'" in x for x in lines), lines
     assert len(list((tmp_path / "res" / "default" / "failures").glob("*.json"))) == 2
+
+
+# --- issue 19: engine sizes that fit the model and the suite -------------------------------------------------------
+@pytest.fixture(scope="module")
+def long_context_pair(tmp_path_factory):
+    """A tiny Llama pair with 4096 positions (IFEval's 1280 new tokens fit) and the toy tokenizer."""
+    from .conftest import save_model, tiny_config
+
+    cfg = tiny_config("llama", tied=False)
+    cfg.max_position_embeddings = 4096
+    root = tmp_path_factory.mktemp("long")
+    return save_model(cfg, root / "base", seed=0), save_model(cfg, root / "inst", seed=1)
+
+
+def _pair(pair) -> list[str]:
+    return [f"model.base={pair[0]}", f"model.instruct={pair[1]}"]
+
+
+def test_auto_max_model_len_fits_ifeval_prompts_and_generation(tmp_path, long_context_pair):
+    """The old default (1024) left IFEval's 1280 new tokens no room for any prompt."""
+    sizes = preflight(cfg_with(f"results_dir={tmp_path}", "suite=ifeval", *_pair(long_context_pair))).engine_sizes
+    assert sizes["max_gen_toks"] == 1280 and sizes["longest_prompt"] > 50
+    assert sizes["max_model_len"] == sizes["longest_prompt"] + 1280 <= 4096
+    assert sizes["kv_cache_gib"] >= 1
+    toy = preflight(cfg_with(f"results_dir={tmp_path}")).engine_sizes  # the toy sweep's engine is unchanged
+    assert toy["max_model_len"] == 1024 and toy["kv_cache_gib"] == 1 and toy["max_gen_toks"] == 160
+
+
+def test_max_model_len_set_too_small_for_the_suite_is_one_line(tmp_path, long_context_pair):
+    with pytest.raises(ConfigError, match=r"engine.max_model_len=1024 is too small for suite 'ifeval' .*raise engine"):
+        preflight(
+            cfg_with(f"results_dir={tmp_path}", "suite=ifeval", "engine.max_model_len=1024", *_pair(long_context_pair))
+        )
+    with pytest.raises(ConfigError, match=r"max_gen_toks 1280 .* does not fit model .*max_position_embeddings 1024"):
+        preflight(cfg_with(f"results_dir={tmp_path}", "suite=ifeval"))  # the toy model has 1024 positions
+    with pytest.raises(ConfigError, match="engine.max_model_len must be auto or a whole number"):
+        preflight(cfg_with(f"results_dir={tmp_path}", "engine.max_model_len=lots"))
+
+
+def test_part_gen_kwargs_override_the_tasks_generation_length(tmp_path):
+    sizes = preflight(
+        cfg_with(f"results_dir={tmp_path}", "suite=ifeval", "+suite.parts.if.gen_kwargs.max_gen_toks=100")
+    ).engine_sizes
+    assert sizes["max_gen_toks"] == 100 and sizes["max_model_len"] == 1024
+
+
+def test_kv_cache_set_too_small_for_one_sequence_is_one_line(tmp_path, long_context_pair):
+    from mergesweep import sizing
+
+    per_token = sizing.kv_bytes_per_token(long_context_pair[1], "float32")
+    assert per_token == 2 * 2 * 1 * 32 * 4  # layers, kv heads, head_dim, fp32
+    sized = sizing.size(
+        {"name": "vllm", "max_model_len": 4096, "dtype": "float32"},
+        {"name": "x", "parts": {}},
+        str(long_context_pair[1]),
+    )
+    assert sized.kv_cache_gib == 1 and sized.max_model_len == 4096
+    with pytest.raises(ConfigError, match=r"engine.kv_cache_gib=1 cannot hold one sequence .*at least 2"):
+        sizing._kv_gib({"kv_cache_gib": 1, "dtype": "float32"}, str(long_context_pair[1]), 1024**3 // per_token + 1)

@@ -75,7 +75,10 @@ def test_sweep_verify_and_tools_stay_offline(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert_offline(proc, marker, "the sweep")
     records = sorted((results / "123" / "records").glob("*.json"))
-    assert len(records) == 1 and json.loads(records[0].read_text())["sweep"] == "123"
+    record = json.loads(records[0].read_text())
+    assert len(records) == 1 and record["sweep"] == "123"
+    sizes = {k: record["engine"].get(k) for k in ("max_model_len", "kv_cache_gib", "max_gen_toks")}
+    assert sizes == {"max_model_len": 1024, "kv_cache_gib": 1, "max_gen_toks": 160}, "chosen engine sizes recorded"
 
     steps = {
         "verify": ["-m", "mergesweep.cli", "verify", "--full", str(records[0])],

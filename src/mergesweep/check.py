@@ -233,8 +233,18 @@ def memory_for(metas: list[Meta], cfg: Mapping[str, Any]) -> dict[str, float]:
         engine_dtype=dtype if dtype in DTYPE_BYTES else "bfloat16",
         storage_dtype=str(storage.get("dtype") or "float32"),
         storage_device=storage.get("device"),
-        max_model_len=int(eng.get("max_model_len") or 2048),
+        max_model_len=_model_len(eng.get("max_model_len"), t.get("max_position_embeddings")),
     )
+
+
+def _model_len(value: Any, positions: Any) -> int:
+    """The number set, or for ``auto`` (sized per suite by the sweep's preflight) ``sizing.FALLBACK`` capped by
+    the model's positions, as an engine built without a suite gets."""
+    from .sizing import FALLBACK
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return min(FALLBACK, int(positions)) if isinstance(positions, int) and positions > 0 else FALLBACK
 
 
 def check_model(cfg: Mapping[str, Any]) -> dict[str, Any]:

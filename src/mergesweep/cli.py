@@ -102,7 +102,8 @@ def _evaluate(
     resolved = container(cfg)
     knobs = dict(resolved["merge"].get("knobs") or {})
     storage = resolved.get("storage") or {}
-    engine, reused = open_engine(resolved["engine"], str(pre.instruct.path), seed=int(cfg.seed))
+    sized = {k: pre.engine_sizes[k] for k in ("max_model_len", "kv_cache_gib") if k in pre.engine_sizes}
+    engine, reused = open_engine({**resolved["engine"], **sized}, str(pre.instruct.path), seed=int(cfg.seed))
     plan_info = engine.prepare(
         resolved["model"], resolved["merge"], storage.get("device"), storage.get("dtype", "float32")
     )
@@ -132,7 +133,7 @@ def _evaluate(
         metrics={p: PartMetrics.from_json(m) for p, m in results.parts.items()},
         samples={t: os.path.relpath(p, store.root) for t, p in results.samples.items()},
         times=times,
-        engine={**engine.info(), "reused": reused},
+        engine={**engine.info(), "reused": reused, **pre.engine_sizes},
         merge_inputs={k: v for k, v in plan_info.items() if k != "reused"},
         seeds={
             "seed": int(cfg.seed),
