@@ -71,7 +71,10 @@ def test_a_suite_reads_its_own_prompt_file(tmp_path):
     for t in ("toy_ifeval", "ifeval_local"):  # and the full preflight accepts it for both IFEval-format tasks
         preflight(
             cfg_with(
-                f"results_dir={tmp_path / 'res'}", f"suite.parts.if.tasks=[{t}]", f"+suite.parts.if.prompt_file={path}"
+                f"results_dir={tmp_path / 'res'}",
+                f"suite.parts.if.tasks=[{t}]",
+                f"+suite.parts.if.prompt_file={path}",
+                "+suite.parts.if.gen_kwargs.max_gen_toks=160",  # ifeval_local's 1280 exceed the toy model's positions
             )
         )
 
@@ -94,7 +97,12 @@ def test_extra_task_folder(tmp_path):
         f"include: {TASKS_DIR / 'ifeval' / 'ifeval_local.yaml'}\ntask: my_ifeval\n"
         f"dataset_kwargs:\n  prompt_file: {prompts_file}\n"
     )
-    over = (f"results_dir={tmp_path / 'res'}", f"+suite.task_dirs=[{tasks}]", "suite.parts.if.tasks=[my_ifeval]")
+    over = (
+        f"results_dir={tmp_path / 'res'}",
+        f"+suite.task_dirs=[{tasks}]",
+        "suite.parts.if.tasks=[my_ifeval]",
+        "+suite.parts.if.gen_kwargs.max_gen_toks=160",  # ifeval_local's 1280 exceed the toy model's positions
+    )
     with pytest.raises(DataError, match=r"unknown IFEval instruction id\(s\) \['punctuation:no_comas'\]"):
         preflight(cfg_with(*over))
     jsonl(prompts_file, GOOD)

@@ -5,23 +5,28 @@ overrides *before* the task function runs, and runs a multirun's jobs one after 
 ``on_multirun_start`` are the last moments before anything is written or any engine starts, and the only ones
 that see every job: here a secret-looking override is refused, and each job's config is composed (the way
 the launcher will) and put through ``points.preflight``, so ``strength=0,abc,1`` stops before point 0 runs.
+Both first set the offline environment (``paths.apply_env``): the checks import lm-eval's IFEval helper, which
+reaches for the internet unless ``NLTK_DATA`` already points at the shipped data.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
-from pathlib import Path
 from typing import Any, cast
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from .paths import apply_env
 
 log = logging.getLogger("mergesweep")
 # Launchers that run jobs in this process, one after another: a bad job stops the sweep before it starts.
 # Under any other launcher (submitit, ray) each job is its own process: a bad job fails alone (with a failure
 # entry written by the job) and the others go on.
 IN_PROCESS_LAUNCHERS = ("hydra._internal.core_plugins.basic_launcher.BasicLauncher",)
+# Points of this process's multirun that failed a guard (``cli._point_failed``): reported, one line each, at its end.
+FAILED_POINTS: list[str] = []
 MAX_LISTED = 5
 
 
@@ -132,6 +137,7 @@ class SweepReport(Callback):
         from .oneline import full_errors
         from .points import preflight
 
+        apply_env(bool(config.get("offline", True)))
         refuse_secrets(config)
         try:
             preflight(config)
@@ -141,6 +147,7 @@ class SweepReport(Callback):
             _fail([str(e)])
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        apply_env(bool(config.get("offline", True)))
         refuse_secrets(config)
         bad = check_jobs(config)
         if not bad:
@@ -156,18 +163,20 @@ class SweepReport(Callback):
         from .engines import close_all
         from .pointlock import run_deferred
         from .points import container
+        from .preflight import sweep_dir as sweep_folder
         from .report import write_report
 
         deferred_failed = run_deferred(cli.run_point)
         close_all()
-        sweep_dir = Path(config.results_dir) / config.sweep.name
+        sweep_dir = sweep_folder(config)
         try:
             tracking = container(config.tracking) if "tracking" in config else None
             for kind, path in write_report(sweep_dir, tracking=tracking).items():
                 log.info("report %s: %s", kind, path)
         except FileNotFoundError as e:
             log.warning("no report: %s", e)
-        if getattr(self, "_bad", None):  # after the report of the jobs that ran: the sweep did not fully succeed
-            _fail([f"{x} (failure entry under {sweep_dir / 'failures'})" for x in self._bad])
-        if deferred_failed:
-            _fail([f"deferred point {x}" for x in deferred_failed])
+        bad = [*getattr(self, "_bad", []), *FAILED_POINTS]
+        FAILED_POINTS.clear()
+        bad += [f"deferred point {x}" for x in deferred_failed]
+        if bad:  # after the report of the jobs that ran: the sweep did not fully succeed
+            _fail([f"{x} (failure entry under {sweep_dir / 'failures'})" for x in bad])

@@ -236,8 +236,18 @@ def memory_for(metas: list[Meta], cfg: Mapping[str, Any]) -> dict[str, float]:
         engine_dtype=dtype if dtype in DTYPE_BYTES else "bfloat16",
         storage_dtype=str(storage.get("dtype") or "float32"),
         storage_device=storage.get("device"),
-        max_model_len=int(eng.get("max_model_len") or 2048),
+        max_model_len=_model_len(eng.get("max_model_len"), t.get("max_position_embeddings")),
     )
+
+
+def _model_len(value: Any, positions: Any) -> int:
+    """The number set, or for ``auto`` (sized per suite by the sweep's preflight) ``sizing.FALLBACK`` capped by
+    the model's positions, as an engine built without a suite gets."""
+    from .sizing import FALLBACK
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return min(FALLBACK, int(positions)) if isinstance(positions, int) and positions > 0 else FALLBACK
 
 
 def check_model(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -342,6 +352,9 @@ def main(argv: list[str] | None = None) -> None:
         cfg = compose_config(argv)
     except Exception as e:  # Hydra's override and missing-option errors
         raise SystemExit(f"mergesweep check: error: {type(e).__name__}: {e}".splitlines()[0]) from None
+    from .paths import apply_env
+
+    apply_env(bool(cfg.get("offline", True)))  # offline=false (hub ids) is the config's to say
     try:
         report = check_model(cfg)
     except (CheckpointError, ValueError, KeyError) as e:

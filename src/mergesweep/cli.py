@@ -19,9 +19,10 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from .errors import USER_ERRORS, USER_OR_OS_ERRORS, ConfigError  # ConfigError: re-exported here
+from .errors import USER_ERRORS, USER_OR_OS_ERRORS, ConfigError, PointFailed  # ConfigError: re-exported here
 from .paths import apply_env, conf_dir
 from .points import Preflight, container, identify, preflight, source_hashes, source_paths, strength
+from .preflight import sweep_dir
 
 log = logging.getLogger("mergesweep")
 __all__ = [
@@ -63,7 +64,7 @@ def run_point(cfg: DictConfig, wait: bool = False) -> dict[str, Any]:
 
     t_start = time.perf_counter()
     pre = preflight(cfg)
-    store = RecordStore(Path(cfg.results_dir) / cfg.sweep.name)
+    store = RecordStore(sweep_dir(cfg))
     pid, hashes = identify(cfg)
     if store.done(pid) and not cfg.get("force", False):
         log.info("skip %s: already recorded at %s", pid, store.path(pid))
@@ -77,6 +78,10 @@ def run_point(cfg: DictConfig, wait: bool = False) -> dict[str, Any]:
             return {"point_id": pid, "skipped": True}
         store.set_aside_corrupt(pid)  # an unreadable record: one log line, kept as *.corrupt, the point reruns
         try:
+            from .preflight import strength_fits
+
+            n_deltas = sum(r == "instruct" or r.startswith("finetuned") for r in pre.roles)
+            strength_fits(cfg.merge.name, container(cfg.merge).get("knobs") or {}, pre.lam, n_deltas)
             record = _evaluate(cfg, pre, pid, hashes, store, t_start)
         except PointFailed as e:
             store.write_failure(
@@ -131,7 +136,8 @@ def _evaluate(
     resolved = container(cfg)
     knobs = dict(resolved["merge"].get("knobs") or {})
     storage = resolved.get("storage") or {}
-    engine, reused = open_engine(resolved["engine"], str(pre.instruct.path), seed=int(cfg.seed))
+    sized = {k: pre.engine_sizes[k] for k in ("max_model_len", "kv_cache_gib") if k in pre.engine_sizes}
+    engine, reused = open_engine({**resolved["engine"], **sized}, str(pre.instruct.path), seed=int(cfg.seed))
     plan_info = engine.prepare(
         resolved["model"], resolved["merge"], storage.get("device"), storage.get("dtype", "float32")
     )
@@ -163,7 +169,7 @@ def _evaluate(
         samples_sha256={t: sha256_file(Path(p)) for t, p in results.samples.items()},
         flags=list(results.flags),
         times=times,
-        engine={**engine.info(), "reused": reused},
+        engine={**engine.info(), "reused": reused, **pre.engine_sizes},
         merge_inputs={k: v for k, v in plan_info.items() if k != "reused"},
         seeds={
             "seed": int(cfg.seed),
@@ -229,6 +235,10 @@ def _hydra_main(cfg: DictConfig) -> Any:
 
     try:
         return run_job(cfg)
+    except PointFailed as e:  # its failure entry is written (run_point); the multirun's other points go on
+        if full_errors():
+            raise
+        return _point_failed(f"{identify(cfg)[0]} failed: {message(e)}")
     except USER_OR_OS_ERRORS as e:
         if full_errors() or not (isinstance(e, USER_ERRORS) or is_environment_error(e)):
             raise
@@ -237,6 +247,25 @@ def _hydra_main(cfg: DictConfig) -> Any:
         if _own_process_job():  # the launcher's other jobs go on; the sweep reports this one at its end
             return {"failed": message(e)}
         raise SystemExit(f"mergesweep: error: {message(e)}") from None
+
+
+def _point_failed(line: str) -> dict[str, str]:
+    """One line for a point whose weights or outputs failed a guard. A single run stops with it; in a multirun
+    the job returns (a raised error would reach the user as Hydra's traceback after the last job) and the
+    report callback ends the sweep with one line per failed point."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from .callbacks import FAILED_POINTS
+
+    try:
+        multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:
+        multirun = False
+    if not multirun:
+        raise SystemExit(f"mergesweep: error: {line}")
+    FAILED_POINTS.append(line)
+    return {"failed": line}
 
 
 def _own_process_job() -> bool:
@@ -263,7 +292,7 @@ def _leave_failure(cfg: DictConfig, reason: str) -> None:
     from .records import RecordStore
 
     try:
-        store = RecordStore(Path(str(cfg.results_dir)) / checks.sweep_name(cfg.sweep.name))
+        store = RecordStore(checks.sweep_dir(cfg))
         checks.writable(store.root)
         try:
             pid = identify(cfg)[0]

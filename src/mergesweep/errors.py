@@ -33,6 +33,11 @@ class DataError(ValueError):
     """An evaluation data file is missing or malformed."""
 
 
+class PointFailed(RuntimeError):
+    """A point ran (or was about to) but its result cannot be trusted: non-finite weights, NaN log-likelihoods.
+    No record is written, a failure entry is; the user sees one line (``guards.py`` has the subclasses)."""
+
+
 class VLLMUnavailable(RuntimeError):
     """vLLM is not installed (or not importable) on this machine."""
 
@@ -59,6 +64,7 @@ __all__ = [
     "DataError",
     "JudgeError",
     "MergeConfigError",
+    "PointFailed",
     "SuiteError",
     "VLLMUnavailable",
 ]

@@ -72,7 +72,7 @@ def export_point(
     every source, and the point's JSON. The checkpoint is then built in a hidden folder beside ``out_dir`` and
     renamed into place when complete; an earlier export there is replaced only then (``staging.py``).
     """
-    from .preflight import knob_values
+    from .preflight import knob_values, strength_fits
 
     out = Path(out_dir)
     tdtype = _float_dtype(dtype)
@@ -86,6 +86,7 @@ def export_point(
     )
     check_target(out, _source_dirs(plan), POINT_FILE)
     knob_values(name, knobs, lam, max(1, len(plan.finetuned)))
+    strength_fits(name, knobs, lam, max(1, len(plan.finetuned)))  # lam=1e30: one line, before any tensor is read
     instruct = Path(resolve(str(model_cfg["instruct"]), model_cfg.get("revision")))
     config = _config(instruct, tdtype)
     point = _point(plan, name, lam, knobs, tdtype)
@@ -256,8 +257,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
     ap.add_argument("--revision")
     ap.add_argument("--allow-pickle", action="store_true", help="allow pickled .bin weights (can run code)")
+    ap.add_argument("--online", action="store_true", help="may download hub ids (default: offline, as sweeps)")
     ap.add_argument("--debug", action="store_true", help="full tracebacks (also HYDRA_FULL_ERROR=1)")
     args = ap.parse_args(argv)
+    from .paths import apply_env
+
+    apply_env(offline=not args.online)
     model_cfg = {
         "base": args.base,
         "instruct": args.instruct,

@@ -20,9 +20,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-
-class PointFailed(RuntimeError):
-    """The point ran but its result cannot be trusted; no record is written, a failure entry is."""
+from .errors import PointFailed  # defined in errors.py (the one-line printers know it); re-exported here
 
 
 class NonFiniteError(PointFailed):

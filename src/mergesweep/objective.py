@@ -13,11 +13,11 @@ reports its numbers.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
+from .preflight import sweep_dir
 from .records import RecordStore
 
 KINDS = ("icl_if_floor", "pareto")
@@ -28,7 +28,7 @@ def objective_value(cfg: DictConfig, result: dict[str, Any]) -> float | list[flo
     spec = cfg.objective
     if spec.kind not in KINDS:
         raise ValueError(f"objective.kind must be one of {KINDS}, got {spec.kind!r}")
-    record = json.loads(RecordStore(Path(cfg.results_dir) / cfg.sweep.name).path(result["point_id"]).read_text())
+    record = json.loads(RecordStore(sweep_dir(cfg)).path(result["point_id"]).read_text())
     icl, if_ = record["summary"].get("icl"), record["summary"].get("if")
     if icl is None or if_ is None:
         raise ValueError("an objective needs a suite with both an ICL and an IF part")

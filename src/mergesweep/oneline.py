@@ -13,12 +13,16 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-from .errors import USER_ERRORS, USER_OR_OS_ERRORS
+from .errors import USER_ERRORS, USER_OR_OS_ERRORS, PointFailed
 
 T = TypeVar("T")
 # OSErrors that are the machine's state, not a bug: full disk or quota, read-only or forbidden folder.
 ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 INTERRUPTED = 130  # the shell's code for a SIGINT death
+# What ends a console script in one line: bad input, the machine's state, and a point that failed a guard
+# (NaN/Inf weights in a checkpoint, or a strength like 1e30: the input's fault, named, not a bug).
+ONE_LINE: tuple[type[Exception], ...] = (*USER_ERRORS, PointFailed)
+CAUGHT: tuple[type[Exception], ...] = (*USER_OR_OS_ERRORS, PointFailed)
 
 
 def full_errors(debug: bool = False) -> bool:
@@ -47,7 +51,7 @@ def run(prog: str, fn: Callable[[], T], debug: bool = False, interrupted: str = 
             raise
         sys.stderr.write(f"\n{prog}: {interrupted}\n")
         raise SystemExit(INTERRUPTED) from None
-    except USER_OR_OS_ERRORS as e:
-        if full_errors(debug) or not (isinstance(e, USER_ERRORS) or is_environment_error(e)):
+    except CAUGHT as e:
+        if full_errors(debug) or not (isinstance(e, ONE_LINE) or is_environment_error(e)):
             raise
         raise SystemExit(f"{prog}: error: {message(e)}") from None

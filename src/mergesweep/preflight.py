@@ -29,6 +29,10 @@ PART_NAMES = (
     "model.layers.0.input_layernorm.weight",
     "model.norm.weight",
 )
+# Seeds go to numpy's legacy ``np.random.seed`` (lm-eval's numpy_random_seed), which takes [0, 2**32 - 1] only.
+SEED_RANGE = (0, 2**32 - 1)
+# Bootstrap resamples: the CI holds resamples x items floats per task (10^5 x 541 IFEval items = 0.4 GB).
+BOOTSTRAP_MAX = 100_000
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model", "*.tiktoken")
 
 
@@ -42,7 +46,13 @@ def sweep_name(name: Any) -> str:
     return text
 
 
-def integer(value: Any, key: str, minimum: int | None = None) -> int:
+def sweep_dir(cfg: Any) -> Path:
+    """``results_dir/<sweep.name>``, the one place that builds it: Hydra reads ``sweep.name=123`` or ``=nan`` as a
+    number, which ``Path`` refuses; the folder is named as Hydra's own ``${sweep.name}`` interpolation prints it."""
+    return Path(str(cfg.results_dir)) / sweep_name(cfg.sweep.name)
+
+
+def integer(value: Any, key: str, minimum: int | None = None, maximum: int | None = None) -> int:
     """``value`` as an int (``seed=abc`` or ``seed=1.5`` is a ConfigError naming the key)."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ConfigError(f"{key} must be an integer, got {value!r}")
@@ -52,6 +62,8 @@ def integer(value: Any, key: str, minimum: int | None = None) -> int:
         raise ConfigError(f"{key} must be an integer (e.g. {key}=1234), got {value!r}") from None
     if minimum is not None and out < minimum:
         raise ConfigError(f"{key} must be >= {minimum}, got {value!r}")
+    if maximum is not None and out > maximum:
+        raise ConfigError(f"{key} must be <= {maximum}, got {value!r}")
     return out
 
 
@@ -111,9 +123,7 @@ def knob_values(method: str, knobs: Mapping[str, Any], lam: float, n_deltas: int
                 raise MergeConfigError(f"merge.knobs.{k} must be finite, got {v!r}")
     if not knobs:
         return
-    g = torch.Generator().manual_seed(0)
-    anchor = torch.randn(4, 4, generator=g)
-    deltas = [torch.randn(4, 4, generator=g) for _ in range(max(1, n_deltas))]
+    anchor, deltas = _test_tensors(n_deltas)
     for name in PART_NAMES:  # one tensor of each model part: per-part knobs (lines' embed=, ...) all get used
         try:
             out = fn(anchor, deltas, lam=float(lam), info=classify(name, 2), **dict(knobs))
@@ -123,6 +133,35 @@ def knob_values(method: str, knobs: Mapping[str, Any], lam: float, n_deltas: int
             raise MergeConfigError(f"merge method {method} cannot use knobs {dict(knobs)}: {e}") from None
         if not torch.isfinite(out).all():
             raise MergeConfigError(f"merge method {method} with knobs {dict(knobs)} gives non-finite weights")
+
+
+def _test_tensors(n_deltas: int) -> tuple[Any, list[Any]]:
+    """A seeded unit-scale 4x4 anchor and ``n_deltas`` deltas for the dry runs."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(4, 4, generator=g), [torch.randn(4, 4, generator=g) for _ in range(max(1, n_deltas))]
+
+
+def strength_fits(method: str, knobs: Mapping[str, Any], lam: float, n_deltas: int = 1) -> None:
+    """The method at this strength, run on unit-scale test tensors, stays within the guard's fp32 bound.
+
+    Why: ``strength=1e30`` used to start the engine, merge, and only then fail the guard on the first merged
+    tensor (a 60-120 line traceback). It raises the guard's own ``NonFiniteError`` here, before any engine, so
+    the point still fails the way the guard fails it (failure entry, one line) while a multirun's other points
+    run. Finite strengths that overflow only on real weights are caught by the guard after merging.
+    """
+    from .guards import NonFiniteError, tensor_norm
+    from .merge import METHODS, classify
+
+    anchor, deltas = _test_tensors(n_deltas)
+    for name in PART_NAMES:
+        out = METHODS[method](anchor, deltas, lam=float(lam), info=classify(name, 2), **dict(knobs))
+        if not bool(tensor_norm(out).isfinite()):
+            raise NonFiniteError(
+                f"merged point ({method}, lam={float(lam)!r}): tensors are not finite (too large for fp32 "
+                "arithmetic) even on unit-scale test weights (found before any weight was merged)"
+            )
 
 
 def tokenizer_files(path: Path, role: str = "instruct") -> None:

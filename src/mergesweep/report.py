@@ -240,6 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("sweep_dirs", nargs="+", type=Path, help="e.g. results/default (several: one combined report)")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: the sweep folder)")
     args = ap.parse_args(argv)
+    from .paths import apply_env
+
+    apply_env(offline=True)  # W&B and matplotlib stay local
     logging.basicConfig(level=logging.WARNING, format="mergesweep report: warning: %(message)s")
     try:
         paths = write_report(args.sweep_dirs, out=args.out)

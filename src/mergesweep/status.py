@@ -158,6 +158,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("sweep_dirs", nargs="+", type=Path, help="e.g. results/default")
     args = ap.parse_args(argv)
+    from .paths import apply_env
+
+    apply_env(offline=True)  # composing jobs and hashing checkpoints must not reach a hub
     complete = True
     for d in args.sweep_dirs:
         if not d.is_dir():

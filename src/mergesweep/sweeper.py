@@ -165,6 +165,7 @@ def _failed_return(error: BaseException) -> JobReturn:
 def mark_point_failed(cfg: DictConfig, reason: str, overrides: list[str]) -> int:
     """Write a failure entry for this point unless it has a complete record; 1 if written."""
     from .points import identify
+    from .preflight import sweep_dir
     from .records import RecordStore
 
     try:
@@ -172,7 +173,7 @@ def mark_point_failed(cfg: DictConfig, reason: str, overrides: list[str]) -> int
     except Exception as e:
         log.error("cannot name a point of the failed block (%s); no failure entry", e)
         return 0
-    store = RecordStore(Path(cfg.results_dir) / cfg.sweep.name)
+    store = RecordStore(sweep_dir(cfg))
     if store.done(pid) or store.failure(pid) is not None:  # a record, or the point's own (more precise) entry
         return 0
     store.write_failure(

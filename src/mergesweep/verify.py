@@ -22,7 +22,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -281,9 +280,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--scratch", type=Path, default=None, help="folder for the re-run's scratch results")
     args = ap.parse_args(argv)
-    from .paths import data_dir
+    from .paths import apply_env
 
-    os.environ.setdefault("NLTK_DATA", str(data_dir() / "nltk"))
+    apply_env(offline=True)  # before lm-eval's IFEval helper is imported; hub inputs come from the local cache
     for name in ("lm_eval", "lm-eval"):  # per-task chatter from lm-eval would drown the table
         logging.getLogger(name).setLevel(logging.ERROR)
     failed = 0

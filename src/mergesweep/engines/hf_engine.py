@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ..merge import get_method
+from ..sizing import engine_len
 from .base import Engine
 from .param_views import ParamViews
 
@@ -105,7 +106,7 @@ class HFEngine(Engine):
                 pretrained=self.model,
                 tokenizer=self.tokenizer,
                 batch_size=self.cfg.get("batch_size", 16),
-                max_length=self.cfg.get("max_model_len", 2048),
+                max_length=engine_len(self.cfg, self.model_dir),
                 max_gen_toks=self.cfg.get("max_gen_toks", 256),
             )
         return self._lm

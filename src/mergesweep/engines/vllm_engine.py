@@ -15,11 +15,14 @@ import time
 from typing import Any
 
 from ..errors import VLLMUnavailable  # defined in errors.py; re-exported here
+from ..sizing import engine_len
 from .base import Engine
 from .vllm_worker import CPU_WEIGHTS_ENV, install_cpu_weight_layout, plain_cpu_weights
 
 log = logging.getLogger(__name__)
 EXTENSION = "mergesweep.engines.vllm_worker.MergeWorkerExtension"
+KV_ENV = "VLLM_CPU_KVCACHE_SPACE"
+_kv_set: dict[str, str] = {}  # what this process last set KV_ENV to (a later engine of another size resets it)
 
 
 def vllm_distribution() -> tuple[str, str]:
@@ -38,7 +41,9 @@ def configure_env(cfg: dict, dist: str) -> None:
     """Environment vLLM reads at start-up; set before the first ``import vllm``."""
     if dist == "vllm-cpu":
         os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")  # platform detection looks for "cpu" in version("vllm")
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cfg.get("kv_cache_gib", 1)))
+        kv = str(cfg.get("kv_cache_gib") if isinstance(cfg.get("kv_cache_gib"), int) else 1)  # sizing.py sizes auto
+        if os.environ.get(KV_ENV) in (None, _kv_set.get(KV_ENV)):  # the user's own value wins; ours follows the cfg
+            os.environ[KV_ENV] = _kv_set[KV_ENV] = kv
         os.environ[CPU_WEIGHTS_ENV] = str(cfg.get("cpu_weights", "packed"))
     if cfg.get("in_process", True):
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
@@ -89,7 +94,7 @@ class VLLMEngine(Engine):
             tokenizer=model_dir,
             dtype=cfg.get("dtype", "auto"),
             seed=seed,
-            max_model_len=cfg.get("max_model_len", 2048),
+            max_model_len=engine_len(cfg, model_dir),
             enforce_eager=cfg.get("enforce_eager", True),
             enable_prefix_caching=cfg.get("prefix_caching", True),
             trust_remote_code=bool(cfg.get("trust_remote_code")),
@@ -134,7 +139,7 @@ class VLLMEngine(Engine):
             self._lm = VLLMLM(
                 self.llm,
                 self.tokenizer,
-                max_length=self.cfg.get("max_model_len", 2048),
+                max_length=engine_len(self.cfg, self.model_dir),
                 max_gen_toks=self.cfg.get("max_gen_toks", 256),
                 name=self.model_dir,
                 scorer=self.cfg.get("scorer", "cached"),

@@ -23,10 +23,74 @@ from ..errors import DataError, SuiteError
 from .data import read_jsonl
 
 FIELDS = ("key", "prompt", "instruction_id_list", "kwargs")
+# The type of every argument of lm-eval's IFEval checkers (``build_description``), as the original data has them.
+# A wrong one (``"num_words": "twenty"``) otherwise stops ``datasets`` with an 83-line pyarrow traceback, or a
+# checker's comparison after generation.
+KWARG_TYPES: dict[str, tuple[type, str]] = {
+    **{
+        k: (int, "an integer")
+        for k in (
+            "num_words",
+            "num_sentences",
+            "num_paragraphs",
+            "nth_paragraph",
+            "num_bullets",
+            "num_highlights",
+            "num_sections",
+            "num_placeholders",
+            "frequency",
+            "let_frequency",
+            "capital_frequency",
+        )
+    },
+    **{
+        k: (str, "a string")
+        for k in (
+            "relation",
+            "first_word",
+            "section_spliter",
+            "keyword",
+            "letter",
+            "let_relation",
+            "language",
+            "postscript_marker",
+            "end_phrase",
+            "prompt_to_repeat",
+            "capital_relation",
+        )
+    },
+    **{k: (list, "a list of strings") for k in ("keywords", "forbidden_words")},
+}
+
+
+def kwarg_problem(instruction_id: str, key: str, value: Any, checker: Any) -> str | None:
+    """Why ``key=value`` cannot go to ``checker``'s ``build_description``, or None (null means "unset")."""
+    if value is None:
+        return None
+    params = [p for p in inspect.signature(checker.build_description).parameters if p != "self"]
+    if key not in params:
+        return f"{instruction_id} takes no argument {key!r} (it takes {params or 'none'})"
+    typ, what = KWARG_TYPES.get(key, (object, ""))
+    ok = isinstance(value, typ) and not isinstance(value, bool)
+    if ok and typ is list:
+        ok = all(isinstance(x, str) for x in value)
+    return None if ok else f"{key!r} of {instruction_id} must be {what}, got {value!r}"
+
+
+def check_kwargs(row: dict, i: int, path: Any, registry: dict[str, Any]) -> None:
+    """Each kwargs entry a dict (or null) whose keys the checker takes, each of the type it compares with."""
+    for inst, kw in zip(row["instruction_id_list"], row["kwargs"]):
+        if kw is not None and not isinstance(kw, dict):
+            raise DataError(f"{path}: row {i} (key {row['key']}): kwargs for {inst} must be an object, got {kw!r}")
+        for key, value in (kw or {}).items():
+            problem = kwarg_problem(inst, key, value, registry[inst])
+            if problem:
+                raise DataError(f"{path}: row {i} (key {row['key']}): kwargs {problem}")
 
 
 def check_rows(rows: list[dict], path: Any) -> list[dict]:
-    """Every instruction id known to lm-eval's registry and one kwargs dict per id; else DataError."""
+    """Every instruction id known to lm-eval's registry, one kwargs dict per id, each argument of the type the
+    checker takes; else a DataError naming the file, row and key."""
     from lm_eval.tasks.ifeval.instructions_registry import INSTRUCTION_DICT
 
     for i, r in enumerate(rows, 1):
@@ -41,6 +105,7 @@ def check_rows(rows: list[dict], path: Any) -> list[dict]:
                 f"{path}: row {i} (key {r['key']}): unknown IFEval instruction id(s) {unknown}; "
                 f"lm-eval's checkers know {len(INSTRUCTION_DICT)} ids, e.g. {sorted(INSTRUCTION_DICT)[:3]}"
             )
+        check_kwargs(r, i, path, INSTRUCTION_DICT)
     return rows
 
 
@@ -54,6 +119,21 @@ def ifeval_dataset(path: str | Path):
     from datasets import Dataset, DatasetDict
 
     return DatasetDict({"test": Dataset.from_list(ifeval_rows(path))})
+
+
+# Where IFEval's scoring lives: a task whose ``process_results`` comes from one of these is scored by its checkers.
+IFEVAL_SCORERS = ("mergesweep.evals.seeded", "lm_eval.tasks.ifeval.utils")
+
+
+def scored_by_ifeval(tm: Any, task: str) -> bool:
+    """Whether lm-eval's IFEval checkers score ``task`` (shipped, a suite's own or lm-eval's built-in ``ifeval``)."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    entry = tm.task_index.get(task)
+    if entry is None or not entry.yaml_path:
+        return False
+    fn = load_yaml(entry.yaml_path, resolve_func=True).get("process_results")
+    return getattr(fn, "__module__", "") in IFEVAL_SCORERS
 
 
 def include_paths(suite: dict) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ import hashlib
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 DEFAULT_SEED = 0
@@ -64,3 +65,42 @@ def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
         return lm_eval_process_results(doc, results)
     finally:
         random.setstate(saved)
+
+
+# A response with sentences, capitals, a highlight, a title and a postscript: every checker has text to work on.
+PROBE_RESPONSE = "<<A Title>>\nHello World. This is a TEST, with *one highlight*!\n\n* a bullet\n\nP.S. That is all."
+
+
+@lru_cache(maxsize=1)
+def check_scorer() -> None:
+    """Every IFEval checker lm-eval registers, scored once on ``PROBE_RESPONSE`` through ``process_results``.
+
+    Why before the engine: checkers the shipped prompts rarely use (``number_sentences``,
+    ``capital_word_frequency``) need nltk's punkt_tab, so a scorer that cannot run used to fail after minutes
+    of generation, when the first such answer was scored. Raises a one-line SuiteError; runs once per process.
+    """
+    from lm_eval.tasks.ifeval.instructions_registry import INSTRUCTION_DICT
+
+    from ..errors import SuiteError
+
+    ids = sorted(INSTRUCTION_DICT)
+    kwargs = [{"prompt_to_repeat": "Say hello."} if i == "combination:repeat_prompt" else {} for i in ids]
+    doc = {"key": 0, "prompt": "Say hello.", "instruction_id_list": ids, "kwargs": kwargs}
+    try:
+        process_results(doc, [PROBE_RESPONSE])
+    except Exception as e:
+        raise SuiteError(f"IFEval's scorer cannot run here: {_reason(e)}") from e
+
+
+def _reason(e: Exception) -> str:
+    """One line for a scorer failure; nltk's LookupError is a 15-line banner naming what it looked for."""
+    import os
+
+    text = " ".join(str(e).replace("*", " ").split())
+    if isinstance(e, LookupError) and "not found" in text:
+        resource = text.split(" not found")[0].replace("Resource ", "")
+        return (
+            f"nltk resource {resource} not found (NLTK_DATA={os.environ.get('NLTK_DATA', '')!r}); "
+            "mergesweep ships punkt_tab in data/nltk: check MERGESWEEP_DATA"
+        )
+    return f"{type(e).__name__}: {text}"

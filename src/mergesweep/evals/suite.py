@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import guards
 from ..errors import SuiteError  # defined in errors.py; re-exported here
-from . import hub, judges, prompts, stats
+from . import hub, judges, prompts, seeded, stats
 
 log = logging.getLogger(__name__)
 TASKS_DIR = Path(__file__).parent / "tasks"
@@ -86,7 +86,8 @@ def _check_data(tm: Any, suite_name: str | None, pname: str, tasks: list[str], s
     """Data problems surface here, not after the engine started.
 
     Hub datasets must be in the local cache when ``datasets`` is offline (SuiteError naming each one);
-    tasks on shipped data are built now, so a malformed file raises its DataError (file and line) here.
+    tasks on shipped data are built now, so a malformed file raises its DataError (file and line) here; IFEval's
+    scorer is run on a fixed answer (``seeded.check_scorer``), so a missing NLTK resource is found here too.
     """
     cfgs = {t: getattr(tm.task_index.get(t), "cfg", None) for t in tasks}
     if hub.offline():
@@ -101,6 +102,8 @@ def _check_data(tm: Any, suite_name: str | None, pname: str, tasks: list[str], s
     local = [s for t, s in zip(tasks, specs) if (cfgs[t] or {}).get("custom_dataset")]
     if local:
         tm.load(local)
+    if any(prompts.scored_by_ifeval(tm, t) for t in tasks):
+        seeded.check_scorer()  # every checker on a fixed answer: a scorer that cannot run fails now
 
 
 @dataclass
