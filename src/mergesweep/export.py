@@ -81,12 +81,15 @@ def export_point(
     knobs = dict(merge_cfg.get("knobs") or {})
     get_method(name)
     check_target(out, _local_dirs(model_cfg), POINT_FILE)  # before reading anything
+    from .merge.sources import point_roles
+
+    n_deltas = max(1, sum(r == "instruct" or r.startswith("finetuned") for r in point_roles(model_cfg, merge_cfg)))
+    strength_fits(name, knobs, lam, n_deltas)  # lam=1e30: one line, before any input is loaded (or a bar drawn)
     plan = build_plan(
         model_cfg, merge_cfg, device="cpu", storage_device="disk", storage_dtype=torch.float32, progress=progress
     )
     check_target(out, _source_dirs(plan), POINT_FILE)
     knob_values(name, knobs, lam, max(1, len(plan.finetuned)))
-    strength_fits(name, knobs, lam, max(1, len(plan.finetuned)))  # lam=1e30: one line, before any tensor is read
     instruct = Path(resolve(str(model_cfg["instruct"]), model_cfg.get("revision")))
     config = _config(instruct, tdtype)
     point = _point(plan, name, lam, knobs, tdtype)

@@ -1,0 +1,99 @@
+#!/usr/bin/env python
+"""What the README shows for ``+experiment=real_cpu``, computed from the sweep's records (nothing typed by hand).
+
+Per point: ICL and IF with their 95% bootstrap CIs, the seconds spent switching (merge + swap + prefix-cache
+reset) and evaluating; the sweep's total; and paired bootstrap tests (``evals.compare``, items paired by doc id)
+between lam=0, the best lam (``figures.best_lam``: highest ICL with IF within 0.05 of lam=1) and lam=1, on both
+parts. Writes ``<sweep>/summary.md`` and ``summary.json``.
+
+    python scripts/real_cpu_summary.py results/real_cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from mergesweep.evals.compare import compare
+from mergesweep.figures import best_lam
+from mergesweep.records import read_record
+from mergesweep.report import load_table
+
+
+def _ci(rec, part: str) -> str:
+    v = getattr(rec.summary, "if_" if part == "if" else part)
+    c = rec.ci.get(part)
+    return f"{v:.3f} [{c.low:.3f}, {c.high:.3f}]" if c else f"{v:.3f}"
+
+
+def summarize(sweep: Path) -> dict:
+    paths = sorted((sweep / "records").glob("*.json"))
+    recs = {p: read_record(p) for p in paths}
+    by_lam = {r.lam: p for p, r in recs.items()}
+    best = best_lam(load_table(sweep, warn=False)).iloc[0]
+    lam_best = float(best["best_lam"])
+    rows = []
+    for lam in sorted(by_lam):
+        r = recs[by_lam[lam]]
+        ev = sum(r.times.eval_s.values())
+        switch = r.times.merge_s + r.times.swap_s + r.times.reset_s
+        rows.append(
+            {
+                "lam": lam,
+                "icl": _ci(r, "icl"),
+                "if": _ci(r, "if"),
+                "switch_s": switch,
+                "eval_s": ev,
+                "total_s": r.times.total_s,
+            }
+        )
+    tests = []
+    for a, b in ((lam_best, 0.0), (lam_best, 1.0), (0.0, 1.0)):
+        if a == b:
+            continue
+        for part in ("icl", "if"):
+            res = compare(by_lam[a], by_lam[b], part, n_resamples=10000, seed=0)
+            tests.append({"a": a, "b": b, "part": part, "diff": res["diff"], "p_value": res["p_value"]})
+    start = min(recs.values(), key=lambda r: r.lam).times.engine_start_s
+    return {"points": rows, "best_lam": lam_best, "tests": tests, "engine_start_s": start}
+
+
+def markdown(s: dict) -> str:
+    out = [
+        "| lam | ICL (18 tasks) [95% CI] | IFEval prompt-strict [95% CI] | switch (s) | eval (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for r in s["points"]:
+        out.append(f"| {r['lam']:g} | {r['icl']} | {r['if']} | {r['switch_s']:.1f} | {r['eval_s']:.0f} |")
+    evals = sum(r["eval_s"] for r in s["points"])
+    switches = sum(r["switch_s"] for r in s["points"])
+    out += [
+        "",
+        f"Engine start {s['engine_start_s']:.0f} s; {len(s['points'])} points: {evals / 60:.1f} min evaluating, "
+        f"{switches:.0f} s switching. Best lam (highest ICL with IF within 0.05 of lam=1): **{s['best_lam']:g}**.",
+        "",
+        "| paired test (A - B) | part | diff | one-sided p (A > B) |",
+        "|---|---|---|---|",
+    ]
+    for t in s["tests"]:
+        out.append(f"| lam {t['a']:g} - lam {t['b']:g} | {t['part']} | {t['diff']:+.3f} | {t['p_value']:.4f} |")
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("sweep", type=Path)
+    a = ap.parse_args()
+    s = summarize(a.sweep)
+    (a.sweep / "summary.json").write_text(json.dumps(s, indent=1) + "\n")
+    (a.sweep / "summary.md").write_text(markdown(s))
+    print(markdown(s))
+
+
+if __name__ == "__main__":
+    main()
