@@ -19,10 +19,12 @@ import json
 import os
 import random
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("NLTK_DATA", str(ROOT / "data" / "nltk"))  # IFEval checkers need punkt_tab, offline
 WIKITEXT = ROOT / "data" / "real" / "wikitext2_valid.txt"
 
@@ -112,12 +114,16 @@ def _bullets(n: int) -> Spec:
     )
 
 
+def _groups(text: str, n: int) -> list[str]:
+    """The answer's sentences in ``n`` consecutive groups (the last takes the remainder)."""
+    ss = sentences(text)
+    k = max(1, len(ss) // n)
+    return [" ".join(ss[i * k : (i + 1) * k if i < n - 1 else len(ss)]) for i in range(n)]
+
+
 def _paragraphs(n: int) -> Spec:
     def f(text: str) -> str:
-        ss = sentences(text)
-        k = max(1, len(ss) // n)
-        groups = [" ".join(ss[i * k : (i + 1) * k if i < n - 1 else len(ss)]) for i in range(n)]
-        return "\n\n***\n\n".join(groups)
+        return "\n\n***\n\n".join(_groups(text, n))
 
     return (
         f"Split your answer into {n} paragraphs, separated from each other by the markdown divider ***.",
@@ -129,10 +135,7 @@ def _paragraphs(n: int) -> Spec:
 
 def _sections(n: int) -> Spec:
     def f(text: str) -> str:
-        ss = sentences(text)
-        k = max(1, len(ss) // n)
-        parts = [" ".join(ss[i * k : (i + 1) * k if i < n - 1 else len(ss)]) for i in range(n)]
-        return "\n\n".join(f"SECTION {i + 1}\n{p}" for i, p in enumerate(parts))
+        return "\n\n".join(f"SECTION {i + 1}\n{p}" for i, p in enumerate(_groups(text, n)))
 
     return (
         f"Organize the answer in {n} sections, and begin each one with SECTION X (X = its number).",
@@ -296,6 +299,9 @@ def passes(instruction_ids: list[str], kwargs: list[dict], prompt: str, response
     """Whether lm-eval's own IFEval checkers accept ``response`` for every instruction (strict)."""
     from lm_eval.tasks.ifeval.instructions_registry import INSTRUCTION_DICT
 
+    from mergesweep.evals.seeded import item_seed, seed_everything
+
+    seed_everything(item_seed({"key": 0, "prompt": prompt}, 0))  # langdetect (english_capital) is random otherwise
     for iid, kw in zip(instruction_ids, kwargs):
         checker = INSTRUCTION_DICT[iid](iid)
         checker.build_description(**kw)

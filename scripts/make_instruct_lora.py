@@ -17,6 +17,7 @@ Then ``mergesweep setup-real`` builds the instruct folder from base + this adapt
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import random
@@ -84,7 +85,9 @@ def train(a: argparse.Namespace) -> dict:
     layers = list(range(a.first_layer, model.config.num_hidden_layers))
     cfg = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=TARGETS, layers_to_transform=layers)
     model = get_peft_model(model, cfg)
-    data = [e for e in (encode(tok, ex, a.max_len) for ex in build(a.examples, a.seed)) if e]
+    chats = build(a.examples, a.seed)
+    data_sha256 = hashlib.sha256("".join(json.dumps(c, sort_keys=True) + "\n" for c in chats).encode()).hexdigest()
+    data = [e for e in (encode(tok, ex, a.max_len) for ex in chats) if e]
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.0)
     warm = max(1, a.steps // 10)
@@ -121,6 +124,7 @@ def train(a: argparse.Namespace) -> dict:
         "lr": a.lr,
         "examples": a.examples,
         "examples_used": len(data),
+        "data_sha256": data_sha256,
         "max_len": a.max_len,
         "first_layer": a.first_layer,
         "train_seconds": round(time.time() - t0, 1),

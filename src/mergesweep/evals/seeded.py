@@ -46,7 +46,7 @@ def item_seed(doc: dict[str, Any], seed: int | None = None) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
 
 
-def _seed_everything(s: int) -> None:
+def seed_everything(s: int) -> None:
     from langdetect import detector_factory
 
     random.seed(s)
@@ -61,7 +61,7 @@ def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
 
     saved = random.getstate()
     try:
-        _seed_everything(item_seed(doc))
+        seed_everything(item_seed(doc))
         return lm_eval_process_results(doc, results)
     finally:
         random.setstate(saved)
