@@ -84,12 +84,12 @@ def export_point(
     from .merge.sources import point_roles
 
     n_deltas = max(1, sum(r == "instruct" or r.startswith("finetuned") for r in point_roles(model_cfg, merge_cfg)))
+    knob_values(name, knobs, lam, n_deltas)  # knob types and values first: the strength check runs the method
     strength_fits(name, knobs, lam, n_deltas)  # lam=1e30: one line, before any input is loaded (or a bar drawn)
     plan = build_plan(
         model_cfg, merge_cfg, device="cpu", storage_device="disk", storage_dtype=torch.float32, progress=progress
     )
     check_target(out, _source_dirs(plan), POINT_FILE)
-    knob_values(name, knobs, lam, max(1, len(plan.finetuned)))
     instruct = Path(resolve(str(model_cfg["instruct"]), model_cfg.get("revision")))
     config = _config(instruct, tdtype)
     point = _point(plan, name, lam, knobs, tdtype)
