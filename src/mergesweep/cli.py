@@ -11,10 +11,10 @@ an engine starts, so bad input costs seconds and writes nothing.
 from __future__ import annotations
 
 import logging
-import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from omegaconf import DictConfig
@@ -23,12 +23,18 @@ from .errors import USER_ERRORS, USER_OR_OS_ERRORS, ConfigError, PointFailed  # 
 from .paths import apply_env, conf_dir
 from .points import Preflight, container, identify, preflight, source_hashes, source_paths, strength
 from .preflight import sweep_dir
+from .records import Record, RecordStore, Timings, sha256_file
+
+if TYPE_CHECKING:
+    from .evals.suite import SuiteResult
 
 log = logging.getLogger("mergesweep")
 __all__ = [
     "ConfigError",
     "identify",
+    "Outcome",
     "main",
+    "point_outcome",
     "preflight",
     "run_job",
     "run_point",
@@ -48,8 +54,28 @@ def _overrides() -> list[str]:
         return []
 
 
-def run_point(cfg: DictConfig, wait: bool = False) -> dict[str, Any]:
-    """Run (or skip, if already recorded) one point and return its summary.
+@dataclass(frozen=True)
+class Outcome:
+    """What one call did with a point: its record, and whether this call computed it.
+
+    ``record`` is the one written now, or the one already recorded (``skipped``); None only for a point another
+    process is computing (``deferred``: ``come_back`` returns to it)."""
+
+    point_id: str
+    record: Record | None
+    skipped: bool
+    deferred: bool = False
+
+    def job_result(self) -> dict[str, Any]:
+        """The job's return value as Hydra keeps it: point id, ``skipped`` and, for a point computed here, its
+        summary (derived from the record)."""
+        if self.skipped or self.record is None:
+            return {"point_id": self.point_id, "skipped": True, **({"deferred": True} if self.deferred else {})}
+        return {"point_id": self.point_id, "skipped": False, **self.record.summary.to_json()}
+
+
+def run_point(cfg: DictConfig, wait: bool = False) -> Record | None:
+    """Run (or skip, if already recorded) one point and return its typed record (None: deferred, see below).
 
     A point another process is computing (its lock is held, ``pointlock.py``) is deferred: this process comes
     back to it after its other points (``wait=True`` then waits for the lock, and skips the point if the other
@@ -59,41 +85,28 @@ def run_point(cfg: DictConfig, wait: bool = False) -> dict[str, Any]:
     writes no record; it leaves a failure entry (``RecordStore.write_failure``) and re-raises, so the job fails
     while the multirun goes on with its other points. All-empty generations are a result: recorded with a flag.
     """
-    from .guards import PointFailed, summary_line
-    from .records import RecordStore
+    return point_outcome(cfg, wait).record
 
+
+def point_outcome(cfg: DictConfig, wait: bool = False) -> Outcome:
+    """``run_point`` with what it did (computed, skipped or deferred), which the job's return value reports."""
     t_start = time.perf_counter()
     pre = preflight(cfg)
     store = RecordStore(sweep_dir(cfg))
     pid, hashes = identify(cfg)
-    if store.done(pid) and not cfg.get("force", False):
+    force = bool(cfg.get("force", False))
+    if (done := store.load(pid)) is not None and not force:
         log.info("skip %s: already recorded at %s", pid, store.path(pid))
-        return {"point_id": pid, "skipped": True}
+        return Outcome(pid, done, skipped=True)
     lock = _lock(cfg, store.root, pid, wait)
     if lock is None:
-        return {"point_id": pid, "skipped": True, "deferred": True}
+        return Outcome(pid, None, skipped=True, deferred=True)
     try:
-        if store.done(pid) and (wait or not cfg.get("force", False)):  # recorded while this process waited
+        if (done := store.load(pid)) is not None and (wait or not force):  # recorded while this process waited
             log.info("skip %s: recorded by another process at %s", pid, store.path(pid))
-            return {"point_id": pid, "skipped": True}
+            return Outcome(pid, done, skipped=True)
         store.set_aside_corrupt(pid)  # an unreadable record: one log line, kept as *.corrupt, the point reruns
-        try:
-            from .preflight import strength_fits
-
-            n_deltas = sum(r == "instruct" or r.startswith("finetuned") for r in pre.roles)
-            strength_fits(cfg.merge.name, container(cfg.merge).get("knobs") or {}, pre.lam, n_deltas)
-            record = _evaluate(cfg, pre, pid, hashes, store, t_start)
-        except PointFailed as e:
-            store.write_failure(
-                pid,
-                summary_line(e),
-                family=cfg.model.family,
-                method=cfg.merge.name,
-                lam=pre.lam,
-                overrides=_overrides(),
-            )
-            log.error("%s failed: %s (failure entry: %s)", pid, e, store.failure_path(pid))
-            raise
+        record = _guarded(cfg, pre, pid, hashes, store, t_start)
         path = store.write(record)
     finally:
         lock.release()
@@ -104,7 +117,26 @@ def run_point(cfg: DictConfig, wait: bool = False) -> dict[str, Any]:
         from . import tracking
 
         tracking.log_point(cfg_tracking, store.root, record)
-    return {"point_id": pid, "skipped": False, **record.summary.to_json()}
+    return Outcome(pid, record, skipped=False)
+
+
+def _guarded(
+    cfg: DictConfig, pre: Preflight, pid: str, hashes: dict[str, dict[str, str]], store: RecordStore, t_start: float
+) -> Record:
+    """``_evaluate`` behind the strength check; a ``PointFailed`` leaves the point's failure entry and re-raises."""
+    from .guards import PointFailed, summary_line
+    from .preflight import strength_fits
+
+    try:
+        n_deltas = sum(r == "instruct" or r.startswith("finetuned") for r in pre.roles)
+        strength_fits(cfg.merge.name, container(cfg.merge).get("knobs") or {}, pre.lam, n_deltas)
+        return _evaluate(cfg, pre, pid, hashes, store, t_start)
+    except PointFailed as e:
+        store.write_failure(
+            pid, summary_line(e), family=cfg.model.family, method=cfg.merge.name, lam=pre.lam, overrides=_overrides()
+        )
+        log.error("%s failed: %s (failure entry: %s)", pid, e, store.failure_path(pid))
+        raise
 
 
 def _lock(cfg: DictConfig, sweep_dir: Path, pid: str, wait: bool) -> Any:
@@ -121,18 +153,23 @@ def _lock(cfg: DictConfig, sweep_dir: Path, pid: str, wait: bool) -> Any:
     return lock
 
 
-def _evaluate(
-    cfg: DictConfig, pre: Preflight, pid: str, hashes: dict[str, dict[str, str]], store: Any, t_start: float
-) -> Any:
-    """Build the point in the engine, run the suite, return the typed record (not yet written)."""
-    from . import provenance
-    from .engines import open_engine
-    from .evals import seeded
-    from .evals import suite as suites
-    from .merge import describe_point
-    from .records import CI, PartMetrics, Record, Summary, Timings, sha256_file
+@dataclass
+class _Evaluated:
+    """What the engine part of a point produced, before it becomes a record."""
 
-    lam = pre.lam
+    results: SuiteResult
+    times: Timings
+    engine: dict[str, Any]  # the engine's own description, whether it was reused, its sizes
+    merge_inputs: dict[str, Any]  # the merge plan's description of its inputs
+
+
+def _evaluate(
+    cfg: DictConfig, pre: Preflight, pid: str, hashes: dict[str, dict[str, str]], store: RecordStore, t_start: float
+) -> Record:
+    """Build the point in the engine, run the suite, return the typed record (not yet written)."""
+    from .engines import open_engine
+    from .evals import suite as suites
+
     resolved = container(cfg)
     knobs = dict(resolved["merge"].get("knobs") or {})
     storage = resolved.get("storage") or {}
@@ -141,7 +178,7 @@ def _evaluate(
     plan_info = engine.prepare(
         resolved["model"], resolved["merge"], storage.get("device"), storage.get("dtype", "float32")
     )
-    times = Timings.from_json(engine.set_point(cfg.merge.name, lam, knobs))  # merge_s, swap_s, reset_s
+    times = Timings.from_json(engine.set_point(cfg.merge.name, pre.lam, knobs))  # merge_s, swap_s, reset_s
     log.info("%s: switched in %.3fs (merge %.3fs)", pid, times.switch_s, times.merge_s)
     results = suites.run(
         engine.lm(),
@@ -153,7 +190,32 @@ def _evaluate(
     times.eval_s = dict(results.seconds)
     times.engine_start_s = 0.0 if reused else float(engine.info().get("start_s", 0.0))
     times.total_s = time.perf_counter() - t_start
+    run = _Evaluated(
+        results=results,
+        times=times,
+        engine={**engine.info(), "reused": reused, **pre.engine_sizes},
+        merge_inputs={k: v for k, v in plan_info.items() if k != "reused"},
+    )
+    return _record(cfg, resolved, pid, pre.lam, hashes, store, run)
+
+
+def _record(
+    cfg: DictConfig,
+    resolved: dict[str, Any],
+    pid: str,
+    lam: float,
+    hashes: dict[str, dict[str, str]],
+    store: RecordStore,
+    run: _Evaluated,
+) -> Record:
+    """The point's record: its merge, the suite's numbers (summary and CIs by ``evals.aggregate``), provenance."""
+    from . import provenance
+    from .evals import aggregate
+    from .merge import describe_point
+
+    knobs = dict(resolved["merge"].get("knobs") or {})
     point = describe_point(cfg.merge.name, lam, knobs)
+    results = run.results
     return Record(
         point_id=pid,
         sweep=str(cfg.sweep.name),
@@ -162,22 +224,16 @@ def _evaluate(
         lam=point["lam"],
         extrapolation=point["extrapolation"],
         knobs=point["knobs"],
-        summary=Summary(icl=results.summary.get("icl"), if_=results.summary.get("if")),
-        ci={p: CI(**c) for p, c in results.ci.items() if c},
-        metrics={p: PartMetrics.from_json(m) for p, m in results.parts.items()},
-        samples={t: os.path.relpath(p, store.root) for t, p in results.samples.items()},
+        summary=aggregate.summary(results.aggregates),
+        ci=aggregate.cis(results.aggregates),
+        metrics=results.metrics(),
+        samples={t: store.relative(p) for t, p in results.samples.items()},
         samples_sha256={t: sha256_file(Path(p)) for t, p in results.samples.items()},
         flags=list(results.flags),
-        times=times,
-        engine={**engine.info(), "reused": reused, **pre.engine_sizes},
-        merge_inputs={k: v for k, v in plan_info.items() if k != "reused"},
-        seeds={
-            "seed": int(cfg.seed),
-            "fewshot": int(cfg.seed),
-            "bootstrap": int(cfg.seed),
-            "if_checkers": seeded.checker_seed(),
-            **{k: v for k, v in knobs.items() if "seed" in k},
-        },
+        times=run.times,
+        engine=run.engine,
+        merge_inputs=run.merge_inputs,
+        seeds=_seeds(int(cfg.seed), knobs),
         provenance={
             "git": provenance.git_state(),
             "packages": provenance.package_versions(),
@@ -186,6 +242,20 @@ def _evaluate(
         },
         config=provenance.redact(resolved),
     )
+
+
+def _seeds(seed: int, knobs: dict[str, Any]) -> dict[str, Any]:
+    """Every seed the point ran under (one ``seed`` drives few-shot draws and the bootstrap; IFEval's checkers
+    and a merge's own ``*seed*`` knobs are recorded beside it), so ``verify`` can re-score exactly."""
+    from .evals import seeded
+
+    return {
+        "seed": seed,
+        "fewshot": seed,
+        "bootstrap": seed,
+        "if_checkers": seeded.checker_seed(),
+        **{k: v for k, v in knobs.items() if "seed" in k},
+    }
 
 
 def run_job(cfg: DictConfig) -> Any:
@@ -197,14 +267,17 @@ def run_job(cfg: DictConfig) -> Any:
     from .sweeper import BLOCK_KEY, run_block
 
     if cfg.get(BLOCK_KEY):
-        results = run_block(cfg, run_point)
+        results = run_block(cfg, lambda point: point_outcome(point).job_result())
         if not _in_process_multirun():  # else: after the multirun's last job (callbacks.SweepReport)
             come_back()
         return results
-    result = run_point(cfg)
+    out = point_outcome(cfg)
     if cfg.get("objective") or not _in_process_multirun():
         come_back()
-    return objective_value(cfg, result) if cfg.get("objective") else result
+    if not cfg.get("objective"):
+        return out.job_result()
+    # a deferred point has no record here, but come_back has recorded it since: the objective reads the store
+    return objective_value(cfg, out.record if out.record is not None else out.job_result())
 
 
 def come_back() -> None:
@@ -289,7 +362,6 @@ def _leave_failure(cfg: DictConfig, reason: str) -> None:
     import hashlib
 
     from . import preflight as checks
-    from .records import RecordStore
 
     try:
         store = RecordStore(checks.sweep_dir(cfg))

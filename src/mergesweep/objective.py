@@ -1,8 +1,8 @@
 """What a job returns to an optimising sweeper (Optuna): objective value(s) from the point's record.
 
 Hydra's Optuna sweeper reads the job function's return value: one float per direction. The values come from the
-record on disk, not from the job's summary, so a point that was already recorded (skipped on resume) still
-reports its numbers.
+point's typed record (``cli.run_point`` returns it, also for a point already recorded and skipped on resume), or,
+given only a job's result, from the record in the sweep's store: never from a summary the job computed itself.
 
 ``objective.kind``:
   * ``icl_if_floor``: maximise ICL subject to IF >= ``objective.if_floor``. Infeasible points score
@@ -12,24 +12,25 @@ reports its numbers.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from typing import Any
 
 from omegaconf import DictConfig
 
 from .preflight import sweep_dir
-from .records import RecordStore
+from .records import Record, RecordStore
 
 KINDS = ("icl_if_floor", "pareto")
 
 
-def objective_value(cfg: DictConfig, result: dict[str, Any]) -> float | list[float]:
-    """The value(s) for this point's ``objective`` config, read from its record."""
+def objective_value(cfg: DictConfig, result: Record | Mapping[str, Any]) -> float | list[float]:
+    """The value(s) for this point's ``objective`` config, from its record (``result``: the record, or a job's
+    result naming the point, whose record is then read from the sweep's store; RecordError if it has none)."""
     spec = cfg.objective
     if spec.kind not in KINDS:
         raise ValueError(f"objective.kind must be one of {KINDS}, got {spec.kind!r}")
-    record = json.loads(RecordStore(sweep_dir(cfg)).path(result["point_id"]).read_text())
-    icl, if_ = record["summary"].get("icl"), record["summary"].get("if")
+    record = result if isinstance(result, Record) else RecordStore(sweep_dir(cfg)).read(str(result["point_id"]))
+    icl, if_ = record.summary.icl, record.summary.if_
     if icl is None or if_ is None:
         raise ValueError("an objective needs a suite with both an ICL and an IF part")
     if spec.kind == "pareto":

@@ -89,7 +89,7 @@ def defer(cfg: Any) -> None:
     DEFERRED.points.append(cfg)
 
 
-def run_deferred(run_point: Callable[..., dict[str, Any]]) -> list[str]:
+def run_deferred(run_point: Callable[..., object]) -> list[str]:
     """Come back to every deferred point (in order): ``run_point`` waits for the other process's lock, then skips
     the point if it was recorded meanwhile, or computes it (the other process died or failed). Returns one line
     per point that failed here."""

@@ -180,7 +180,10 @@ def writable(sweep_dir: Path) -> None:
     Why probe rather than ``os.access``: as root, ``access`` says yes to read-only mounts and immutable
     folders; the probe sees what the writes will see.
     """
-    for target in (Path(sweep_dir) / "records", Path(sweep_dir) / "samples"):
+    from .records import RecordStore
+
+    store = RecordStore(sweep_dir)
+    for target in (store.records, store.samples_root):
         probe = target
         while not probe.exists() and probe != probe.parent:
             probe = probe.parent

@@ -72,6 +72,10 @@ class Summary:
     def to_json(self) -> dict[str, float | None]:
         return {"icl": self.icl, "if": self.if_}
 
+    def get(self, part: str) -> float | None:
+        """The number of part ``icl`` or ``if`` (the JSON key; ``if`` is a keyword, hence the field ``if_``)."""
+        return self.to_json().get(part)
+
     @classmethod
     def from_json(cls, d: dict) -> Summary:
         return cls(icl=d.get("icl"), if_=d.get("if"))
@@ -270,25 +274,55 @@ def _atomic_json(path: Path, data: dict) -> Path:
 
 
 class RecordStore:
-    """``<sweep>/records/<point>.json``, ``samples/<point>/`` per-sample outputs, ``failures/<point>.json``."""
+    """``<sweep>/records/<point>.json``, ``samples/<point>/`` per-sample outputs, ``failures/<point>.json``.
+
+    The only code that knows this layout: everything else asks the store for paths, records and samples."""
 
     def __init__(self, sweep_dir: Path) -> None:
         self.root = Path(sweep_dir)
         self.records = self.root / "records"
+        self.samples_root = self.root / "samples"
         self.failures_dir = self.root / "failures"
+
+    @classmethod
+    def holding(cls, record_path: Path) -> RecordStore:
+        """The store (sweep folder) a record file lies in, wherever the folder was copied to."""
+        return cls(Path(record_path).resolve().parent.parent)
 
     def path(self, pid: str) -> Path:
         return self.records / f"{pid}.json"
 
     def samples_dir(self, pid: str) -> Path:
-        return self.root / "samples" / pid
+        return self.samples_root / pid
+
+    def relative(self, path: Path | str) -> str:
+        """``path`` relative to the sweep folder, as a record stores it (the folder may move; records stay valid)."""
+        return os.path.relpath(path, self.root)
+
+    def samples_file(self, rec: Record, task: str) -> Path:
+        """Where the record's per-sample file of ``task`` is in this store."""
+        return self.root / rec.samples[task]
+
+    def read_samples(self, rec: Record, task: str) -> list[dict[str, Any]]:
+        """The record's per-sample rows of ``task``, in doc_id order (what re-scoring reads)."""
+        with open(self.samples_file(rec, task), encoding="utf-8") as f:
+            return sorted((json.loads(line) for line in f if line.strip()), key=lambda s: s["doc_id"])
+
+    def read(self, pid: str) -> Record:
+        """The point's record; RecordError (naming what is wrong) when it is missing or unreadable."""
+        return read_record(self.path(pid))
+
+    def load(self, pid: str) -> Record | None:
+        """The point's complete record, or None (none, an unreadable file, or another point's record)."""
+        try:
+            rec = self.read(pid)
+        except RecordError:
+            return None
+        return rec if rec.point_id == pid else None
 
     def done(self, pid: str) -> bool:
         """A complete, readable record of this point exists (anything else, garbage included, does not count)."""
-        try:
-            return read_record(self.path(pid)).point_id == pid
-        except RecordError:
-            return False
+        return self.load(pid) is not None
 
     def set_aside_corrupt(self, pid: str) -> Path | None:
         """Move an unreadable record of ``pid`` to ``<pid>.json.corrupt`` (kept for inspection) and say so in one

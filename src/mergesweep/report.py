@@ -209,7 +209,7 @@ def write_report(
     out = Path(out) if out is not None else dirs[0]
     df = load_table(dirs)
     if df.empty:
-        where = ", ".join(str(d / "records") for d in dirs)
+        where = ", ".join(str(RecordStore(d).records) for d in dirs)
         why = "no such folder" if not any(d.exists() for d in dirs) else "no complete records"
         unreadable = f" ({len(df.attrs['skipped'])} unreadable)" if df.attrs["skipped"] else ""
         raise NoRecords(f"{why}: {where}{unreadable}")

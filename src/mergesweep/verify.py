@@ -19,18 +19,16 @@ looked up under DIR by its trailing components (``/old/data/toy_pair/base`` -> `
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import sys
 import tempfile
 from dataclasses import dataclass
-from fnmatch import fnmatch
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .records import Record, RecordError, read_record, sha256_file
+from .records import Record, RecordError, RecordStore, read_record, sha256_file
 
 GEN_TOL_ITEMS = 2
 ROLE_KEYS = ("base", "instruct", "target", "adapter")
@@ -63,25 +61,14 @@ def _task(name: str, include_defaults: bool) -> Any:
     return suites.task_manager(include_defaults).load([name])["tasks"][name]
 
 
-def _samples(rec: Record, task: str, sweep_dir: Path) -> list[dict]:
-    path = sweep_dir / rec.samples[task]
-    with open(path, encoding="utf-8") as f:
-        return sorted((json.loads(line) for line in f if line.strip()), key=lambda s: s["doc_id"])
-
-
-def rescore(rec: Record, sweep_dir: Path) -> tuple[list[Check], dict[str, str], list[str]]:
+def rescore(rec: Record, store: RecordStore) -> tuple[list[Check], dict[str, str], list[str]]:
     """(checks, {task: output type}, notes): every metric of the record recomputed from its saved samples."""
-    from .evals import seeded, stats
+    from .evals import seeded
 
     include_defaults = bool((rec.config.get("suite") or {}).get("include_defaults", False))
-    checks, kinds, notes = [], {}, []
-    if "if_checkers" not in rec.seeds:
-        notes.append(f"schema-{rec.schema} record: IF checkers ran unseeded, exact IF re-scores are not expected")
-    if rec.schema < 3:
-        notes.append(
-            f"schema-{rec.schema} record: no sha256 of its samples files, so an edit that keeps the scores "
-            "(a rewritten response) cannot be detected; --full re-generates"
-        )
+    checks: list[Check] = []
+    kinds: dict[str, str] = {}
+    notes = _schema_notes(rec)
     with seeded.using_seed(rec.seeds.get("if_checkers")):
         for part, pm in rec.metrics.items():
             if "judge" in pm.extra:
@@ -91,34 +78,61 @@ def rescore(rec: Record, sweep_dir: Path) -> tuple[list[Check], dict[str, str], 
             for tname, recorded in pm.tasks.items():
                 task = _task(tname, include_defaults)
                 kinds[tname] = task.config.output_type
-                if tname in rec.samples_sha256:  # schema 3: the file must be the one the run wrote
-                    got_hash = sha256_file(sweep_dir / rec.samples[tname])
-                    checks.append(Check(f"{part}/{tname}/samples file sha256", rec.samples_sha256[tname], got_hash))
-                rows = _samples(rec, tname, sweep_dir)
-                scored = [task.process_results(s["doc"], s["filtered_resps"]) for s in rows]
-                agg = task.aggregation()
-                for metric, value in recorded.items():
-                    if metric in agg:
-                        got = agg[metric]([d[metric] for d in scored])
-                        checks.append(Check(f"{part}/{tname}/{metric}", value, got))
-                flips = sum(s.get(pm.metric) != d[pm.metric] for s, d in zip(rows, scored))
-                checks.append(Check(f"{part}/{tname}/samples differing in {pm.metric}", 0, flips))
-                per_sample[tname] = [float(d[pm.metric]) for d in scored]
-            checks += _summary_checks(rec, part, per_sample, stats)
+                task_checks, per_sample[tname] = _rescore_task(rec, store, part, tname, recorded, task)
+                checks += task_checks
+            checks += _summary_checks(rec, part, per_sample)
     return checks, kinds, notes
 
 
-def _summary_checks(rec: Record, part: str, per_sample: dict[str, list[float]], stats: Any) -> list[Check]:
-    recorded = rec.summary.if_ if part == "if" else rec.summary.icl
-    out = [Check(f"summary.{part}", recorded, stats.macro_mean(per_sample))]
+def _schema_notes(rec: Record) -> list[str]:
+    """What an older record cannot have, said up front (its checks are then expected to differ or be missing)."""
+    notes = []
+    if "if_checkers" not in rec.seeds:
+        notes.append(f"schema-{rec.schema} record: IF checkers ran unseeded, exact IF re-scores are not expected")
+    if rec.schema < 3:
+        notes.append(
+            f"schema-{rec.schema} record: no sha256 of its samples files, so an edit that keeps the scores "
+            "(a rewritten response) cannot be detected; --full re-generates"
+        )
+    return notes
+
+
+def _rescore_task(
+    rec: Record, store: RecordStore, part: str, tname: str, recorded: dict[str, Any], task: Any
+) -> tuple[list[Check], list[float]]:
+    """(checks of one task, its re-scored per-sample headline metric): lm-eval's own scorer and aggregation."""
+    checks = []
+    metric = rec.metrics[part].metric
+    if tname in rec.samples_sha256:  # schema 3: the file must be the one the run wrote
+        got_hash = sha256_file(store.samples_file(rec, tname))
+        checks.append(Check(f"{part}/{tname}/samples file sha256", rec.samples_sha256[tname], got_hash))
+    rows = store.read_samples(rec, tname)
+    scored = [task.process_results(s["doc"], s["filtered_resps"]) for s in rows]
+    agg = task.aggregation()
+    for name, value in recorded.items():
+        if name in agg:
+            checks.append(Check(f"{part}/{tname}/{name}", value, agg[name]([d[name] for d in scored])))
+    flips = sum(s.get(metric) != d[metric] for s, d in zip(rows, scored))
+    checks.append(Check(f"{part}/{tname}/samples differing in {metric}", 0, flips))
+    return checks, [float(d[metric]) for d in scored]
+
+
+def _summary_checks(rec: Record, part: str, per_sample: dict[str, list[float]]) -> list[Check]:
+    """The part's summary, groups and CI recomputed by the suite's own rule (``evals.aggregate``), under the
+    recorded group patterns and bootstrap settings, against what the record says."""
+    from .evals import aggregate
+
+    recorded_groups = rec.metrics[part].extra.get("groups") or {}
     patterns = (((rec.config.get("suite") or {}).get("parts") or {}).get(part) or {}).get("groups") or {}
-    for g, value in (rec.metrics[part].extra.get("groups") or {}).items():
-        got = stats.macro_mean({t: v for t, v in per_sample.items() if fnmatch(t, patterns.get(g, "\0"))})
-        out.append(Check(f"metrics.{part}.groups.{g}", value, got))
     ci = rec.ci.get(part)
+    got = aggregate.aggregate_part(
+        per_sample, {g: patterns.get(g, "\0") for g in recorded_groups}, aggregate.Bootstrap.of(ci)
+    )
+    out = [Check(f"summary.{part}", rec.summary.get(part), got.mean)]
+    out += [Check(f"metrics.{part}.groups.{g}", v, got.groups[g]) for g, v in recorded_groups.items()]
     if ci is not None:
-        got = stats.bootstrap_macro_ci(per_sample, n_resamples=ci.n_resamples, seed=ci.seed, level=ci.level)
-        out += [Check(f"ci.{part}.low", ci.low, got["low"]), Check(f"ci.{part}.high", ci.high, got["high"])]
+        low, high = (got.ci.low, got.ci.high) if got.ci else (None, None)
+        out += [Check(f"ci.{part}.low", ci.low, low), Check(f"ci.{part}.high", ci.high, high)]
     return out
 
 
@@ -189,8 +203,10 @@ def rerun(rec: Record, model: dict, scratch: Path) -> Record:
     cfg.update(model=model, results_dir=str(scratch), force=True, tracking={"enabled": False})
     cfg["sweep"] = {**(cfg.get("sweep") or {}), "name": "verify"}
     apply_env(bool(cfg.get("offline", True)))
-    out = cli.run_point(OmegaConf.create(cfg))
-    return read_record(scratch / "verify" / "records" / f"{out['point_id']}.json")
+    new = cli.run_point(OmegaConf.create(cfg))
+    if new is None:  # only when another process holds the point's lock, which a fresh scratch folder rules out
+        raise RecordError(f"the re-run of {rec.point_id} wrote no record")
+    return new
 
 
 def compare_runs(rec: Record, new: Record, kinds: dict[str, str]) -> list[Check]:
@@ -208,8 +224,7 @@ def compare_runs(rec: Record, new: Record, kinds: dict[str, str]) -> list[Check]
             for m, v in metrics.items():
                 checks.append(Check(f"{part}/{t}/{m}", v, got.get(m), tol([t], pm) if m != "sample_len" else 0.0))
         ptol = tol(list(pm.tasks), pm)
-        key = "if_" if part == "if" else part
-        checks.append(Check(f"summary.{part}", getattr(rec.summary, key), getattr(new.summary, key), ptol))
+        checks.append(Check(f"summary.{part}", rec.summary.get(part), new.summary.get(part), ptol))
         if part in rec.ci and part in new.ci:
             checks += [
                 Check(f"ci.{part}.{b}", getattr(rec.ci[part], b), getattr(new.ci[part], b), ptol)
@@ -237,8 +252,7 @@ def table(checks: list[Check]) -> str:
 def verify_record(path: Path, full: bool, roots: list[str], scratch: Path | None) -> bool:
     """Print the checks for one record; True when all pass."""
     rec = read_record(path)
-    sweep_dir = path.resolve().parent.parent
-    checks, kinds, notes = rescore(rec, sweep_dir)
+    checks, kinds, notes = rescore(rec, RecordStore.holding(path))
     print(
         f"{path}: {'fast' if not full else 'full'} check of {rec.point_id} (IF checker seed "
         f"{rec.seeds.get('if_checkers')}, bootstrap seed {rec.seeds.get('bootstrap')})"

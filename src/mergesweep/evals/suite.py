@@ -7,6 +7,7 @@ the project's task folder on lm-eval's ``TaskManager`` include path; we only agg
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -18,7 +19,8 @@ from typing import Any
 
 from .. import guards
 from ..errors import SuiteError  # defined in errors.py; re-exported here
-from . import hub, judges, prompts, seeded, stats
+from ..records import PartMetrics
+from . import aggregate, hub, judges, prompts, seeded
 
 log = logging.getLogger(__name__)
 TASKS_DIR = Path(__file__).parent / "tasks"
@@ -111,98 +113,129 @@ class SuiteResult:
     """What a suite run hands to the record, by part name (``icl``, ``if``).
 
     ``parts``: each part's record entry (headline metric, per-task metrics, few-shot settings, sample counts,
-    groups, judge); ``summary``: the unweighted mean over the part's tasks of each task's mean headline metric;
-    ``ci``: its seeded bootstrap CI (``low``/``high``, empty with ``bootstrap=0``); ``samples``: per-sample file
-    by task; ``seconds``: wall time per part (the record's ``times.eval_s``); ``flags``: degenerate outcomes.
+    groups, judge); ``aggregates``: its summary numbers (``aggregate.aggregate_part``: macro mean, group means,
+    seeded bootstrap CI), the one source of ``summary`` and ``ci``; ``samples``: per-sample file by task;
+    ``seconds``: wall time per part (the record's ``times.eval_s``); ``flags``: degenerate outcomes.
     """
 
     parts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    summary: dict[str, float] = field(default_factory=dict)
-    ci: dict[str, dict[str, Any]] = field(default_factory=dict)
+    aggregates: dict[str, aggregate.PartAggregate] = field(default_factory=dict)
     samples: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)  # degenerate but finite outcomes (guards.check_part)
 
+    @property
+    def summary(self) -> dict[str, float]:
+        """``{part: macro mean}``: the unweighted mean over the part's tasks of each task's mean headline metric."""
+        return {p: a.mean for p, a in self.aggregates.items()}
+
+    @property
+    def ci(self) -> dict[str, dict[str, Any]]:
+        """``{part: CI fields as the record writes them}``; ``{}`` for a part without one (``bootstrap=0``)."""
+        return {p: dataclasses.asdict(a.ci) if a.ci else {} for p, a in self.aggregates.items()}
+
+    def metrics(self) -> dict[str, PartMetrics]:
+        """The parts' entries as the record's typed ``metrics``."""
+        return {p: PartMetrics.from_json(m) for p, m in self.parts.items()}
+
 
 def run(lm: Any, suite: dict, samples_dir: Path, seed: int, bootstrap: int = 1000) -> SuiteResult:
     """Evaluate every part; returns per-task metrics, the summary and where per-sample outputs went."""
-    import lm_eval
-
     samples_dir.mkdir(parents=True, exist_ok=True)
     out = SuiteResult()
     tm = task_manager(bool(suite.get("include_defaults", False)), prompts.include_paths(suite))
     for pname, part in suite["parts"].items():
         t0 = time.perf_counter()
-        res = lm_eval.simple_evaluate(
-            model=lm,
-            tasks=prompts.task_specs(tm, part),
-            num_fewshot=part.get("num_fewshot"),
-            limit=part.get("limit"),
-            apply_chat_template=bool(part.get("chat_template", False)),
-            log_samples=True,
-            task_manager=tm,
-            use_cache=None,
-            cache_requests=False,
-            gen_kwargs=part.get("gen_kwargs"),
-            bootstrap_iters=0,
-            random_seed=seed,
-            numpy_random_seed=seed,
-            torch_random_seed=seed,
-            fewshot_random_seed=seed,
-            verbosity="WARNING",
-        )
-        # NaN log-likelihoods fail the point (no record); all-empty generations are a result, flagged (guards.py)
-        flagged = guards.check_part(
-            pname,
-            {t: res["configs"][t].get("output_type", "") for t in part["tasks"]},
-            {t: res["samples"][t] for t in part["tasks"]},
-        )
-        for task, flag in flagged.items():
-            log.warning("part %r, task %s: %s (recorded with this flag)", pname, task, flag)
-            out.flags += [flag] if flag not in out.flags else []
-        # generation went through lm-eval; a judge scores the answers it saved (adding to, not editing, its output)
-        judged = judges.score(res["samples"], part, seed) if part.get("judge") else None
-        metric = part["metric"]
-        per_task, per_sample = {}, {}
-        for task in part["tasks"]:
-            rows = sorted(res["samples"][task], key=lambda s: s["doc_id"])
-            per_task[task] = {
-                k.split(",")[0]: v
-                for k, v in res["results"][task].items()
-                if isinstance(v, (int, float)) and not k.endswith("_stderr,none")
-            }
-            if judged is not None:
-                rows = [{**r, **judged.rows[task][r["doc_id"]]} for r in rows]
-                per_task[task].update(judged.metrics[task])
-            path = samples_dir / f"{task}.jsonl"
-            _write_samples(path, rows)
-            out.samples[task] = str(path)
-            per_sample[task] = [float(s[metric]) for s in rows]
-        out.parts[pname] = {
-            "metric": metric,
-            "tasks": per_task,
-            "chat_template": bool(part.get("chat_template", False)),
-            "num_fewshot": {t: res["configs"][t].get("num_fewshot") for t in part["tasks"]},
-            "n": {t: len(v) for t, v in per_sample.items()},
-            "fewshot_seed": seed,
-            "limit": part.get("limit"),
-        }
-        groups, dropped = part_groups(part)
-        if groups:  # e.g. the macro average of the MC tasks and of the FMC tasks separately
-            out.parts[pname]["groups"] = {
-                g: stats.macro_mean({t: v for t, v in per_sample.items() if fnmatch(t, pat)})
-                for g, pat in groups.items()
-            }
-        if dropped:  # none of the chosen tasks is in these groups (see ``part_groups``)
-            out.parts[pname]["groups_dropped"] = dropped
-        if flagged:
-            out.parts[pname]["flags"] = flagged
-        if judged is not None:
-            out.parts[pname]["judge"] = judged.info
-        out.summary[pname] = stats.macro_mean(per_sample)
-        out.ci[pname] = stats.bootstrap_macro_ci(per_sample, n_resamples=bootstrap, seed=seed)
+        res = _simple_evaluate(lm, tm, part, seed)
+        _add_part(out, pname, part, res, samples_dir, seed, bootstrap)
         out.seconds[pname] = time.perf_counter() - t0
     return out
+
+
+def _simple_evaluate(lm: Any, tm: Any, part: dict, seed: int) -> dict[str, Any]:
+    """lm-eval's own run of one part (every seed it takes set to ``seed``), per-sample outputs logged."""
+    import lm_eval
+
+    return lm_eval.simple_evaluate(
+        model=lm,
+        tasks=prompts.task_specs(tm, part),
+        num_fewshot=part.get("num_fewshot"),
+        limit=part.get("limit"),
+        apply_chat_template=bool(part.get("chat_template", False)),
+        log_samples=True,
+        task_manager=tm,
+        use_cache=None,
+        cache_requests=False,
+        gen_kwargs=part.get("gen_kwargs"),
+        bootstrap_iters=0,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+        verbosity="WARNING",
+    )
+
+
+def _add_part(
+    out: SuiteResult, pname: str, part: dict, res: dict[str, Any], samples_dir: Path, seed: int, bootstrap: int
+) -> None:
+    """Check, judge, save and aggregate one part's lm-eval results into ``out`` (``bootstrap``: CI resamples)."""
+    # NaN log-likelihoods fail the point (no record); all-empty generations are a result, flagged (guards.py)
+    flagged = guards.check_part(
+        pname,
+        {t: res["configs"][t].get("output_type", "") for t in part["tasks"]},
+        {t: res["samples"][t] for t in part["tasks"]},
+    )
+    for task, flag in flagged.items():
+        log.warning("part %r, task %s: %s (recorded with this flag)", pname, task, flag)
+        out.flags += [flag] if flag not in out.flags else []
+    # generation went through lm-eval; a judge scores the answers it saved (adding to, not editing, its output)
+    judged = judges.score(res["samples"], part, seed) if part.get("judge") else None
+    per_task, per_sample = _save_tasks(out, part, res, judged, samples_dir)
+    entry: dict[str, Any] = {
+        "metric": part["metric"],
+        "tasks": per_task,
+        "chat_template": bool(part.get("chat_template", False)),
+        "num_fewshot": {t: res["configs"][t].get("num_fewshot") for t in part["tasks"]},
+        "n": {t: len(v) for t, v in per_sample.items()},
+        "fewshot_seed": seed,
+        "limit": part.get("limit"),
+    }
+    groups, dropped = part_groups(part)
+    agg = aggregate.aggregate_part(per_sample, groups, aggregate.Bootstrap(n_resamples=bootstrap, seed=seed))
+    if agg.groups:  # e.g. the macro average of the MC tasks and of the FMC tasks separately
+        entry["groups"] = agg.groups
+    if dropped:  # none of the chosen tasks is in these groups (see ``part_groups``)
+        entry["groups_dropped"] = dropped
+    if flagged:
+        entry["flags"] = flagged
+    if judged is not None:
+        entry["judge"] = judged.info
+    out.parts[pname], out.aggregates[pname] = entry, agg
+
+
+def _save_tasks(
+    out: SuiteResult, part: dict, res: dict[str, Any], judged: Any, samples_dir: Path
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[float]]]:
+    """Write each task's per-sample file (judge scores merged in); ({task: metrics}, {task: headline scores})."""
+    metric = part["metric"]
+    per_task: dict[str, dict[str, Any]] = {}
+    per_sample: dict[str, list[float]] = {}
+    for task in part["tasks"]:
+        rows = sorted(res["samples"][task], key=lambda s: s["doc_id"])
+        per_task[task] = {
+            k.split(",")[0]: v
+            for k, v in res["results"][task].items()
+            if isinstance(v, (int, float)) and not k.endswith("_stderr,none")
+        }
+        if judged is not None:
+            rows = [{**r, **judged.rows[task][r["doc_id"]]} for r in rows]
+            per_task[task].update(judged.metrics[task])
+        path = samples_dir / f"{task}.jsonl"
+        _write_samples(path, rows)
+        out.samples[task] = str(path)
+        per_sample[task] = [float(s[metric]) for s in rows]
+    return per_task, per_sample
 
 
 def _write_samples(path: Path, samples: list[dict]) -> None:
