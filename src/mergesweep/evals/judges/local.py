@@ -59,22 +59,26 @@ class HFJudge(PromptJudge):
         return out
 
 
+# How an in-process vLLM judge starts, as an engine config for ``engines.vllm_engine.start_llm``: in this
+# process, a small KV cache (CPU build) and a small share of the GPU beside the sweep's engine (GPU build).
+JUDGE_ENGINE: dict[str, Any] = {"in_process": True, "kv_cache_gib": 1, "gpu_memory_utilization": 0.3}
+
+
 class VLLMJudge(PromptJudge):
-    """``judge.kind: vllm``: a ``vllm.LLM`` built once per judge configuration."""
+    """``judge.kind: vllm``: a ``vllm.LLM`` built once per judge configuration.
+
+    Started through ``engines`` (``start_llm``) like the sweep's own engine, so starting a judge leaves the
+    running engine's settings (its ``cpu_weights`` layout, say) as they were.
+    """
 
     def __init__(self, s: Mapping[str, Any]) -> None:
         super().__init__(s)
-        from ...engines.vllm_engine import configure_env, vllm_distribution
+        from ...engines.vllm_engine import start_llm
 
-        dist, _ = vllm_distribution()
-        configure_env({"in_process": True, "kv_cache_gib": 1}, dist)
-        from vllm import LLM
-
-        kw: dict[str, Any] = dict(model=self.s["model"], dtype=self.s["dtype"], enforce_eager=True, seed=0,
-                                  trust_remote_code=False, distributed_executor_backend="uni")  # fmt: skip
-        if dist == "vllm":
-            kw["gpu_memory_utilization"] = 0.3  # leaves room for the sweep's engine on the same GPU
-        self.llm: Any = LLM(**kw)
+        self.llm: Any = start_llm(
+            JUDGE_ENGINE, model=self.s["model"], dtype=self.s["dtype"], enforce_eager=True, seed=0,
+            trust_remote_code=False,
+        )  # fmt: skip
         self.tok = self.llm.get_tokenizer()
         self.max_len = self.llm.llm_engine.model_config.max_model_len
 
