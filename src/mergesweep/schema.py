@@ -37,6 +37,7 @@ _ENGINE_KEYS = (
     "gpu_memory_utilization",
     "kv_cache_gib",
     "cpu_weights",
+    "cpu_threads",
     "trust_remote_code",
     "model_impl",
     "attn_implementation",

