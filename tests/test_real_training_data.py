@@ -103,21 +103,24 @@ def test_every_answer_passes_lm_evals_own_checkers_and_the_data_is_seeded(train_
 
 
 def test_every_answer_comes_from_the_committed_teacher_answers(train_rows):
-    """The sibling learns from the shipped SmolLM2 answers, not from text made up elsewhere: each training answer's
-    longest sentence occurs in the teacher's answer to that very request, and no answer names its maker."""
+    """The sibling learns from the shipped SmolLM2 answers, not from text made up elsewhere: most runs of 8 words
+    in each training answer (the reshape's own titles, headers and postscripts aside) occur in the teacher's
+    answer to that very request, and no answer names its maker."""
     import if_requests
 
-    by_request = {r["request"]: " ".join(a for a in r["answers"]) for r in if_requests.load()}
+    by_request = {r["request"]: " ".join(r["answers"]) for r in if_requests.load()}
     assert len(by_request) >= 300
     for r in train_rows:
-        teacher = " ".join(by_request[r["request"]].split())
         text = r["response"].replace(r["request"], "")  # a repeated request is not the teacher's
         if text.startswith("```json"):
             text = json.loads(text.removeprefix("```json").removesuffix("```"))["response"]
-        longest = max(if_train_data.sentences(" ".join(text.split())), key=len)
-        core = longest.strip('*"<> ').replace(",", "").lower()
-        assert core[:40] in teacher.replace(",", "").lower(), (r["request"], longest)
+        mine = _shingles(text)
+        if mine:
+            shared = len(mine & _shingles(by_request[r["request"]])) / len(mine)
+            assert shared >= 0.5, (r["request"], shared, text[:200])
         assert "smollm" not in r["response"].lower()
+    planted = "The river is wide and the boats carry fruit to the market every single morning."
+    assert not _shingles(planted) & _shingles(by_request[train_rows[0]["request"]])
 
 
 def test_the_data_is_the_same_in_every_process(tmp_path):
