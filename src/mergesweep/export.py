@@ -35,6 +35,7 @@ from .checkpoints import dir_hashes, resolve
 from .errors import ConfigError
 from .merge import describe_point, get_method
 from .merge.sources import build_plan
+from .paths import conf_dir
 from .staging import check_target, staged
 
 # Tokenizer, chat template and generation files copied verbatim from the instruct directory.
@@ -229,10 +230,10 @@ def _knob(text: str) -> tuple[str, Any]:
 
 
 def _merge_conf(method: str, conf: str | None) -> dict[str, Any]:
-    """The method's conf/merge YAML (given, or found beside the source tree), else just its name."""
+    """The method's conf/merge YAML (given, or under ``paths.conf_dir()``), else just its name."""
     import yaml
 
-    path = Path(conf) if conf else Path(__file__).resolve().parents[2] / "conf" / "merge" / f"{method}.yaml"
+    path = Path(conf) if conf else conf_dir() / "merge" / f"{method}.yaml"
     if path.is_file():
         cfg = yaml.safe_load(path.read_text()) or {}
         if cfg.get("name") != method:

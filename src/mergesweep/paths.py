@@ -1,11 +1,35 @@
-"""Where the project's shipped data and results live (overridable, so installed copies work too)."""
+"""Where the project's shipped configs, data and caches live.
+
+``conf/`` and ``data/`` are found in this order: the ``MERGESWEEP_CONF`` / ``MERGESWEEP_DATA`` override, the
+checkout this code runs from (``conf/`` and ``data/`` at its root, also for an editable install), else the
+package data of an installed wheel (``mergesweep/conf``, ``mergesweep/data``, copied in by ``setup.py``; the wheel
+leaves out ``data/real/``). Nothing else reads those folders by its own path logic.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+PACKAGE = Path(__file__).resolve().parent
+REPO = PACKAGE.parents[1]  # a checkout's root when running from one (src layout); use ``checkout()``
+
+
+def checkout() -> Path | None:
+    """The source checkout this code runs from, or None for an installed wheel.
+
+    A checkout is ``src/mergesweep`` with ``conf/config.yaml`` two folders up; a wheel installs the package at
+    ``.../site-packages/mergesweep``, where that path does not exist.
+    """
+    if PACKAGE.parent.name == "src" and (REPO / "conf" / "config.yaml").is_file():
+        return REPO
+    return None
+
+
+def _shipped(name: str) -> Path:
+    """``conf`` or ``data`` of the checkout, else of the installed package."""
+    root = checkout()
+    return (root if root is not None else PACKAGE) / name
 
 
 def register_resolvers() -> None:
@@ -19,13 +43,17 @@ def register_resolvers() -> None:
 
 
 def data_dir() -> Path:
-    """Shipped models and evaluation data: ``$MERGESWEEP_DATA`` or the checkout's ``data/``."""
-    return Path(os.environ.get("MERGESWEEP_DATA", REPO / "data"))
+    """Shipped models and evaluation data: ``$MERGESWEEP_DATA``, else the checkout's ``data/``, else the installed
+    package's copy (without ``data/real/``)."""
+    env = os.environ.get("MERGESWEEP_DATA")
+    return Path(env) if env else _shipped("data")
 
 
 def conf_dir() -> Path:
-    """Hydra config groups: ``$MERGESWEEP_CONF`` or the checkout's ``conf/``."""
-    return Path(os.environ.get("MERGESWEEP_CONF", REPO / "conf"))
+    """Hydra config groups: ``$MERGESWEEP_CONF``, else the checkout's ``conf/``, else the installed package's copy.
+    More groups or options come in through Hydra's search path (``hydra.searchpath=[file:///my/conf]``)."""
+    env = os.environ.get("MERGESWEEP_CONF")
+    return Path(env) if env else _shipped("conf")
 
 
 def cache_dir() -> Path:

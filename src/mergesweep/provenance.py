@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 from typing import Any
 
-from .paths import REPO
+from .paths import checkout
 
 PACKAGES = (
     "mergesweep",
@@ -155,12 +155,16 @@ def secret_overrides(overrides: list[str]) -> list[str]:
 
 
 def git_state() -> dict[str, Any]:
-    """Commit and dirtiness of the checkout the code runs from (None outside a git checkout)."""
+    """Commit and dirtiness of the checkout the code runs from (None outside a git checkout, and for an installed
+    wheel: git is not asked about whatever folder holds the environment)."""
+    root = checkout()
 
     def git(*args: str) -> str | None:
+        if root is None:
+            return None
         try:
             return subprocess.run(
-                ["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10, check=True
+                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=True
             ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return None

@@ -287,7 +287,11 @@ def setup(names: list[str], wheel_dir: Path | None = None, force: bool = False) 
             d = DERIVED[name]
             if not adapter_committed(d):
                 log.info(
-                    "%s: skipped: its adapter %s is not committed yet (%s trains it)", name, adapter_dir(d), d.script
+                    "%s: skipped: its adapter %s is not there: not committed yet (%s trains it), or an installed "
+                    "wheel, which leaves data/real/ out (MERGESWEEP_DATA=<a checkout>/data)",
+                    name,
+                    adapter_dir(d),
+                    d.script,
                 )
                 continue
             if not is_ready(d.base):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,31 +52,36 @@ def _expand(overrides: list[str]) -> list[list[str]]:
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
-def _config_dir(hydra_cfg) -> tuple[str | None, str]:
-    """(the main config folder, config name) a run used, from its saved Hydra config."""
+def _config_dir(hydra_cfg) -> tuple[str | None, str, list[str]]:
+    """(the main config folder, config name, the user's ``hydra.searchpath``) a run used, from its saved Hydra
+    config (a job may pick an option of a group that only the search path holds, e.g. ``model=my_model``)."""
     sources = hydra_cfg.runtime.get("config_sources") or []
     main = [s.path for s in sources if s.get("provider") == "main" and s.get("schema") == "file"]
-    return (main[0] if main else None), str(hydra_cfg.job.get("config_name") or "config")
+    searchpath = [str(p) for p in hydra_cfg.get("searchpath") or []]
+    return (main[0] if main else None), str(hydra_cfg.job.get("config_name") or "config"), searchpath
 
 
-def _saved_jobs(sweep_dir: Path) -> Iterator[tuple[Path, list[str], str | None, str]]:
-    """(source file, job overrides, config folder, config name) for every job any multirun or run asked for."""
+def _saved_jobs(sweep_dir: Path) -> Iterator[tuple[Path, list[str], str | None, str, list[str]]]:
+    """(source file, job overrides, config folder, config name, search path) for every job any multirun or run
+    asked for."""
     for my in sorted(sweep_dir.rglob("multirun.yaml")):
         cfg = OmegaConf.load(my)
         task = list(cfg.hydra.overrides.get("task") or [])
         params = cfg.hydra.sweeper.get("params") or {}
-        conf, name = _config_dir(cfg.hydra)
+        conf, name, searchpath = _config_dir(cfg.hydra)
         for job in _expand([f"{k}={v}" for k, v in params.items()] + task):
-            yield my, job, conf, name
+            yield my, job, conf, name, searchpath
     for ov in sorted(sweep_dir.rglob(".hydra/overrides.yaml")):
         if (ov.parent.parent.parent / "multirun.yaml").is_file():
             continue  # a job of a multirun above: already expanded from its multirun.yaml
         hydra_yaml = ov.parent / "hydra.yaml"
-        conf, name = _config_dir(OmegaConf.load(hydra_yaml).hydra) if hydra_yaml.is_file() else (None, "config")
-        yield ov, [str(x) for x in OmegaConf.load(ov)], conf, name
+        conf, name, searchpath = (
+            _config_dir(OmegaConf.load(hydra_yaml).hydra) if hydra_yaml.is_file() else (None, "config", [])
+        )
+        yield ov, [str(x) for x in OmegaConf.load(ov)], conf, name, searchpath
 
 
-def _identify(job: list[str], conf: str | None, name: str) -> str:
+def _identify(job: list[str], conf: str | None, name: str, searchpath: Sequence[str] = ()) -> str:
     """The point id this job computes (composing its config the way the job did)."""
     from hydra import compose, initialize_config_dir
 
@@ -84,6 +89,8 @@ def _identify(job: list[str], conf: str | None, name: str) -> str:
     from .paths import conf_dir
 
     plain = [o for o in job if not o.lstrip("+~").startswith("hydra")]
+    if searchpath:  # the run's own search path (quoted: a folder may hold Hydra's special characters)
+        plain.append("hydra.searchpath=[" + ",".join(f"'{p}'" for p in searchpath) + "]")
     with initialize_config_dir(config_dir=str(conf or conf_dir()), version_base="1.3"):
         cfg = compose(config_name=name, overrides=plain)
     return points.identify(cfg)[0]
@@ -94,14 +101,14 @@ def sweep_status(sweep_dir: Path) -> Status:
     store = RecordStore(sweep_dir)
     st = Status(expected=[])
     seen: set[tuple[str, ...]] = set()
-    for src, job, conf, name in _saved_jobs(sweep_dir):
+    for src, job, conf, name, searchpath in _saved_jobs(sweep_dir):
         key = tuple(sorted(job))
         if key in seen:
             continue
         seen.add(key)
         e = Expected(overrides=job, source=src)
         try:
-            e.point_id = _identify(job, conf, name)
+            e.point_id = _identify(job, conf, name, searchpath)
         except Exception as exc:  # a job whose config no longer composes is reported, not fatal
             e.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         st.expected.append(e)
