@@ -348,12 +348,12 @@ def example(rng: random.Random, rows: list[dict], max_words: int = 110) -> dict 
     return {"prompt": prompt, "response": response, "instruction_id_list": ids, "kwargs": kws, "request": request}
 
 
-def build(n: int, seed: int, answers: Path = if_requests.ANSWERS) -> list[dict]:
+def build(n: int, seed: int, answers: Path = if_requests.ANSWERS, max_words: int = 110) -> list[dict]:
     """``n`` distinct examples, deterministic for ``seed`` and the committed teacher answers."""
     rng, rows = random.Random(seed), if_requests.load(answers)
     out, seen = [], set()
     while len(out) < n:
-        ex = example(rng, rows)
+        ex = example(rng, rows, max_words)
         if ex and ex["prompt"] not in seen:
             seen.add(ex["prompt"])
             out.append(ex)

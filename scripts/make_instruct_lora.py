@@ -34,11 +34,13 @@ def train(a: argparse.Namespace) -> dict:
     """One run of the recipe above (the loop itself: ``lora_train``); returns what ``training.json`` holds."""
     base = a.base or models_dir() / SIBLING_BASE
     run = lora_train.start(base, a.seed, a.first_layer)
-    chats = build(a.examples, a.seed)
+    chats = build(a.examples, a.seed, max_words=a.max_words)
     data_sha256 = hashlib.sha256("".join(json.dumps(c, sort_keys=True) + "\n" for c in chats).encode()).hexdigest()
     data = [e for e in (lora_train.encode_chat(run.tok, ex, a.max_len) for ex in chats) if e]
     losses, seconds = lora_train.fit(run, data, a.steps, a.batch, a.lr)
-    info = lora_train.record(a, seconds, losses, examples=a.examples, examples_used=len(data), data_sha256=data_sha256)
+    info = lora_train.record(
+        a, seconds, losses, examples=a.examples, examples_used=len(data), data_sha256=data_sha256, max_words=a.max_words
+    )
     lora_train.save(run, a.out, base, info)
     return info
 
@@ -53,6 +55,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--examples", type=int, default=1200)
     ap.add_argument("--max-len", type=int, default=256)
+    ap.add_argument("--max-words", type=int, default=110, help="answers cut to whole sentences of at most this")
     ap.add_argument("--first-layer", type=int, default=6)
     info = train(ap.parse_args())
     print(f"done: {info['steps']} steps in {info['train_seconds']} s, final loss {info['losses'][-1]}")

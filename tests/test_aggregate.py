@@ -11,7 +11,6 @@ import sys
 
 import pytest
 from hydra import compose, initialize_config_dir
-from lm_eval.api.model import LM
 from omegaconf import OmegaConf, open_dict
 
 from mergesweep import cli, verify
@@ -19,23 +18,11 @@ from mergesweep.evals import aggregate, stats
 from mergesweep.evals import suite as suites
 from mergesweep.paths import conf_dir
 from mergesweep.records import CI, PartMetrics, Record, RecordStore, Summary, Timings
+from tests.test_icl_classic import ShortestLM
 
 TASKS = ["icl_cb_mc", "icl_copa_mc", "icl_cb_fmc"]
 GROUPS = {"mc": "icl_*_mc", "fmc": "icl_*_fmc"}
 SEED, BOOT = 7, 50
-
-
-class ShortestLM(LM):
-    """Prefers the shortest continuation: deterministic scores without a model."""
-
-    def loglikelihood(self, requests, disable_tqdm: bool = False):
-        return [(-float(len(r.args[1])), False) for r in requests]
-
-    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
-        raise NotImplementedError
-
-    def generate_until(self, requests, disable_tqdm: bool = False):
-        raise NotImplementedError
 
 
 def test_the_rule_is_the_macro_mean_its_groups_and_the_seeded_bootstrap():

@@ -137,3 +137,14 @@ def test_the_data_is_the_same_in_every_process(tmp_path):
         subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=600)
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
+
+
+def test_the_committed_adapter_was_trained_on_exactly_these_chats(train_rows):
+    """training.json of the committed LoRA names the sha256 of the chats it saw; the generator still makes them."""
+    import hashlib
+
+    info = json.loads((data_dir() / "real" / "gemma3_270m_if_lora" / "training.json").read_text())
+    assert (info["examples"], info["seed"]) == (N_TRAIN, SEED)
+    chats = if_train_data.build(N_TRAIN, SEED, max_words=info["max_words"])
+    digest = hashlib.sha256("".join(json.dumps(c, sort_keys=True) + "\n" for c in chats).encode()).hexdigest()
+    assert digest == info["data_sha256"]
