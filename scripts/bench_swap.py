@@ -7,6 +7,7 @@ in a sweep; that swapped points answer correctly is what tests/test_engine_swap.
 
     python scripts/bench_swap.py                       # toy pair, vLLM (CPU or GPU build)
     python scripts/bench_swap.py --base B --instruct I --dtype bfloat16 --points 20
+    python scripts/bench_swap.py --real --cpu-weights plain --tag real_plain --points 8 --cold 2   # gemma-3-270m
 
 Writes results/bench/swap.json and results/bench/swap.md.
 """
@@ -74,6 +75,7 @@ def main() -> None:
 
         args.base, args.instruct = str(models_dir() / SIBLING_BASE), str(models_dir() / SIBLING)
     cfg = {"name": "vllm", "dtype": args.dtype, "max_model_len": 1024, "kv_cache_gib": 1, "in_process": True}
+    cfg["cpu_threads"] = "auto"  # as conf/engine/vllm.yaml: every core (vLLM alone would use one)
     cfg["cpu_weights"] = args.cpu_weights
     colds = [cold_start(args.instruct, cfg) for _ in range(args.cold)]
     eng = VLLMEngine(args.instruct, cfg)
