@@ -19,7 +19,7 @@ Workloads: ``toy`` / ``toy_if`` (the toy suite's ICL and IF parts), ``classic`` 
 number of tokens).
 
     python scripts/bench_eval.py                       # toy pair, toy workloads, a few minutes on 2 CPU cores
-    python -m mergesweep.random_pair --shape qwen2.5-0.5b --out /tmp/pair
+    python -m tests.random_pair --shape qwen2.5-0.5b --out /tmp/pair
     flock /tmp/ms-heavy.lock python scripts/bench_eval.py --model /tmp/pair/instruct --workloads classic ifeval \\
         --engines hf vllm_cached vllm_prompt_logprobs --limit 1 --gen-limit 16 --max-gen-toks 32 --hf-batch 1 \\
         --max-model-len 4096                           # results/bench/eval.md: ~15 min

@@ -40,9 +40,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.helpers import save_interleaved_shards
 
-from mergesweep.checkpoints import Checkpoint, MemoryCheckpoint
 from mergesweep.merge import get_method
 from mergesweep.merge.plan import MergePlan
+from mergesweep.weights.checkpoints import Checkpoint, MemoryCheckpoint
 
 SHAPES = {  # Llama-style dims: hidden, intermediate, layers, heads, kv heads, vocab
     "small": dict(hidden=768, inter=2048, layers=6, heads=12, kv=4, vocab=16000),

@@ -2,8 +2,8 @@
 """Real-size benchmark: a random pair with the exact Qwen2.5-0.5B config swept through the real app on this CPU.
 
 The pair (24 layers, hidden 896, vocab 151936, tied; ~0.5B parameters, ~2 GB in fp32) is built locally by
-``mergesweep.random_pair`` (no hub); the toy tokenizer's ids fit its vocabulary. Each storage mode runs the real
-Hydra app (``python -m mergesweep.cli -m strength=...``, vLLM engine, toy suite with small limits, no W&B) in
+``tests/random_pair.py`` (no hub); the toy tokenizer's ids fit its vocabulary. Each storage mode runs the real
+Hydra app (``python -m mergesweep.app.cli -m strength=...``, vLLM engine, toy suite with small limits, no W&B) in
 its own subprocess, so the peak resident memory of one mode (``wait4``'s ``ru_maxrss``) never mixes with
 another's. From the records of that one run it reports:
 
@@ -46,7 +46,9 @@ KV_GIB = 1  # engine.kv_cache_gib (whole GiB: VLLM_CPU_KVCACHE_SPACE is an integ
 def ensure_pair(root: Path) -> tuple[Path, Path]:
     """Build (once) the random pair with the exact Qwen2.5-0.5B config, fp32, in ``root``."""
     if not (root / "instruct" / "model.safetensors").is_file():
-        subprocess.run([PY, "-m", "mergesweep.random_pair", "--shape", "qwen2.5-0.5b", "--out", str(root)], check=True)
+        subprocess.run(
+            [PY, "-m", "tests.random_pair", "--shape", "qwen2.5-0.5b", "--out", str(root)], check=True, cwd=REPO
+        )
     return root / "base", root / "instruct"
 
 
@@ -59,7 +61,7 @@ def run_measured(cmd: list[str], env: dict | None = None) -> tuple[int, float]:
 
 def imports_rss() -> float:
     """Peak RSS of a process that only imports what a sweep imports (the floor every mode pays)."""
-    code = "import torch, vllm, lm_eval, transformers, mergesweep.cli, mergesweep.engines.vllm_engine"
+    code = "import torch, vllm, lm_eval, transformers, mergesweep.app.cli, mergesweep.engines.vllm_engine"
     env = {**os.environ, "VLLM_TARGET_DEVICE": "cpu"}
     return run_measured([PY, "-c", code], env)[1]
 
@@ -96,7 +98,7 @@ def sweep(layout: str, mode: str, base: Path, inst: Path, out: Path, args) -> tu
     cmd = [
         PY,
         "-m",
-        "mergesweep.cli",
+        "mergesweep.app.cli",
         "-m",
         f"strength={lams}",
         f"model.base={base}",

@@ -71,7 +71,7 @@ def main() -> None:
 
     if args.real:
         from mergesweep.paths import models_dir
-        from mergesweep.real_models import SIBLING, SIBLING_BASE
+        from mergesweep.tools.real_models import SIBLING, SIBLING_BASE
 
         args.base, args.instruct = str(models_dir() / SIBLING_BASE), str(models_dir() / SIBLING)
     cfg = {"name": "vllm", "dtype": args.dtype, "max_model_len": 1024, "kv_cache_gib": 1, "in_process": True}

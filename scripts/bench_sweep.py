@@ -38,11 +38,11 @@ COMMON = ["tracking=none", "~hydra.callbacks.report", "bootstrap=200"]
 
 
 def mergesweep(results: Path, args: list[str]) -> float:
-    """Run ``python -m mergesweep.cli ARGS`` with results under ``results``; its wall time (fails loudly)."""
+    """Run ``python -m mergesweep.app.cli ARGS`` with results under ``results``; its wall time (fails loudly)."""
     env = {**os.environ, "MERGESWEEP_RESULTS": str(results), "PYTHONUNBUFFERED": "1"}
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "mergesweep.cli", *args], cwd=REPO, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "mergesweep.app.cli", *args], cwd=REPO, env=env, capture_output=True, text=True
     )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:

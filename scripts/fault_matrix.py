@@ -106,14 +106,14 @@ class Matrix:
         return Run(p.returncode, p.stdout, p.stderr, time.perf_counter() - t0)
 
     def sweep(self, *overrides: str, **kw) -> Run:
-        return self.run(["-m", "mergesweep.cli", "-m", *overrides, *SMALL], **kw)
+        return self.run(["-m", "mergesweep.app.cli", "-m", *overrides, *SMALL], **kw)
 
     def snapshot(self) -> None:
         """Remember every record written so far (the data later cases must not touch)."""
         self.baseline = {p: p.read_bytes() for p in self.results.rglob("records/*.json")}
 
     def intact(self) -> bool:
-        from mergesweep.records import RecordError, read_record
+        from mergesweep.store.records import RecordError, read_record
 
         for p, data in self.baseline.items():
             try:
@@ -145,7 +145,7 @@ def c_baseline(m: Matrix):
 
 def c_network_verify(m: Matrix):
     (rec,) = (m.results / "base" / "records").glob("*.json")
-    r = m.run(["-m", "mergesweep.cli", "verify", str(rec)])
+    r = m.run(["-m", "mergesweep.app.cli", "verify", str(rec)])
     ok = r.rc == 0 and not NETWORK.search(r.text)
     return r, ok, "" if ok else f"rc={r.rc}, network noise: {NETWORK.findall(r.text)[:2]}", {}
 
@@ -197,7 +197,7 @@ def c_huge_strength(m: Matrix):
 def c_export_huge(m: Matrix):
     out = m.root / "export_huge"
     r = m.run(
-        ["-m", "mergesweep.export", "--base", f"{TOY}/base", "--instruct", f"{TOY}/instruct"]
+        ["-m", "mergesweep.tools.export", "--base", f"{TOY}/base", "--instruct", f"{TOY}/instruct"]
         + ["--lam", "1e30", "--out", str(out)]
     )
     return (r, *one_line(r, m), {})
@@ -244,7 +244,7 @@ def c_verify_edited_samples(m: Matrix):
     rows = [json.loads(x) for x in samples.read_text().splitlines()]
     rows[0]["resps"] = [["a response nobody generated"]]
     samples.write_text("".join(json.dumps(x) + "\n" for x in rows))
-    r = m.run(["-m", "mergesweep.cli", "verify", str(rec)])
+    r = m.run(["-m", "mergesweep.app.cli", "verify", str(rec)])
     ok = r.rc != 0 and "sha256" in r.out and "MISMATCH" in r.out
     return r, ok, "" if ok else f"rc={r.rc}: verify passed an edited samples file", {}
 
@@ -263,7 +263,8 @@ def c_corrupt_record(m: Matrix):
 def c_two_sweeps(m: Matrix):
     procs = []
     for name in ("a", "b"):
-        args = ["-m", "mergesweep.cli", "-m", "sweep.name=two", "strength=0,1", f"hydra.sweep.dir={m.root}/two-{name}"]
+        sweep_dir = f"hydra.sweep.dir={m.root}/two-{name}"
+        args = ["-m", "mergesweep.app.cli", "-m", "sweep.name=two", "strength=0,1", sweep_dir]
         procs.append(subprocess.Popen([sys.executable, *args, *SMALL], cwd=REPO, env=m.env, text=True,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE))  # fmt: skip
         time.sleep(1.0)
@@ -277,11 +278,11 @@ def c_two_sweeps(m: Matrix):
 
 
 def c_check_architectures(m: Matrix):
-    from mergesweep.random_pair import build_pair, tiny_config
+    from tests.random_pair import build_pair, tiny_config
 
     base, _ = build_pair(tiny_config("qwen2_tied"), m.root / "arch_q", seed=0, delta=0.1)
     _, other = build_pair(tiny_config("llama_untied", intermediate_size=96), m.root / "arch_l", seed=1, delta=0.1)
-    r = m.run(["-m", "mergesweep.cli", "check", f"model.base={base}", f"model.instruct={other}"])
+    r = m.run(["-m", "mergesweep.app.cli", "check", f"model.base={base}", f"model.instruct={other}"])
     problems = [x for x in r.out.splitlines() if x.startswith("PROBLEM:")]
     first = r.out.splitlines()[0] if r.out else ""
     ok = r.one_line_error and "architectures differ" in first and len(problems) <= 6
@@ -291,7 +292,7 @@ def c_check_architectures(m: Matrix):
 def c_task_subset(m: Matrix):
     icl_only = [x for x in SMALL if not x.startswith("suite.parts.if.")]  # icl_classic has no IF part
     args = ["sweep.name=subset", "suite=icl_classic", "suite.parts.icl.tasks=[icl_sst2_mc,icl_rte_mc]", "strength=0.5"]
-    r = m.run(["-m", "mergesweep.cli", "-m", *args, *icl_only])
+    r = m.run(["-m", "mergesweep.app.cli", "-m", *args, *icl_only])
     recs = list((m.results / "subset" / "records").glob("*.json"))
     dropped = json.loads(recs[0].read_text())["metrics"]["icl"].get("groups_dropped") if recs else None
     ok = r.rc == 0 and dropped == {"fmc": "icl_*_fmc"} and "matches none of the chosen tasks" in r.text
@@ -304,7 +305,7 @@ def c_degenerate(m: Matrix):
     r = m.sweep("sweep.name=empty", "strength=0.5", f"+suite.parts.if.gen_kwargs={{until:[{stops}],max_gen_toks:1}}")
     recs = list((m.results / "empty" / "records").glob("*.json"))
     flags = json.loads(recs[0].read_text()).get("flags") if recs else None
-    st = m.run(["-m", "mergesweep.cli", "status", str(m.results / "empty")])
+    st = m.run(["-m", "mergesweep.app.cli", "status", str(m.results / "empty")])
     ok = r.rc == 0 and flags == ["all_generations_empty"] and "flagged: all_generations_empty" in st.out
     return r, ok, "" if ok else f"rc={r.rc}, flags: {flags}", {}
 
@@ -436,6 +437,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--keep", action="store_true", help="keep the temp folder (its path is printed)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(REPO / "src"))
+    sys.path.insert(0, str(REPO))  # tests.random_pair
     root = Path(tempfile.mkdtemp(prefix="mergesweep-faults-"))
     m, cases, t0 = Matrix(root), [], time.perf_counter()
     try:

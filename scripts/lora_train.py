@@ -239,7 +239,7 @@ def fit(
 
 def real_base() -> Path:
     """The folder ``mergesweep setup-real`` converts google/gemma-3-270m into: every script's default base."""
-    from mergesweep.real_models import SIBLING_BASE, models_dir
+    from mergesweep.tools.real_models import SIBLING_BASE, models_dir
 
     return models_dir() / SIBLING_BASE
 

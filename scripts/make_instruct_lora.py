@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import lora_train
 from if_train_data import build
-from mergesweep.real_models import SIBLING_BASE, models_dir
+from mergesweep.tools.real_models import SIBLING_BASE, models_dir
 
 
 def train(a: argparse.Namespace) -> dict:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import lora_train
 from mergesweep.evals.arith import problems, prompt
-from mergesweep.real_models import SIBLING, models_dir
+from mergesweep.tools.real_models import SIBLING, models_dir
 
 
 def rows(tok, examples: list[dict], max_len: int) -> list[lora_train.Row]:

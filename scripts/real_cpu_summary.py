@@ -20,9 +20,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from mergesweep.evals.compare import compare
-from mergesweep.figures import best_lam
-from mergesweep.records import read_record
-from mergesweep.report import load_table
+from mergesweep.report.figures import best_lam
+from mergesweep.report.report import load_table
+from mergesweep.store.records import read_record
 
 
 def _ci(rec, part: str) -> str:

@@ -13,11 +13,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
-from mergesweep import cli, verify
+from mergesweep.app import cli
 from mergesweep.evals import aggregate, stats
 from mergesweep.evals import suite as suites
 from mergesweep.paths import conf_dir
-from mergesweep.records import CI, PartMetrics, Record, RecordStore, Summary, Timings
+from mergesweep.store.records import CI, PartMetrics, Record, RecordStore, Summary, Timings
+from mergesweep.tools import verify
 from tests.test_icl_classic import ShortestLM
 
 TASKS = ["icl_cb_mc", "icl_copa_mc", "icl_cb_fmc"]
@@ -67,7 +68,7 @@ def recorded(tmp_path_factory):
 
 def test_suite_record_and_verify_all_go_through_aggregate(recorded):
     store, rec, out, checks, calls = recorded
-    assert calls == ["mergesweep.evals.suite", "mergesweep.verify"], "both paths call aggregate.aggregate_part"
+    assert calls == ["mergesweep.evals.suite", "mergesweep.tools.verify"], "both paths call aggregate.aggregate_part"
     per_sample = {t: [float(r["acc"]) for r in store.read_samples(rec, t)] for t in TASKS}
     want = aggregate.aggregate_part(per_sample, GROUPS, aggregate.Bootstrap(n_resamples=BOOT, seed=SEED))
     assert out.aggregates["icl"] == want
@@ -108,7 +109,7 @@ def test_run_point_returns_the_typed_record_and_jobs_derive_their_summary(tmp_pa
     again = cli.run_point(cfg)
     assert len(made) == 1 and again == made[0], "skipped: the record on disk, not a recomputation"
     assert cli.point_outcome(cfg).job_result() == {"point_id": first.point_id, "skipped": True}
-    from mergesweep.objective import objective_value
+    from mergesweep.app.objective import objective_value
 
     with_objective = cfg.copy()
     with open_dict(with_objective):

@@ -26,8 +26,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mergesweep.random_pair import ARCHS, build_pair, tiny_config
 from tests.test_engine_swap import PROMPTS, SHARED_PREFIX, max_diff, vllm_prompt_logprobs
+
+from .random_pair import ARCHS, build_pair, tiny_config
 
 pytestmark = pytest.mark.slow
 ENGINE_CFG = {"name": "vllm", "dtype": "float32", "max_model_len": 512, "kv_cache_gib": 1, "in_process": True}
@@ -104,7 +105,7 @@ def sweep_engine(
 def test_swaps_and_export_match_independent_computations(arch, tmp_path):
     import json
 
-    from mergesweep.export import export_point
+    from mergesweep.tools.export import export_point
 
     base_dir, inst_dir = tiny_pair(tmp_path, arch)
     tied = ARCHS[arch]["tie_word_embeddings"]
@@ -140,7 +141,7 @@ BF16_TOL = 0.15  # vLLM's bf16 activations vs an fp32 forward on the same bf16 w
 
 def test_bf16_end_to_end(tmp_path):
     """bf16 checkpoints, fp32 merge math, bf16 engine and bf16 export, against an independent merge."""
-    from mergesweep.export import export_point
+    from mergesweep.tools.export import export_point
 
     base_dir, inst_dir = tiny_pair(tmp_path, "qwen3_tied", dtype=torch.bfloat16)
     base, inst = load_file(base_dir / "model.safetensors"), load_file(inst_dir / "model.safetensors")

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from hydra import compose, initialize_config_dir
 
-from mergesweep import cli
+from mergesweep.app import cli
+from mergesweep.app.points import preflight
 from mergesweep.errors import ConfigError
 from mergesweep.paths import conf_dir
-from mergesweep.points import preflight
 
 
 def cfg_with(*overrides: str):
@@ -58,8 +58,8 @@ def test_numeric_sweep_name_is_the_folder_name(tmp_path, monkeypatch, name, fold
 
 @pytest.mark.parametrize("name", ["nan", "123"])
 def test_numeric_sweep_name_in_the_report_callback_and_failure_entries(tmp_path, name):
-    from mergesweep.callbacks import SweepReport
-    from mergesweep.sweeper import mark_point_failed
+    from mergesweep.app.callbacks import SweepReport
+    from mergesweep.app.sweeper import mark_point_failed
 
     cfg = cfg_with(f"results_dir={tmp_path}", f"sweep.name={name}", "tracking=none")
     SweepReport().on_multirun_end(cfg)  # no records yet: "no report", not a TypeError
@@ -129,7 +129,7 @@ def test_ifeval_scorer_without_punkt_tab_fails_in_preflight(tmp_path):
         "from mergesweep.paths import apply_env; apply_env(True)\n"
         "from hydra import compose, initialize_config_dir\n"
         "from mergesweep.paths import conf_dir\n"
-        "from mergesweep.points import preflight\n"
+        "from mergesweep.app.points import preflight\n"
         "from mergesweep.errors import SuiteError\n"
         "with initialize_config_dir(config_dir=str(conf_dir()), version_base='1.3'):\n"
         f"    cfg = compose(config_name='config', overrides=['results_dir={tmp_path / 'res'}'])\n"
@@ -159,7 +159,7 @@ def test_every_ifeval_checker_runs_on_the_probe_answer():
 
 
 # --- NaN/Inf weights and absurd strengths: one line naming what is wrong, and a failure entry ---------------------
-def _run(results, *args: str, module: str = "mergesweep.cli"):
+def _run(results, *args: str, module: str = "mergesweep.app.cli"):
     import os
     import subprocess
     import sys
@@ -216,13 +216,13 @@ def test_export_of_an_overflowing_strength_or_a_nan_checkpoint_is_one_line(tmp_p
     proc = _run(
         tmp_path,
         *("--base", base, "--instruct", str(TOY / "instruct"), "--lam", "1e30", "--out", str(tmp_path / "a")),
-        module="mergesweep.export",
+        module="mergesweep.tools.export",
     )
     assert "lam=1e+30" in _the_line(proc, "mergesweep-export")
     proc = _run(
         tmp_path,
         *("--base", base, "--instruct", str(nan_instruct), "--lam", "0.5", "--out", str(tmp_path / "b")),
-        module="mergesweep.export",
+        module="mergesweep.tools.export",
     )
     line = _the_line(proc, "mergesweep-export")
     assert f"checkpoint {nan_instruct}, tensor '{NAN_TENSOR}' is not finite" in line
@@ -292,7 +292,7 @@ def test_part_gen_kwargs_override_the_tasks_generation_length(tmp_path):
 
 
 def test_kv_cache_set_too_small_for_one_sequence_is_one_line(tmp_path, long_context_pair):
-    from mergesweep import sizing
+    from mergesweep.checks import sizing
 
     per_token = sizing.kv_bytes_per_token(long_context_pair[1], "float32")
     assert per_token == 2 * 2 * 1 * 32 * 4  # layers, kv heads, head_dim, fp32

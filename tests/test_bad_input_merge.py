@@ -12,9 +12,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from mergesweep.export import export_point
 from mergesweep.merge import METHODS
 from mergesweep.merge.sources import build_plan
+from mergesweep.tools.export import export_point
 
 HIDDEN = 16
 

@@ -22,7 +22,7 @@ def run(results: Path, *args: str, timeout: int = 300) -> subprocess.CompletedPr
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env.update(MERGESWEEP_RESULTS=str(results), PYTHONUNBUFFERED="1")
     return subprocess.run(
-        [sys.executable, "-m", "mergesweep.cli", *args],
+        [sys.executable, "-m", "mergesweep.app.cli", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -91,7 +91,7 @@ def test_ctrl_c_prints_one_line_and_keeps_records_whole(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env.update(MERGESWEEP_RESULTS=str(tmp_path), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mergesweep.cli", "-m", "strength=0,0.25,0.5,0.75,1", *TINY],
+        [sys.executable, "-m", "mergesweep.app.cli", "-m", "strength=0,0.25,0.5,0.75,1", *TINY],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -152,8 +152,8 @@ def test_secrets_under_harmless_keys_and_unknown_keys_are_refused(tmp_path, over
 
 def test_harmless_values_and_extra_notes_pass_the_secret_check():
     """What configs legitimately hold is not mistaken for a token: hashes, paths, hub ids, point ids."""
-    from mergesweep.provenance import looks_like_token
-    from mergesweep.schema import unknown_added
+    from mergesweep.checks.schema import unknown_added
+    from mergesweep.store.provenance import looks_like_token
 
     harmless = [
         "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from mergesweep.cli import preflight
+from mergesweep.app.cli import preflight
 from mergesweep.errors import DataError, SuiteError
 from mergesweep.evals.suite import TASKS_DIR
 from mergesweep.paths import conf_dir

@@ -15,8 +15,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from mergesweep.check import check_model, compose_config, describe, estimate_memory
-from mergesweep.random_pair import build_pair, tiny_config
+from mergesweep.checks.check import check_model, compose_config, describe, estimate_memory
+
+from .random_pair import build_pair, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +83,14 @@ def test_differences_that_stop_a_merge(pairs):
 def test_cli_one_line_errors_and_preflight_hook(pairs):
     base, inst = pairs["llama_untied"]
     ok = subprocess.run(
-        [sys.executable, "-m", "mergesweep.check", f"model.base={base}", f"model.instruct={inst}"],
+        [sys.executable, "-m", "mergesweep.checks.check", f"model.base={base}", f"model.instruct={inst}"],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert ok.returncode == 0 and "LlamaForCausalLM, untied" in ok.stdout, ok.stderr[-2000:]
     hub = subprocess.run(
-        [sys.executable, "-m", "mergesweep.check", "model=qwen2_5_0_5b"],
+        [sys.executable, "-m", "mergesweep.checks.check", "model=qwen2_5_0_5b"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -99,8 +100,8 @@ def test_cli_one_line_errors_and_preflight_hook(pairs):
 
     from omegaconf import OmegaConf
 
-    from mergesweep.checkpoints import CheckpointError
-    from mergesweep.cli import preflight
+    from mergesweep.app.cli import preflight
+    from mergesweep.weights.checkpoints import CheckpointError
 
     cfg = OmegaConf.create(cfg_for(base, inst, "offline=false", "+model.tied=true"))
     with pytest.raises(CheckpointError, match="model.tied"):
@@ -110,8 +111,8 @@ def test_cli_one_line_errors_and_preflight_hook(pairs):
 def test_offline_hub_id_stops_in_preflight_with_one_line():
     from omegaconf import OmegaConf
 
-    from mergesweep.checkpoints import CheckpointError
-    from mergesweep.cli import preflight
+    from mergesweep.app.cli import preflight
+    from mergesweep.weights.checkpoints import CheckpointError
 
     with pytest.raises(CheckpointError) as err:
         preflight(OmegaConf.create(compose_config(["model=qwen2_5_0_5b", "tracking=none"])))
@@ -125,7 +126,14 @@ def test_different_architectures_lead_with_the_fatal_reason(pairs, tmp_path):
     _, other = build_pair(tiny_config("llama_untied", intermediate_size=96), tmp_path / "wide", seed=1, delta=0.1)
 
     def check(*extra: str) -> subprocess.CompletedProcess:
-        args = [sys.executable, "-m", "mergesweep.check", *extra, f"model.base={base}", f"model.instruct={other}"]
+        args = [
+            sys.executable,
+            "-m",
+            "mergesweep.checks.check",
+            *extra,
+            f"model.base={base}",
+            f"model.instruct={other}",
+        ]
         return subprocess.run(args, capture_output=True, text=True, timeout=120)
 
     short, full = check(), check("--all")

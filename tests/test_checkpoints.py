@@ -13,10 +13,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from mergesweep.checkpoints import Checkpoint, CheckpointError, check_compatible
 from mergesweep.merge import get_method
 from mergesweep.merge.plan import MergePlan
 from mergesweep.merge.sources import build_plan
+from mergesweep.weights.checkpoints import Checkpoint, CheckpointError, check_compatible
 
 from .helpers import save_interleaved_shards
 
@@ -135,7 +135,7 @@ def test_reuse_outputs_recycles_buffers(tmp_path):
 def test_streamed_reads_recycle_their_buffers(tmp_path, monkeypatch):
     """A streamed point reads every block into one kept buffer per input (a fresh buffer per block let glibc's
     heaps grow by GBs on the 0.5B bench), and the values stay those of fresh reads (test above)."""
-    from mergesweep.tensor_stores import SafetensorsStore
+    from mergesweep.weights.tensor_stores import SafetensorsStore
 
     storages, read = set(), SafetensorsStore.read_rows
 
@@ -297,7 +297,7 @@ def test_hub_ids_resolve_from_the_local_cache_offline(tmp_path, monkeypatch):
     """``resolve`` with a hub id, offline: the cached snapshot of the asked revision, or one clear error."""
     import huggingface_hub.constants as hf_constants
 
-    from mergesweep.checkpoints import resolve
+    from mergesweep.weights.checkpoints import resolve
 
     assert hf_constants.HF_HUB_OFFLINE, "tests run offline (conftest sets HF_HUB_OFFLINE=1)"
     cache = tmp_path / "hf_cache"
@@ -336,8 +336,8 @@ def test_hub_ids_resolve_from_the_local_cache_offline(tmp_path, monkeypatch):
 )
 def test_tensor_name_rules(name, embedding, head, vocab_sized):
     """The one table of embedding/head name rules that checkpoints, merge methods and the vLLM worker share."""
-    from mergesweep import tensor_names
     from mergesweep.merge import classify
+    from mergesweep.weights import tensor_names
 
     assert (tensor_names.is_embedding(name), tensor_names.is_head(name)) == (embedding, head)
     assert tensor_names.is_vocab_sized(name) == vocab_sized
@@ -369,6 +369,6 @@ def test_offline_run_finds_a_warmed_hf_cache(tmp_path, monkeypatch):
     apply_env(offline=True)
     assert os.environ["HF_HOME"] == str(tmp_path / "hf") and os.environ["HF_HUB_OFFLINE"] == "1"
     assert os.environ["VLLM_CACHE_ROOT"] == str(tmp_path / "ms" / "vllm")  # shared across sweeps, not per folder
-    code = "from mergesweep.checkpoints import resolve; print(resolve('acme/tiny', offline=True))"
+    code = "from mergesweep.weights.checkpoints import resolve; print(resolve('acme/tiny', offline=True))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
     assert out.returncode == 0 and out.stdout.strip() == str(snap), out.stderr[-2000:]

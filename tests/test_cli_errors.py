@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from mergesweep.checkpoints import CheckpointError
-from mergesweep.cli import ConfigError, preflight
+from mergesweep.app.cli import ConfigError, preflight
 from mergesweep.evals.suite import SuiteError
 from mergesweep.paths import conf_dir
+from mergesweep.weights.checkpoints import CheckpointError
 
 from .conftest import save_model, tiny_config
 
@@ -71,7 +71,7 @@ def test_mismatched_shapes_name_the_tensor(tmp_path):
 def test_cli_prints_one_clear_line_and_writes_nothing(tmp_path):
     env = {**os.environ, "MERGESWEEP_RESULTS": str(tmp_path)}
     proc = subprocess.run(
-        [sys.executable, "-m", "mergesweep.cli", "strength=oops", "tracking=none"],
+        [sys.executable, "-m", "mergesweep.app.cli", "strength=oops", "tracking=none"],
         capture_output=True,
         text=True,
         env=env,
@@ -86,7 +86,7 @@ def test_cli_prints_one_clear_line_and_writes_nothing(tmp_path):
 def test_unknown_suite_lists_the_known_ones(tmp_path):
     env = {**os.environ, "MERGESWEEP_RESULTS": str(tmp_path)}
     proc = subprocess.run(
-        [sys.executable, "-m", "mergesweep.cli", "suite=no_such_suite"],
+        [sys.executable, "-m", "mergesweep.app.cli", "suite=no_such_suite"],
         capture_output=True,
         text=True,
         env=env,

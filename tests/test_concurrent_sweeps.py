@@ -27,7 +27,7 @@ def start(results: Path, name: str) -> subprocess.Popen:
     env = {**os.environ, "MERGESWEEP_RESULTS": str(results), "PYTHONUNBUFFERED": "1"}
     args = ["-m", f"strength={','.join(STRENGTHS)}", "sweep.name=c", f"hydra.sweep.dir={results}/c/hydra/{name}", *JOB]
     return subprocess.Popen(
-        [sys.executable, "-m", "mergesweep.cli", *args],
+        [sys.executable, "-m", "mergesweep.app.cli", *args],
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -51,7 +51,7 @@ def test_two_processes_compute_each_point_once(tmp_path):
 
 
 def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
-    from mergesweep.status import _identify
+    from mergesweep.tools.status import _identify
 
     pid = _identify(["strength=0", *JOB], None, "config")
     stale = tmp_path / "c" / "locks" / f"{pid}.lock"
@@ -59,7 +59,7 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     stale.write_text(json.dumps({"pid": 999999, "host": "gone", "since": "2026-01-01T00:00:00"}))
     env = {**os.environ, "MERGESWEEP_RESULTS": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "mergesweep.cli", "-m", "strength=0", "sweep.name=c", *JOB],
+        [sys.executable, "-m", "mergesweep.app.cli", "-m", "strength=0", "sweep.name=c", *JOB],
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -72,7 +72,7 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
 
 def test_a_held_lock_defers_the_point_and_a_waiting_process_skips_it_once_recorded(tmp_path):
     """In one process: a point whose lock another holder has is deferred, not computed; ``wait`` blocks."""
-    from mergesweep import pointlock
+    from mergesweep.app import pointlock
 
     held = pointlock.acquire(tmp_path, "p")
     assert held is not None and pointlock.acquire(tmp_path, "p") is None  # a second open file description

@@ -180,12 +180,12 @@ def _hydra_overrides(argv: list[str]) -> list[str]:
 
 
 SUBCOMMAND_SOURCES = {
-    "verify": "src/mergesweep/verify.py",
-    "status": "src/mergesweep/status.py",
-    "report": "src/mergesweep/report.py",
-    "check": "src/mergesweep/check.py",
-    "setup-real": "src/mergesweep/real_models.py",
-    "export": "src/mergesweep/export.py",
+    "verify": "src/mergesweep/tools/verify.py",
+    "status": "src/mergesweep/tools/status.py",
+    "report": "src/mergesweep/report/report.py",
+    "check": "src/mergesweep/checks/check.py",
+    "setup-real": "src/mergesweep/tools/real_models.py",
+    "export": "src/mergesweep/tools/export.py",
 }
 
 
@@ -197,7 +197,7 @@ def _tool(argv: list[str]) -> tuple[str, list[str]] | None:
     if prog == "mergesweep" and len(argv) > 1 and argv[1] in SUBCOMMAND_SOURCES:
         return ("check" if argv[1] == "check" else SUBCOMMAND_SOURCES[argv[1]]), argv[2:]
     if prog == "mergesweep-export":
-        return "src/mergesweep/export.py", argv[1:]
+        return "src/mergesweep/tools/export.py", argv[1:]
     if argv[:2] == ["bash", "scripts/sweep.sh"]:
         return "sweep", argv[2:]
     if prog == "python" and len(argv) > 2 and argv[1] == "-m" and argv[2].startswith("mergesweep."):
@@ -210,7 +210,7 @@ def _tool(argv: list[str]) -> tuple[str, list[str]] | None:
 def test_commands_are_found():
     tools = [t for _, argv in _commands() if (t := _tool(argv))]
     kinds = {k for k, _ in tools}
-    assert {"sweep", "check", "src/mergesweep/verify.py", "src/mergesweep/export.py"} <= kinds, kinds
+    assert {"sweep", "check", "src/mergesweep/tools/verify.py", "src/mergesweep/tools/export.py"} <= kinds, kinds
     assert sum(k == "sweep" for k, _ in tools) >= 10
 
 
@@ -221,7 +221,7 @@ def test_flags_exist():
         tool = _tool(argv)
         if tool is None or tool[0] == "sweep":
             continue
-        src_name = "src/mergesweep/check.py" if tool[0] == "check" else tool[0]
+        src_name = "src/mergesweep/checks/check.py" if tool[0] == "check" else tool[0]
         src = (REPO / src_name).read_text()
         for a in tool[1]:
             flag = a.split("=")[0]
@@ -232,7 +232,7 @@ def test_flags_exist():
 
 def test_sweep_examples_compose():
     """Every sweep / check example composes into the app's config (the first value of each sweep list)."""
-    from mergesweep.check import compose_config
+    from mergesweep.checks.check import compose_config
 
     bad = []
     for doc, argv in _commands():

@@ -128,7 +128,7 @@ def test_exported_point_serves_like_the_in_memory_point(pairs, pair_name, tmp_pa
     from vllm import LLM
 
     from mergesweep.engines.vllm_engine import VLLMEngine
-    from mergesweep.export import export_point
+    from mergesweep.tools.export import export_point
 
     base_dir, inst_dir = pairs[pair_name]
     model_cfg = {"base": str(base_dir), "instruct": str(inst_dir)}

@@ -48,8 +48,8 @@ def test_gpu_build_and_engine_core_processes_leave_threads_to_vllm(clean_env):
 
 @pytest.mark.parametrize("value", ["many", "0", "1.5"])
 def test_a_bad_value_is_one_line_before_any_engine(tmp_path, value):
+    from mergesweep.app.points import preflight
     from mergesweep.errors import ConfigError
-    from mergesweep.points import preflight
     from tests.test_bad_input_early import cfg_with
 
     with pytest.raises(ConfigError, match="engine.cpu_threads"):

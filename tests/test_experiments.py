@@ -17,7 +17,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file, save_file
 
-from mergesweep.cli import run_job
+from mergesweep.app.cli import run_job
 from mergesweep.paths import conf_dir
 
 from .conftest import TOY
@@ -247,7 +247,7 @@ def test_optuna_finds_the_best_feasible_trial_on_the_toy_pair(tmp_path):
     recs = [json.loads(p.read_text()) for p in (tmp_path / "optuna_per_module" / "records").glob("*.json")]
     assert len(recs) == 2 and all(r["method"] == "per_module" for r in recs)
 
-    def value(r):  # the floor rule, written out independently of mergesweep.objective
+    def value(r):  # the floor rule, written out independently of mergesweep.app.objective
         icl, if_ = r["summary"]["icl"], r["summary"]["if"]
         return icl if if_ >= floor else if_ - floor
 
@@ -269,8 +269,8 @@ def test_optuna_finds_the_best_feasible_trial_on_the_toy_pair(tmp_path):
 def test_objective_reads_the_record(tmp_path, icl, if_, kind, expected):
     from omegaconf import OmegaConf
 
-    from mergesweep.objective import objective_value
-    from mergesweep.records import RecordStore
+    from mergesweep.app.objective import objective_value
+    from mergesweep.store.records import RecordStore
 
     RecordStore(tmp_path / "s").write(
         {

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from mergesweep.export import export_point, main
+from mergesweep.tools.export import export_point, main
 
 TEMPLATE = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
 
@@ -212,7 +212,7 @@ def test_failed_export_to_a_new_folder_leaves_nothing(pair, tmp_path):
 def test_full_disk_midway_keeps_the_earlier_export(pair, tmp_path, monkeypatch):
     import errno
 
-    import mergesweep.export as export
+    import mergesweep.tools.export as export
 
     out = tmp_path / "merged"
     export_point(pair["cfg"], {"name": "linear"}, 0.25, out, max_shard_bytes=40_000)
@@ -263,7 +263,7 @@ def test_debug_shows_the_traceback_and_the_process_prints_one_line(pair, tmp_pat
         main(_cli(pair, tmp_path / "m", "--lam", "nan", "--debug"))
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     proc = subprocess.run(
-        [sys.executable, "-m", "mergesweep.export", *_cli(pair, pair["instruct"], "--lam", "1")],
+        [sys.executable, "-m", "mergesweep.tools.export", *_cli(pair, pair["instruct"], "--lam", "1")],
         capture_output=True,
         text=True,
         env=env,

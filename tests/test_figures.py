@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mergesweep.figures import best_lam, pareto_front, write_figures
-from mergesweep.records import RecordStore
-from mergesweep.report import load_table, write_report
+from mergesweep.report.figures import best_lam, pareto_front, write_figures
+from mergesweep.report.report import load_table, write_report
+from mergesweep.store.records import RecordStore
 
 LAMS = [round(0.1 * i, 1) for i in range(11)]
 TASKS = {"icl": ["sst2", "trec", "cb"], "if": ["ifeval"]}

@@ -12,8 +12,8 @@ import pandas as pd
 from lm_eval.api.model import LM
 
 from mergesweep.evals import suite as suites
-from mergesweep.records import RecordStore
-from mergesweep.report import write_report
+from mergesweep.report.report import write_report
+from mergesweep.store.records import RecordStore
 from tests.test_records import make_record
 
 FLAG = "all_generations_empty"
@@ -66,7 +66,7 @@ def test_report_and_figures_show_flagged_points(tmp_path, monkeypatch):
 
 
 def test_status_shows_flagged_done_points(tmp_path):
-    from mergesweep.status import _identify, format_status, sweep_status
+    from mergesweep.tools.status import _identify, format_status, sweep_status
 
     sweep_dir = tmp_path / "s"
     job = ["strength=8", "tracking=none"]

@@ -142,7 +142,7 @@ def test_hub_suite_offline_and_uncached_fails_before_any_engine(tmp_path):
     env["HF_HOME"] = str(tmp_path / "hf")  # an empty Hugging Face cache
     env.pop("HF_DATASETS_CACHE", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "mergesweep.cli", "suite=icl_hub", "tracking=none"],
+        [sys.executable, "-m", "mergesweep.app.cli", "suite=icl_hub", "tracking=none"],
         capture_output=True,
         text=True,
         env=env,

@@ -70,7 +70,7 @@ def test_checkout_comes_after_the_env_overrides(no_overrides, monkeypatch, tmp_p
 
 def test_installed_copy_reads_its_package_data(no_overrides, monkeypatch, tmp_path):
     """Laid out as a wheel installs it: no checkout, so conf/data are the package's own; git is not asked."""
-    from mergesweep import provenance
+    from mergesweep.store import provenance
 
     package = tmp_path / "lib" / "python3.11" / "site-packages" / "mergesweep"
     (package / "conf").mkdir(parents=True)
@@ -85,7 +85,7 @@ def test_installed_copy_reads_its_package_data(no_overrides, monkeypatch, tmp_pa
 
 def test_user_groups_through_hydra_searchpath(tmp_path):
     """A model and an experiment preset from the user's own folder compose with the shipped groups."""
-    from mergesweep.check import compose_config
+    from mergesweep.checks.check import compose_config
 
     mine = user_conf(tmp_path / "my_conf")
     cfg = compose_config([searchpath(mine), "model=my_toy", "merge=ties"])
@@ -99,7 +99,7 @@ def test_user_groups_through_hydra_searchpath(tmp_path):
 
 def test_status_composes_with_the_runs_searchpath(tmp_path):
     """``mergesweep status`` recomputes a job's point id with the search path its run used."""
-    from mergesweep.status import _identify
+    from mergesweep.tools.status import _identify
 
     mine = user_conf(tmp_path / "my_conf")
     pid = _identify(["model=my_toy", "strength=0.5", "tracking=none"], None, "config", [f"file://{mine}"])
@@ -109,7 +109,7 @@ def test_status_composes_with_the_runs_searchpath(tmp_path):
 
 
 def test_export_reads_merge_yaml_through_paths(monkeypatch, tmp_path):
-    from mergesweep.export import _merge_conf
+    from mergesweep.tools.export import _merge_conf
 
     (tmp_path / "merge").mkdir()
     (tmp_path / "merge" / "linear.yaml").write_text("name: linear\nknobs: {marker: 7}\n")

@@ -23,7 +23,7 @@ from hydra import compose, initialize_config_dir
 from lm_eval.api.model import LM
 from omegaconf import OmegaConf
 
-import mergesweep.cli  # noqa: F401  (registers the ${ms_data:} resolver the toy configs use)
+import mergesweep.app.cli  # noqa: F401  (registers the ${ms_data:} resolver the toy configs use)
 from mergesweep.evals import judges
 from mergesweep.evals import suite as suites
 from mergesweep.evals.data import read_jsonl
@@ -322,7 +322,7 @@ def test_cli_with_a_dead_judge_prints_one_line_and_writes_nothing(tmp_path):
         [
             sys.executable,
             "-m",
-            "mergesweep.cli",
+            "mergesweep.app.cli",
             "suite=alpaca_judged",
             "tracking=none",
             "suite.parts.if.judge.model=some-judge",
@@ -349,7 +349,7 @@ def test_toy_judged_sweep_through_vllm_and_compare(tmp_path):
         [
             sys.executable,
             "-m",
-            "mergesweep.cli",
+            "mergesweep.app.cli",
             "-m",
             "suite=toy_judged",
             "strength=0,1",

@@ -12,9 +12,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from mergesweep.app.sweeper import block_points, group_blocks
 from mergesweep.paths import conf_dir
-from mergesweep.records import RecordStore
-from mergesweep.sweeper import block_points, group_blocks
+from mergesweep.store.records import RecordStore
 
 from .conftest import REPO, TOY
 from .test_sweep import mergesweep
@@ -73,7 +73,7 @@ def test_submitit_local_runs_each_point_in_its_own_process(tmp_path):
     assert (tmp_path / "procs" / "tradeoff.png").is_file()
 
 
-# --- warm engines on launchers: blocks of points (mergesweep.sweeper) ------------------------------------------
+# --- warm engines on launchers: blocks of points (mergesweep.app.sweeper) ------------------------------------------
 TINY = ("engine=hf", "tracking=none", "suite.parts.icl.limit=6", "suite.parts.if.limit=3", "bootstrap=20")
 
 
@@ -160,7 +160,7 @@ def test_a_failed_block_marks_its_points_and_the_others_go_on(tmp_path):
         [
             sys.executable,
             "-m",
-            "mergesweep.cli",
+            "mergesweep.app.cli",
             "-m",
             "hydra/sweeper=blocks",
             f"model.instruct={TOY / 'instruct'},{bad}",

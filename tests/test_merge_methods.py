@@ -372,7 +372,7 @@ def test_source_roles_and_errors(pair, tmp_path):
 def test_adapter_with_full_tensors_is_refused(pair, tmp_path):
     from peft import LoraConfig, get_peft_model
 
-    from mergesweep.checkpoints import CheckpointError
+    from mergesweep.weights.checkpoints import CheckpointError
 
     get_peft_model(_tiny(pair["arch"]), LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(tmp_path / "ad")
     f = tmp_path / "ad" / "adapter_model.safetensors"

@@ -23,9 +23,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mergesweep import real_models
 from mergesweep.evals import arith
 from mergesweep.paths import REPO, data_dir, models_dir
+from mergesweep.tools import real_models
 
 from .conftest import TOY
 from .test_experiments import composed
@@ -158,7 +158,7 @@ def test_a_derived_folder_is_base_plus_the_lora_as_peft_merges_it(toy_adapters, 
 def test_setup_skips_a_derived_folder_whose_adapter_is_not_committed(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("MERGESWEEP_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("MERGESWEEP_MODELS", str(tmp_path / "models"))
-    with caplog.at_level(logging.INFO, logger="mergesweep.real_models"):
+    with caplog.at_level(logging.INFO, logger="mergesweep.tools.real_models"):
         assert real_models.setup([real_models.DOMAIN]) == {}
     assert "not committed yet" in caplog.text and "make_domain_lora.py" in caplog.text
     assert real_models.DOMAIN not in real_models.buildable()
@@ -213,7 +213,7 @@ TOY_RUN = [
 
 
 def _records(tmp_path: Path, *overrides: str, lams: str) -> list[dict]:
-    from mergesweep.cli import run_job
+    from mergesweep.app.cli import run_job
 
     cfg = composed(*overrides, *TOY_RUN, f"++block_strengths=[{lams}]", f"results_dir={tmp_path}")
     outs = run_job(cfg)

@@ -59,7 +59,7 @@ def test_bad_input_error_is_one_line_with_no_network_attempt(tmp_path):
     (a download attempt) ahead of the one-line error."""
     marker = tmp_path / "net.log"
     env = blocked_env(marker, tmp_path / "res")
-    proc = run(env, "-m", "mergesweep.cli", f"model.base={tmp_path / 'nowhere'}", "tracking=none")
+    proc = run(env, "-m", "mergesweep.app.cli", f"model.base={tmp_path / 'nowhere'}", "tracking=none")
     assert proc.returncode != 0 and "mergesweep: error: checkpoint directory not found" in proc.stderr
     assert_offline(proc, marker, "a run stopped by its checks")
 
@@ -71,7 +71,7 @@ def test_sweep_verify_and_tools_stay_offline(tmp_path):
     marker = tmp_path / "net.log"
     results = tmp_path / "res"
     env = blocked_env(marker, results)
-    proc = run(env, "-m", "mergesweep.cli", "-m", "strength=0.5", "sweep.name=123", *TINY)
+    proc = run(env, "-m", "mergesweep.app.cli", "-m", "strength=0.5", "sweep.name=123", *TINY)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert_offline(proc, marker, "the sweep")
     records = sorted((results / "123" / "records").glob("*.json"))
@@ -81,13 +81,13 @@ def test_sweep_verify_and_tools_stay_offline(tmp_path):
     assert sizes == {"max_model_len": 1024, "kv_cache_gib": 1, "max_gen_toks": 160}, "chosen engine sizes recorded"
 
     steps = {
-        "verify": ["-m", "mergesweep.cli", "verify", "--full", str(records[0])],
-        "status": ["-m", "mergesweep.cli", "status", str(results / "123")],
-        "report": ["-m", "mergesweep.report", str(results / "123")],
-        "check": ["-m", "mergesweep.cli", "check", "model=toy"],
+        "verify": ["-m", "mergesweep.app.cli", "verify", "--full", str(records[0])],
+        "status": ["-m", "mergesweep.app.cli", "status", str(results / "123")],
+        "report": ["-m", "mergesweep.report.report", str(results / "123")],
+        "check": ["-m", "mergesweep.app.cli", "check", "model=toy"],
         "export": [
             "-m",
-            "mergesweep.export",
+            "mergesweep.tools.export",
             "--base",
             str(REPO / "data" / "toy_pair" / "base"),
             "--instruct",

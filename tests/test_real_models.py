@@ -26,8 +26,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mergesweep import real_models
 from mergesweep.paths import REPO, models_dir
+from mergesweep.tools import real_models
 
 pytestmark = [pytest.mark.slow, pytest.mark.real]
 BASE, INST, SMOL = (models_dir() / n for n in ("gemma-3-270m", real_models.SIBLING, "smollm2-135m-instruct"))
@@ -182,7 +182,7 @@ ICL_TASKS = ["icl_sst2_mc", "icl_rte_mc", "icl_copa_mc", "icl_trec_fmc"]
 
 def test_lm_eval_hf_on_an_exported_point_reproduces_the_sweep_record(tmp_path):
     env = {**os.environ, "MERGESWEEP_RESULTS": str(tmp_path / "results")}
-    sweep = [sys.executable, "-m", "mergesweep.cli", "model=gemma3_270m", "suite=icl_classic", "strength=0.5"]
+    sweep = [sys.executable, "-m", "mergesweep.app.cli", "model=gemma3_270m", "suite=icl_classic", "strength=0.5"]
     sweep += [f"suite.parts.icl.tasks=[{','.join(ICL_TASKS)}]", "suite.parts.icl.groups={}", "suite.parts.icl.limit=6"]
     sweep += ["tracking=none", "sweep.name=real", "engine.max_model_len=2048", "bootstrap=0"]
     proc = subprocess.run(sweep, capture_output=True, text=True, env=env, timeout=1500)
@@ -190,7 +190,7 @@ def test_lm_eval_hf_on_an_exported_point_reproduces_the_sweep_record(tmp_path):
     (rec_path,) = (tmp_path / "results" / "real" / "records").glob("*.json")
     rec = json.loads(rec_path.read_text())
     out = tmp_path / "point"
-    export = [sys.executable, "-m", "mergesweep.export", "--base", str(BASE), "--instruct", str(INST)]
+    export = [sys.executable, "-m", "mergesweep.tools.export", "--base", str(BASE), "--instruct", str(INST)]
     subprocess.run([*export, "--method", "linear", "--lam", "0.5", "--out", str(out)], check=True, env=env, timeout=600)
     lm_eval = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={out},dtype=float32"]
     lm_eval += ["--tasks", ",".join(ICL_TASKS), "--include_path", str(REPO / "src/mergesweep/evals/tasks/icl_classic")]

@@ -16,8 +16,18 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from mergesweep.guards import BrokenResults, NonFiniteError, check_part
-from mergesweep.provenance import REDACTED, redact
-from mergesweep.records import CI, SCHEMA, PartMetrics, Record, RecordStore, Summary, Timings, point_id, read_record
+from mergesweep.store.provenance import REDACTED, redact
+from mergesweep.store.records import (
+    CI,
+    SCHEMA,
+    PartMetrics,
+    Record,
+    RecordStore,
+    Summary,
+    Timings,
+    point_id,
+    read_record,
+)
 
 TOY = Path(__file__).resolve().parents[1] / "data" / "toy_pair"
 
@@ -72,7 +82,7 @@ def test_point_id_holds_the_exact_strength_and_config():
 def _identify(*overrides: str) -> str:
     from hydra import compose, initialize_config_dir
 
-    from mergesweep import cli
+    from mergesweep.app import cli
     from mergesweep.paths import conf_dir
 
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
@@ -192,8 +202,8 @@ def nan_pair(tmp_path) -> tuple[Path, Path, str]:
 
 
 def _plan(base: Path, inst: Path, **kw):
-    from mergesweep.checkpoints import Checkpoint
     from mergesweep.merge.plan import MergePlan
+    from mergesweep.weights.checkpoints import Checkpoint
 
     return MergePlan(Checkpoint(base), [Checkpoint(inst)], progress=False, **kw)
 

@@ -12,14 +12,14 @@ import sys
 import pandas as pd
 import pytest
 
-from mergesweep.records import RecordStore
-from mergesweep.report import NoRecords, load_table, write_report
+from mergesweep.report.report import NoRecords, load_table, write_report
+from mergesweep.store.records import RecordStore
 from tests.test_records import make_record
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "mergesweep.cli", "report", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "mergesweep.app.cli", "report", *args], capture_output=True, text=True, timeout=120
     )
 
 

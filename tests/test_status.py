@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file, save_file
 
-from mergesweep.records import RecordStore
-from mergesweep.report import load_table
+from mergesweep.report.report import load_table
+from mergesweep.store.records import RecordStore
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +37,12 @@ NAN_TENSOR = "model.layers.0.self_attn.q_proj.weight"
 def mergesweep(results: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MERGESWEEP_RESULTS": str(results), "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "mergesweep.cli", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "mergesweep.app.cli", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def mergesweep(results: Path, *overrides: str, wait: bool = True, timeout: int = 1500):
     env = {**os.environ, "MERGESWEEP_RESULTS": str(results), "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "mergesweep.cli", "-m", *overrides]
+    cmd = [sys.executable, "-m", "mergesweep.app.cli", "-m", *overrides]
     if not wait:  # output to a file: an unread pipe would fill up and block the sweep
         log = open(results / "background.log", "w")
         return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mergesweep.records import SCHEMA, Record
+from mergesweep.store.records import SCHEMA, Record
 
 SECRETS = ("hf_AbCdEfGhIjKlMnOpQrStUv", "sk-ZyXwVuTsRqPoNmLkJiHgFe", "plain-password-123")
 
@@ -90,7 +90,7 @@ def run_contents(run_dir: Path) -> dict:
 
 
 def test_point_run_holds_the_record_and_no_secret(tmp_path, monkeypatch):
-    from mergesweep import tracking
+    from mergesweep.report import tracking
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     for var in ("WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
@@ -122,7 +122,7 @@ def test_point_run_holds_the_record_and_no_secret(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("cfg", [{"enabled": False}])
 def test_tracking_off_writes_nothing(tmp_path, cfg):
-    from mergesweep import tracking
+    from mergesweep.report import tracking
 
     assert tracking.log_point(cfg, tmp_path / "s", record()) is None
     assert not (tmp_path / "s").exists()

@@ -24,7 +24,12 @@ SMALL = ["sweep.name=v", "tracking=none", "suite.parts.icl.limit=20", "suite.par
 def mergesweep(*args: str, results: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **({"MERGESWEEP_RESULTS": str(results)} if results else {})}
     return subprocess.run(
-        [sys.executable, "-m", "mergesweep.cli", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "mergesweep.app.cli", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 
@@ -73,7 +78,7 @@ def test_fast_mode_rescoring_is_exact(swept):
 
 @pytest.mark.parametrize("edit", ["metric", "summary", "ci", "sample_score"])
 def test_fast_mode_catches_any_edit(swept, tmp_path, edit, capsys):
-    from mergesweep.verify import verify_record
+    from mergesweep.tools.verify import verify_record
 
     sweep_dir, _ = swept
     copy = tmp_path / "v"
@@ -107,7 +112,7 @@ def test_fast_mode_catches_any_edit(swept, tmp_path, edit, capsys):
 
 def test_fast_mode_catches_a_rewritten_response_whose_score_was_kept(swept, tmp_path, capsys):
     """Issue 20 item 7: re-scoring cannot see an edit that keeps every score; the samples file's sha256 can."""
-    from mergesweep.verify import verify_record
+    from mergesweep.tools.verify import verify_record
 
     sweep_dir, _ = swept
     copy = tmp_path / "v"
@@ -124,7 +129,7 @@ def test_fast_mode_catches_a_rewritten_response_whose_score_was_kept(swept, tmp_
 
 
 def test_a_schema_2_record_still_verifies_and_says_what_it_cannot_check(swept, tmp_path, capsys):
-    from mergesweep.verify import verify_record
+    from mergesweep.tools.verify import verify_record
 
     sweep_dir, _ = swept
     copy = tmp_path / "v"

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from ..merge import get_method
-from ..sizing import engine_len
 from .base import Engine
+from .lengths import engine_len
 from .param_views import ParamViews
 
 log = logging.getLogger(__name__)

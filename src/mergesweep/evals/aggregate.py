@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 
-from ..records import CI, Summary
+from ..store.records import CI, Summary
 from . import stats
 
 PerSample = Mapping[str, Sequence[float]]  # task -> per-sample headline scores, in doc_id order

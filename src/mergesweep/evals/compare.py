@@ -1,6 +1,6 @@
 """Is sweep point A better than point B? A paired bootstrap over the items both records scored.
 
-Why a helper independent of ``mergesweep.report``: reviewers ask about two specific points (say lam=0.5 vs
+Why a helper independent of ``mergesweep.report.report``: reviewers ask about two specific points (say lam=0.5 vs
 lam=0.75 on ICL) and the answer must come from the per-sample files, item by item, not from the headline
 means. Records store ``samples: {task: path relative to the sweep folder}`` and ``metrics: {part: {metric,
 tasks}}``; each per-sample JSONL row has ``doc_id``, ``doc_hash`` and the metric as a key.

@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import guards
 from ..errors import SuiteError  # defined in errors.py; re-exported here
-from ..records import PartMetrics
+from ..store.records import PartMetrics
 from . import aggregate, hub, judges, prompts, seeded
 
 log = logging.getLogger(__name__)

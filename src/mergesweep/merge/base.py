@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import MergeConfigError  # defined in errors.py; re-exported here
-from ..tensor_names import is_embedding, is_head
+from ..weights.tensor_names import is_embedding, is_head
 
 _LAYER = re.compile(r"(?:^|\.)(?:layers|h|blocks|layer)\.(\d+)\.")
 

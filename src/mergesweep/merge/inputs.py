@@ -16,9 +16,9 @@ from functools import partial
 import torch
 from tqdm.auto import tqdm
 
-from ..checkpoints import Checkpoint
 from ..guards import FiniteCheck
-from ..tensor_stores import Scratch
+from ..weights.checkpoints import Checkpoint
+from ..weights.tensor_stores import Scratch
 from .base import TensorInfo, classify
 from .rows import VocabRows, fit_rows, read_fitted
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ..checkpoints import Checkpoint, CheckpointError
+from ..weights.checkpoints import Checkpoint, CheckpointError
 
 _KEY = re.compile(
     r"^(?:base_model\.model\.)?(?P<module>.+)\.(?P<kind>lora_A|lora_B|lora_embedding_A|lora_embedding_B)"

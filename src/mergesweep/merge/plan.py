@@ -35,8 +35,8 @@ from typing import Any
 
 import torch
 
-from ..checkpoints import Checkpoint, CheckpointError, check_compatible
 from ..guards import FiniteCheck
+from ..weights.checkpoints import Checkpoint, CheckpointError, check_compatible
 from .base import MergeFn, TensorInfo, check_knobs
 from .buffers import OutputPool
 from .inputs import Block, PlanInputs, TensorInputs

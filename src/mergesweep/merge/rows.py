@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from ..checkpoints import TORCH_DTYPES, Checkpoint
-from ..tensor_stores import Scratch
+from ..weights.checkpoints import TORCH_DTYPES, Checkpoint
+from ..weights.tensor_stores import Scratch
 
 
 class VocabRows:

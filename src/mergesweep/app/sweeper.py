@@ -164,9 +164,9 @@ def _failed_return(error: BaseException) -> JobReturn:
 
 def mark_point_failed(cfg: DictConfig, reason: str, overrides: list[str]) -> int:
     """Write a failure entry for this point unless it has a complete record; 1 if written."""
+    from ..checks.preflight import sweep_dir
+    from ..store.records import RecordStore
     from .points import identify
-    from .preflight import sweep_dir
-    from .records import RecordStore
 
     try:
         pid, _ = identify(cfg)

@@ -28,7 +28,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .records import Record, RecordError, RecordStore, read_record, sha256_file
+from ..store.records import Record, RecordError, RecordStore, read_record, sha256_file
 
 GEN_TOL_ITEMS = 2
 ROLE_KEYS = ("base", "instruct", "target", "adapter")
@@ -56,14 +56,14 @@ class Check:
 @cache
 def _task(name: str, include_defaults: bool) -> Any:
     """lm-eval's task object (built once per process: its docs are not needed, its scorer is)."""
-    from .evals import suite as suites
+    from ..evals import suite as suites
 
     return suites.task_manager(include_defaults).load([name])["tasks"][name]
 
 
 def rescore(rec: Record, store: RecordStore) -> tuple[list[Check], dict[str, str], list[str]]:
     """(checks, {task: output type}, notes): every metric of the record recomputed from its saved samples."""
-    from .evals import seeded
+    from ..evals import seeded
 
     include_defaults = bool((rec.config.get("suite") or {}).get("include_defaults", False))
     checks: list[Check] = []
@@ -120,7 +120,7 @@ def _rescore_task(
 def _summary_checks(rec: Record, part: str, per_sample: dict[str, list[float]]) -> list[Check]:
     """The part's summary, groups and CI recomputed by the suite's own rule (``evals.aggregate``), under the
     recorded group patterns and bootstrap settings, against what the record says."""
-    from .evals import aggregate
+    from ..evals import aggregate
 
     recorded_groups = rec.metrics[part].extra.get("groups") or {}
     patterns = (((rec.config.get("suite") or {}).get("parts") or {}).get(part) or {}).get("groups") or {}
@@ -173,7 +173,7 @@ def _role_path(model: dict, role: str) -> str | None:
 
 def hash_problems(rec: Record, model: dict) -> list[str]:
     """Every checkpoint file whose sha256 differs from the record (or that is missing), named."""
-    from .checkpoints import dir_hashes, resolve
+    from ..weights.checkpoints import dir_hashes, resolve
 
     problems = []
     for role, recorded in (rec.provenance.get("checkpoints") or {}).items():
@@ -196,8 +196,8 @@ def rerun(rec: Record, model: dict, scratch: Path) -> Record:
     """The point rebuilt from the recorded config in ``scratch`` (no tracking), as a new record."""
     from omegaconf import OmegaConf
 
-    from . import cli
-    from .paths import apply_env
+    from ..app import cli
+    from ..paths import apply_env
 
     cfg = dict(rec.config)
     cfg.update(model=model, results_dir=str(scratch), force=True, tracking={"enabled": False})
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--scratch", type=Path, default=None, help="folder for the re-run's scratch results")
     args = ap.parse_args(argv)
-    from .paths import apply_env
+    from ..paths import apply_env
 
     apply_env(offline=True)  # before lm-eval's IFEval helper is imported; hub inputs come from the local cache
     for name in ("lm_eval", "lm-eval"):  # per-task chatter from lm-eval would drown the table

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from .records import RecordStore
+from ..store.records import RecordStore
 
 
 @dataclass
@@ -85,8 +85,8 @@ def _identify(job: list[str], conf: str | None, name: str, searchpath: Sequence[
     """The point id this job computes (composing its config the way the job did)."""
     from hydra import compose, initialize_config_dir
 
-    from . import points
-    from .paths import conf_dir
+    from ..app import points
+    from ..paths import conf_dir
 
     plain = [o for o in job if not o.lstrip("+~").startswith("hydra")]
     if searchpath:  # the run's own search path (quoted: a folder may hold Hydra's special characters)
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("sweep_dirs", nargs="+", type=Path, help="e.g. results/default")
     args = ap.parse_args(argv)
-    from .paths import apply_env
+    from ..paths import apply_env
 
     apply_env(offline=True)  # composing jobs and hashing checkpoints must not reach a hub
     complete = True

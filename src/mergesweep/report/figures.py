@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .records import Record, RecordStore
+from ..store.records import Record, RecordStore
 from .report import mark_flagged
 
 log = logging.getLogger(__name__)

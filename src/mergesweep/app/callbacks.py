@@ -18,7 +18,7 @@ from typing import Any, cast
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from .paths import apply_env
+from ..paths import apply_env
 
 log = logging.getLogger("mergesweep")
 # Launchers that run jobs in this process, one after another: a bad job stops the sweep before it starts.
@@ -39,7 +39,7 @@ def _fail(lines: list[str]) -> None:
 
 def refuse_secrets(config: DictConfig) -> None:
     """Secrets on the command line would land in Hydra's yaml files, its log and W&B metadata: refuse them."""
-    from .provenance import secret_interpolations, secret_overrides, secret_values
+    from ..store.provenance import secret_interpolations, secret_overrides, secret_values
 
     overrides = cast("dict[str, Any]", OmegaConf.to_container(config.hydra.overrides)) if "hydra" in config else {}
     keys = secret_overrides([*overrides.get("task", []), *overrides.get("hydra", [])])
@@ -76,7 +76,7 @@ def refuse_secrets(config: DictConfig) -> None:
 def refuse_unknown_keys(config: DictConfig, task_overrides: list[str]) -> None:
     """``+model.note=...`` is read by nothing yet changes the point id and lands in records: refuse keys that
     ``schema.ADDABLE`` does not list (free-form notes go under ``+extra.<name>=``)."""
-    from .schema import unknown_added
+    from ..checks.schema import unknown_added
 
     choices = (config.hydra.runtime.get("choices") or {}) if "hydra" in config else {}
     unknown = unknown_added(task_overrides, [str(g) for g in choices])
@@ -111,7 +111,7 @@ def check_jobs(config: DictConfig) -> list[str]:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
-    from .errors import USER_ERRORS
+    from ..errors import USER_ERRORS
     from .points import preflight
 
     jobs = job_overrides(config)
@@ -133,7 +133,7 @@ class SweepReport(Callback):
     """Registered in ``conf/config.yaml`` under ``hydra.callbacks``: checks before, report after."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from .errors import USER_ERRORS
+        from ..errors import USER_ERRORS
         from .oneline import full_errors
         from .points import preflight
 
@@ -159,12 +159,12 @@ class SweepReport(Callback):
         self._bad = bad
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from ..checks.preflight import sweep_dir as sweep_folder
+        from ..engines import close_all
+        from ..report.report import write_report
         from . import cli  # the job module: points another process held come back here, on the warm engine
-        from .engines import close_all
         from .pointlock import run_deferred
         from .points import container
-        from .preflight import sweep_dir as sweep_folder
-        from .report import write_report
 
         deferred_failed = run_deferred(cli.run_point)
         close_all()

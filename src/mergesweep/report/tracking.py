@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .provenance import redact, redact_overrides
-from .records import Record
+from ..store.provenance import redact, redact_overrides
+from ..store.records import Record
 
 log = logging.getLogger(__name__)
 

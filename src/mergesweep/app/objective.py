@@ -17,8 +17,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from .preflight import sweep_dir
-from .records import Record, RecordStore
+from ..checks.preflight import sweep_dir
+from ..store.records import Record, RecordStore
 
 KINDS = ("icl_if_floor", "pareto")
 

@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 from typing import Any
 
-from .paths import checkout
+from ..paths import checkout
 
 PACKAGES = (
     "mergesweep",

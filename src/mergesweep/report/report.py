@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from .records import Record, RecordStore
+from ..store.records import Record, RecordStore
 
 log = logging.getLogger(__name__)
 COLUMNS = [
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("sweep_dirs", nargs="+", type=Path, help="e.g. results/default (several: one combined report)")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: the sweep folder)")
     args = ap.parse_args(argv)
-    from .paths import apply_env
+    from ..paths import apply_env
 
     apply_env(offline=True)  # W&B and matplotlib stay local
     logging.basicConfig(level=logging.WARNING, format="mergesweep report: warning: %(message)s")

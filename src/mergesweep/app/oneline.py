@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-from .errors import USER_ERRORS, USER_OR_OS_ERRORS, PointFailed
+from ..errors import USER_ERRORS, USER_OR_OS_ERRORS, PointFailed
 
 T = TypeVar("T")
 # OSErrors that are the machine's state, not a bug: full disk or quota, read-only or forbidden folder.

@@ -27,11 +27,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from ..engines.lengths import positions, text_config
+from ..errors import ConfigError
+from ..evals import prompts
+from ..evals import suite as suites
 
 log = logging.getLogger(__name__)
 FLOOR = 1024  # the old default: few-shot log-likelihood contexts of the shipped suites fit in it
-FALLBACK = 2048  # engines built directly (scripts, tests) without a number: min(this, the model's positions)
 KV_SEQS = 16  # sequences of max_model_len the automatic KV cache holds at once
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "auto": 2}
 GIB = 1024**3
@@ -50,27 +52,6 @@ class Sizing:
         out = {"max_model_len": self.max_model_len, "longest_prompt": self.longest_prompt}
         out["max_gen_toks"] = self.max_gen_toks
         return out if self.kv_cache_gib is None else {**out, "kv_cache_gib": self.kv_cache_gib}
-
-
-def text_config(model_dir: str | Path) -> dict[str, Any]:
-    """The language model's part of ``config.json`` (multimodal configs nest it under ``text_config``)."""
-    cfg = json.loads((Path(model_dir) / "config.json").read_text())
-    return cfg.get("text_config") or cfg
-
-
-def positions(model_dir: str | Path) -> int | None:
-    """The model's ``max_position_embeddings`` (None when the config does not say)."""
-    n = text_config(model_dir).get("max_position_embeddings")
-    return int(n) if isinstance(n, int) and n > 0 else None
-
-
-def engine_len(cfg: dict[str, Any], model_dir: str | Path) -> int:
-    """``max_model_len`` for an engine built from ``cfg``: its number, or (``auto``/unset: not sized by the
-    preflight) ``FALLBACK`` capped by the model's positions. One rule for both engines and ``check``."""
-    n = cfg.get("max_model_len")
-    if isinstance(n, int) and not isinstance(n, bool):
-        return n
-    return min(FALLBACK, positions(model_dir) or FALLBACK)
 
 
 def kv_bytes_per_token(model_dir: str | Path, dtype: str) -> int:
@@ -109,9 +90,6 @@ def _prompt_tokens(task: Any, tokenizer: Any, chat: bool) -> int:
 def generation_needs(suite: dict[str, Any], model_dir: str, engine_default_gen: int) -> tuple[int, int]:
     """(longest prompt, largest max_gen_toks) over the suite's generation tasks; (0, 0) without any."""
     from transformers import AutoTokenizer
-
-    from .evals import prompts
-    from .evals import suite as suites
 
     tm = suites.task_manager(bool(suite.get("include_defaults", False)), prompts.include_paths(suite))
     tokenizer = None

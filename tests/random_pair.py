@@ -5,8 +5,9 @@ exact Qwen2.5-0.5B config (24 layers, hidden 896, vocab 151936, tied) costs the 
 pair would. Any tokenizer whose ids fit the vocabulary serves, so the toy pair's tokenizer and chat template are
 saved beside the weights and the engines load the folders like any Hugging Face checkpoint. ``ARCHS`` and
 ``tiny_config`` give the same for every architecture class of the study families, shrunk for tests.
+A fixture of the tests and the benchmarks, not part of the package; from the checkout's root:
 
-    python -m mergesweep.random_pair --shape qwen2.5-0.5b --out /tmp/pair     # writes /tmp/pair/{base,instruct}
+    python -m tests.random_pair --shape qwen2.5-0.5b --out /tmp/pair     # writes /tmp/pair/{base,instruct}
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .paths import data_dir
+from mergesweep.paths import data_dir
 
 # Exactly the fields of Qwen/Qwen2.5-0.5B's config.json that change shapes or numerics.
 QWEN2_5_0_5B: dict[str, Any] = {
@@ -230,7 +231,7 @@ def build_pair(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m mergesweep.random_pair --shape qwen2.5-0.5b --out DIR [--dtype bfloat16]``."""
+    """``python -m tests.random_pair --shape qwen2.5-0.5b --out DIR [--dtype bfloat16]``."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shape", choices=sorted(SHAPES), default="qwen2.5-0.5b")
     ap.add_argument("--out", type=Path, required=True)

@@ -12,9 +12,9 @@ from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
-from .checkpoints import Checkpoint
-from .errors import ConfigError
-from .paths import register_resolvers
+from ..errors import ConfigError
+from ..paths import register_resolvers
+from ..weights.checkpoints import Checkpoint
 
 register_resolvers()
 
@@ -48,10 +48,10 @@ def strength(cfg: DictConfig) -> float:
 def preflight(cfg: DictConfig) -> Preflight:
     """Cheap checks before heavy work: every number, name, knob value, suite task, checkpoint and the results
     folder (see ``preflight.py``); the multirun callback runs this for every job before the first one starts."""
-    from . import preflight as checks
-    from .checkpoints import check_compatible, resolve
-    from .engines import ENGINES
-    from .merge import METHODS, check_knobs
+    from ..checks import preflight as checks
+    from ..engines import ENGINES
+    from ..merge import METHODS, check_knobs
+    from ..weights.checkpoints import check_compatible, resolve
 
     lam = strength(cfg)
     sweep_dir = checks.sweep_dir(cfg)
@@ -66,10 +66,10 @@ def preflight(cfg: DictConfig) -> Preflight:
     if cfg.engine.name not in ENGINES:
         raise ConfigError(f"unknown engine {cfg.engine.name!r}; known: {', '.join(ENGINES)}")
     if cfg.engine.get("scorer") is not None:
-        from .engines.scoring import check_scorer
+        from ..engines.scoring import check_scorer
 
         check_scorer(str(cfg.engine.scorer))
-    from .engines.vllm_worker import CPU_WEIGHT_LAYOUTS
+    from ..engines.vllm_worker import CPU_WEIGHT_LAYOUTS
 
     layout = cfg.engine.get("cpu_weights")
     if layout is not None and str(layout) not in CPU_WEIGHT_LAYOUTS:
@@ -81,7 +81,7 @@ def preflight(cfg: DictConfig) -> Preflight:
     checks.suite(container(cfg.suite))
     allow_pickle, offline = bool(cfg.model.get("allow_pickle", False)), bool(cfg.get("offline", True))
     if not offline:  # headers only, before any weight download
-        from .check import check_before_download
+        from ..checks.check import check_before_download
 
         check_before_download(container(cfg))
     base = Checkpoint(resolve(cfg.model.base, cfg.model.get("revision"), offline), allow_pickle=allow_pickle)
@@ -89,7 +89,7 @@ def preflight(cfg: DictConfig) -> Preflight:
     check_compatible(base, instruct)
     checks.tokenizer_files(instruct.path)
     checks.writable(sweep_dir)
-    from .sizing import size
+    from ..checks.sizing import size
 
     sizes = size(container(cfg.engine), container(cfg.suite), str(instruct.path)).record()
     return Preflight(lam=lam, base=base, instruct=instruct, roles=roles, engine_sizes=sizes)
@@ -97,7 +97,7 @@ def preflight(cfg: DictConfig) -> Preflight:
 
 def source_paths(cfg: DictConfig) -> dict[str, str]:
     """Every checkpoint this point reads, by role (base, instruct, target, adapter, finetuned[i])."""
-    from .merge.sources import point_roles
+    from ..merge.sources import point_roles
 
     return point_roles(cfg.model, cfg.merge)
 
@@ -105,7 +105,7 @@ def source_paths(cfg: DictConfig) -> dict[str, str]:
 def source_hashes(cfg: DictConfig, roles: dict[str, str]) -> dict[str, dict[str, str]]:
     """sha256 of every weight/config/tokenizer file of every checkpoint this point reads, by role (cached by
     resolved path, size and mtime in ``checkpoints.file_sha256``)."""
-    from .checkpoints import dir_hashes, resolve
+    from ..weights.checkpoints import dir_hashes, resolve
 
     return {role: dir_hashes(resolve(path, cfg.model.get("revision"))) for role, path in roles.items()}
 
@@ -113,7 +113,7 @@ def source_hashes(cfg: DictConfig, roles: dict[str, str]) -> dict[str, dict[str,
 def identify(cfg: DictConfig) -> tuple[str, dict[str, dict[str, str]]]:
     """The point id of ``cfg`` and the checkpoint hashes it rests on (see ``identity.py``): exact strength,
     checkpoint contents (hashes cached by path, size and mtime), the config parts that change results."""
-    from .identity import id_subset, point_id
+    from ..store.identity import id_subset, point_id
 
     hashes = source_hashes(cfg, source_paths(cfg))
     return point_id(cfg.model.family, cfg.merge.name, strength(cfg), id_subset(container(cfg), hashes)), hashes

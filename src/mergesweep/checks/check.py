@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import CheckpointError, resolve
-from .tensor_names import is_vocab_sized, tied_head_copies
+from ..engines.lengths import FALLBACK
+from ..weights.checkpoints import CheckpointError, resolve
+from ..weights.tensor_names import is_vocab_sized, tied_head_copies
 
 BYTES = {
     "F64": 8,
@@ -98,8 +99,8 @@ def read_meta(ref: str, revision: str | None = None, offline: bool = True) -> Me
 
 
 def _local_meta(path: Path, ref: str) -> Meta:
-    from .checkpoints import safetensors_files
-    from .tensor_stores import read_header
+    from ..weights.checkpoints import safetensors_files
+    from ..weights.tensor_stores import read_header
 
     try:
         config = json.loads((path / "config.json").read_text())
@@ -241,10 +242,8 @@ def memory_for(metas: list[Meta], cfg: Mapping[str, Any]) -> dict[str, float]:
 
 
 def _model_len(value: Any, positions: Any) -> int:
-    """The number set, or for ``auto`` (sized per suite by the sweep's preflight) ``sizing.FALLBACK`` capped by
+    """The number set, or for ``auto`` (sized per suite by the sweep's preflight) ``lengths.FALLBACK`` capped by
     the model's positions, as an engine built without a suite gets."""
-    from .sizing import FALLBACK
-
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     return min(FALLBACK, int(positions)) if isinstance(positions, int) and positions > 0 else FALLBACK
@@ -327,7 +326,7 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from .paths import conf_dir, register_resolvers
+    from ..paths import conf_dir, register_resolvers
 
     register_resolvers()
 
@@ -352,7 +351,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = compose_config(argv)
     except Exception as e:  # Hydra's override and missing-option errors
         raise SystemExit(f"mergesweep check: error: {type(e).__name__}: {e}".splitlines()[0]) from None
-    from .paths import apply_env
+    from ..paths import apply_env
 
     apply_env(bool(cfg.get("offline", True)))  # offline=false (hub ids) is the config's to say
     try:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, MergeConfigError
+from ..errors import ConfigError, MergeConfigError
 
 # One path component: letters, digits and ``._=,+-`` (what Hydra's override_dirname produces), not ``.``/``..``.
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._=,+-]{0,127}")
@@ -90,8 +90,8 @@ def suite(suite_cfg: Mapping[str, Any]) -> None:
     building its tasks takes ~1 s, and a multirun checks every job before the first starts."""
     import json
 
-    from .evals import suite as suites
-    from .paths import data_dir
+    from ..evals import suite as suites
+    from ..paths import data_dir
 
     key = json.dumps([suite_cfg, str(data_dir())], sort_keys=True, default=str)
     if key not in _VALID_SUITES:
@@ -110,7 +110,7 @@ def knob_values(method: str, knobs: Mapping[str, Any], lam: float, n_deltas: int
     """
     import torch
 
-    from .merge import METHODS, check_knobs, classify, method_knobs
+    from ..merge import METHODS, check_knobs, classify, method_knobs
 
     fn = METHODS[method]
     check_knobs(fn, dict(knobs))
@@ -151,8 +151,8 @@ def strength_fits(method: str, knobs: Mapping[str, Any], lam: float, n_deltas: i
     the point still fails the way the guard fails it (failure entry, one line) while a multirun's other points
     run. Finite strengths that overflow only on real weights are caught by the guard after merging.
     """
-    from .guards import NonFiniteError, tensor_norm
-    from .merge import METHODS, classify
+    from ..guards import NonFiniteError, tensor_norm
+    from ..merge import METHODS, classify
 
     anchor, deltas = _test_tensors(n_deltas)
     for name in PART_NAMES:
@@ -180,7 +180,7 @@ def writable(sweep_dir: Path) -> None:
     Why probe rather than ``os.access``: as root, ``access`` says yes to read-only mounts and immutable
     folders; the probe sees what the writes will see.
     """
-    from .records import RecordStore
+    from ..store.records import RecordStore
 
     store = RecordStore(sweep_dir)
     for target in (store.records, store.samples_root):
