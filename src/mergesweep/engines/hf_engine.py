@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -16,6 +16,9 @@ from ..merge import get_method
 from .base import Engine
 from .lengths import engine_len
 from .param_views import ParamViews
+
+if TYPE_CHECKING:
+    from lm_eval.models.huggingface import HFLM
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +101,7 @@ class HFEngine(Engine):
             self._targets[name].copy_(t)  # a tied head shares the embedding's storage: updated with it
         return point.switch_times(time.perf_counter() - t0)
 
-    def lm(self):
+    def lm(self) -> HFLM:
         if self._lm is None:
             from lm_eval.models.huggingface import HFLM
 

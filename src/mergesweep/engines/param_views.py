@@ -19,11 +19,12 @@ shortcut is taken only where it does exactly what the loader would, and probing 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch._ops import OpOverload
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
@@ -112,7 +113,9 @@ class _Watch(TorchFunctionMode):
         self.dest_storages: set[int] = set()
         self.aborted = False
 
-    def __torch_function__(self, func, types, args: tuple = (), kwargs: dict | None = None) -> Any:
+    def __torch_function__(
+        self, func: Callable[..., Any], types: tuple[type, ...], args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
         kwargs = kwargs or {}
         op = _op_name(func)
         first: Any = args[0] if args else None  # the tensor a method is called on
@@ -162,7 +165,9 @@ class _NoWrites(TorchDispatchMode):
         super().__init__()
         self.watch = watch
 
-    def __torch_dispatch__(self, func, types, args: tuple = (), kwargs: dict | None = None) -> Any:
+    def __torch_dispatch__(
+        self, func: OpOverload, types: tuple[type, ...], args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
         kwargs = kwargs or {}
         if func._schema.is_mutable and not (args and isinstance(args[0], torch.Tensor) and args[0].numel() == 0):
             self.watch._stop(str(func))

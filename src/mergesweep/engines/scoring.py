@@ -42,7 +42,10 @@ context tokens + the option. Measured on the Qwen2.5-0.5B shape (scripts/bench_e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vllm import SamplingParams, TokensPrompt
 
 SCORERS = ("cached", "prompt_logprobs")
 Request = tuple[Any, list[int], list[int]]  # (lm-eval cache key, context tokens, continuation tokens)
@@ -57,13 +60,13 @@ def check_scorer(name: str) -> str:
     return name
 
 
-def _params(**kw: Any):
+def _params(**kw: Any) -> SamplingParams:
     from vllm import SamplingParams
 
     return SamplingParams(temperature=0, max_tokens=1, detokenize=False, **kw)
 
 
-def _prompt(tokens: list[int]):
+def _prompt(tokens: list[int]) -> TokensPrompt:
     from vllm import TokensPrompt
 
     return TokensPrompt(prompt_token_ids=tokens)  # type: ignore[typeddict-item]  # other keys optional

@@ -17,12 +17,15 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import VLLMUnavailable  # defined in errors.py; re-exported here
 from .base import Engine
 from .lengths import engine_len
 from .vllm_worker import cpu_weight_layout, engine_settings, install_cpu_weight_layout
+
+if TYPE_CHECKING:
+    from .vllm_lm import VLLMLM
 
 log = logging.getLogger(__name__)
 EXTENSION = "mergesweep.engines.vllm_worker.MergeWorkerExtension"
@@ -199,7 +202,7 @@ class VLLMEngine(Engine):
         timings["reset_s"] = time.perf_counter() - t0
         return timings
 
-    def lm(self):
+    def lm(self) -> VLLMLM:
         from .vllm_lm import VLLMLM
 
         if self._lm is None:

@@ -17,7 +17,7 @@ cache would hand one point's answers to the next. ``simple_evaluate`` is always 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
@@ -25,7 +25,10 @@ from lm_eval.models.utils import handle_stop_sequences, maybe_truncate, postproc
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from tqdm.auto import tqdm
 
-from .scoring import check_scorer, score
+from .scoring import Request, check_scorer, score
+
+if TYPE_CHECKING:
+    from lm_eval.api.instance import Instance
 
 
 @register_model("mergesweep-vllm")
@@ -64,7 +67,7 @@ class VLLMLM(TemplateLM):
         bos = self.tokenizer.bos_token_id
         return bos if bos is not None else self.eot_token_id
 
-    def tok_encode(self, string: str | list[str], add_special_tokens: bool | None = None, **kw) -> Any:
+    def tok_encode(self, string: str | list[str], add_special_tokens: bool | None = None, **kw: Any) -> Any:
         if isinstance(string, str):
             return self.tokenizer.encode(string, **self._special(string, add_special_tokens))
         return [self.tokenizer.encode(s, **self._special(s, add_special_tokens)) for s in string]
@@ -90,11 +93,13 @@ class VLLMLM(TemplateLM):
         )
 
     # --- scoring ------------------------------------------------------------------------------------
-    def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kw) -> list[tuple[float, bool]]:
+    def _loglikelihood_tokens(
+        self, requests: list[Request], disable_tqdm: bool = False, **kw: Any
+    ) -> list[tuple[float, bool]]:
         # vLLM needs room for one generated token
         return score(self.scorer, self.llm, requests, self.max_length - 1, use_tqdm=not disable_tqdm)
 
-    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+    def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
         windows, owner = [], []
         for i, (text,) in enumerate(r.args for r in requests):
             for w in map(
@@ -114,7 +119,7 @@ class VLLMLM(TemplateLM):
             totals[i] += lp
         return totals
 
-    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         from vllm import SamplingParams, TokensPrompt
 
         eos = self.tokenizer.decode(self.eot_token_id) or self.tokenizer.eos_token

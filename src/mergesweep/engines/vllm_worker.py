@@ -31,11 +31,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from mergesweep.engines.param_views import find_param_views
 from mergesweep.weights.tensor_names import tied_head_name
+
+if TYPE_CHECKING:
+    import torch
 
 SETTINGS_KEY = "mergesweep"  # our entry in vLLM's ``additional_config`` (see ``engine_settings``)
 CPU_WEIGHT_LAYOUTS = ("packed", "plain")
@@ -182,7 +185,7 @@ def _has_head_module(worker: Any) -> bool:
     return any(n == "lm_head" or n.endswith(".lm_head") for n, _ in model.named_modules(remove_duplicate=False))
 
 
-def _with_tied_head(weights):
+def _with_tied_head(weights: Iterable[tuple[str, torch.Tensor]]) -> Iterator[tuple[str, torch.Tensor]]:
     """Pass tensors through, adding ``lm_head.weight`` = the input embedding (see module docstring)."""
     for name, t in weights:
         yield name, t

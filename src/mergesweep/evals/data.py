@@ -10,9 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import DataError  # defined in errors.py; re-exported here
 from ..paths import data_dir
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
 
 
 def read_jsonl(path: Path, required: Iterable[str] = ()) -> list[dict]:
@@ -38,7 +42,7 @@ def read_jsonl(path: Path, required: Iterable[str] = ()) -> list[dict]:
     return rows
 
 
-def jsonl_splits(folder: str, stem: str, splits: Iterable[str], required: Iterable[str] = ()):
+def jsonl_splits(folder: str, stem: str, splits: Iterable[str], required: Iterable[str] = ()) -> DatasetDict:
     """A ``datasets.DatasetDict`` from ``<data>/<folder>/<stem>.<split>.jsonl`` files."""
     from datasets import Dataset, DatasetDict
 
@@ -48,7 +52,7 @@ def jsonl_splits(folder: str, stem: str, splits: Iterable[str], required: Iterab
     )
 
 
-def jsonl_file(folder: str, name: str, split: str = "test", required: Iterable[str] = ()):
+def jsonl_file(folder: str, name: str, split: str = "test", required: Iterable[str] = ()) -> DatasetDict:
     """A one-split ``DatasetDict`` from ``<data>/<folder>/<name>``."""
     from datasets import Dataset, DatasetDict
 

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DataError, SuiteError
 from .data import read_jsonl
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
 
 FIELDS = ("key", "prompt", "instruction_id_list", "kwargs")
 # The type of every argument of lm-eval's IFEval checkers (``build_description``), as the original data has them.
@@ -114,7 +117,7 @@ def ifeval_rows(path: str | Path) -> list[dict]:
     return check_rows(read_jsonl(Path(path), FIELDS), path)
 
 
-def ifeval_dataset(path: str | Path):
+def ifeval_dataset(path: str | Path) -> DatasetDict:
     """lm-eval ``custom_dataset`` result: one ``test`` split of checked rows."""
     from datasets import Dataset, DatasetDict
 

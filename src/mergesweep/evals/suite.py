@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import guards
 from ..errors import SuiteError  # defined in errors.py; re-exported here
 from ..store.records import PartMetrics
 from . import aggregate, hub, judges, prompts, seeded
+
+if TYPE_CHECKING:
+    from lm_eval.tasks import TaskManager
 
 log = logging.getLogger(__name__)
 TASKS_DIR = Path(__file__).parent / "tasks"
@@ -28,7 +31,7 @@ PART_KINDS = ("icl", "if")
 
 
 @lru_cache(maxsize=4)
-def task_manager(include_defaults: bool = False, extra: tuple[str, ...] = ()):
+def task_manager(include_defaults: bool = False, extra: tuple[str, ...] = ()) -> TaskManager:
     """lm-eval's TaskManager over our task folder, a suite's ``task_dirs`` (``extra``) and lm-eval's built-ins
     when a suite asks for them."""
     from lm_eval.tasks import TaskManager

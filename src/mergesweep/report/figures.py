@@ -21,14 +21,19 @@ part supports; nothing raises on a missing part. Records of different suites (``
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..store.records import Record, RecordStore
 from .report import mark_flagged
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 COLUMN_IN = 3.3  # one column of a two-column paper
@@ -164,7 +169,7 @@ def task_matrix(records: dict[str, Record], rows: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- drawing ----------------------------------------------------------------------------------------------------
-def _plt():
+def _plt() -> ModuleType:
     import matplotlib
 
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # PDF font subsetting logs every table at INFO
@@ -175,7 +180,7 @@ def _plt():
     return plt
 
 
-def _save(fig, out: Path, stem: str) -> list[Path]:
+def _save(fig: Figure, out: Path, stem: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{stem}.png", out / f"{stem}.pdf"]
     for p in paths:
@@ -184,7 +189,7 @@ def _save(fig, out: Path, stem: str) -> list[Path]:
     return paths
 
 
-def _err(g: pd.DataFrame, col: str):
+def _err(g: pd.DataFrame, col: str) -> list[np.ndarray] | None:
     lo, hi = g[f"{col}_low"], g[f"{col}_high"]
     if lo.isna().all() or hi.isna().all():
         return None
@@ -192,7 +197,7 @@ def _err(g: pd.DataFrame, col: str):
     return [(g[col] - lo).clip(lower=0).to_numpy(), (hi - g[col]).clip(lower=0).to_numpy()]
 
 
-def _curves(df: pd.DataFrame, keys: list[str]):
+def _curves(df: pd.DataFrame, keys: list[str]) -> Iterator[tuple[str, pd.DataFrame]]:
     """(label, rows sorted by lam) per curve; the suite joins the key (and the label) when there are several."""
     multi = "suite" in df and df["suite"].nunique() > 1
     for key, g in df.groupby(keys + (["suite"] if multi else []), sort=True):
@@ -332,7 +337,7 @@ def plot_task_heatmap(matrix: pd.DataFrame, label: str, out: Path, stem: str) ->
 def best_lam_markdown(table: pd.DataFrame, if_tolerance: float) -> str:
     """The best-lam table as Markdown, CIs as ``value [low, high]``."""
 
-    def ci(r, c):
+    def ci(r: pd.Series, c: str) -> str:
         return "" if pd.isna(r.get(c)) else f"{r[c]:.3f} [{r[f'{c}_low']:.3f}, {r[f'{c}_high']:.3f}]"
 
     lines = [

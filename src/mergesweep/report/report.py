@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..store.records import Record, RecordStore
@@ -101,7 +102,7 @@ def parts_present(df: pd.DataFrame) -> list[str]:
     return [p for p in PARTS if df[p].notna().any()]
 
 
-def _groups(df: pd.DataFrame):
+def _groups(df: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
     keys = ["sweep", "family", "method"] if df["sweep"].nunique() > 1 else ["family", "method"]
     for key, g in df.groupby(keys, sort=True):
         yield " / ".join(map(str, key)), g.sort_values("lam")
@@ -167,7 +168,7 @@ def mark_flagged(
         ax.annotate(str(f), (xi, yi), textcoords="offset points", xytext=(4, -9), fontsize=fontsize, color="red")
 
 
-def _err(g: pd.DataFrame, col: str):
+def _err(g: pd.DataFrame, col: str) -> list[np.ndarray] | None:
     lo, hi = g[f"{col}_low"], g[f"{col}_high"]
     if lo.isna().any() or hi.isna().any():
         return None

@@ -11,15 +11,19 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..store.provenance import redact, redact_overrides
 from ..store.records import Record
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from wandb import Run
+
 log = logging.getLogger(__name__)
 
 
-def _init(cfg: dict, sweep_dir: Path, **kw: Any):
+def _init(cfg: dict, sweep_dir: Path, **kw: Any) -> Run:
     os.environ.setdefault("WANDB_MODE", cfg.get("mode", "offline"))
     os.environ.setdefault("WANDB_SILENT", "true")
     import wandb
@@ -74,7 +78,7 @@ def log_point(cfg: dict, sweep_dir: Path, record: Record) -> str | None:
 
 
 def log_sweep(
-    cfg: dict, sweep_dir: Path, table, plot: Path | None, figures: dict[str, Path] | None = None
+    cfg: dict, sweep_dir: Path, table: pd.DataFrame, plot: Path | None, figures: dict[str, Path] | None = None
 ) -> str | None:
     """A summary run: the records table, the trade-off plot, every paper figure and the best-lam table.
 

@@ -23,7 +23,7 @@ import argparse
 import json
 import math
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,7 @@ def _json(obj: Any) -> str:
         raise ConfigError(f"export metadata is not valid JSON ({e}); check --lam and --knob values") from None
 
 
-def _write_shards(tensors, out: Path, max_shard_bytes: int) -> list[str]:
+def _write_shards(tensors: Iterable[tuple[str, torch.Tensor]], out: Path, max_shard_bytes: int) -> list[str]:
     """Save tensors as they come, one safetensors file per ``max_shard_bytes``; index when > 1 file."""
     parts: list[tuple[Path, list[str]]] = []
     buf: dict[str, torch.Tensor] = {}

@@ -12,6 +12,10 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 class SetupError(RuntimeError):
@@ -102,7 +106,7 @@ def convert_gguf(gguf: Path, out: Path, src: WheelSource) -> None:
     tok.save_pretrained(out)
 
 
-def add_bos_processor(tok) -> None:
+def add_bos_processor(tok: PreTrainedTokenizerBase) -> None:
     """Make ``encode`` prepend ``<bos>`` again, as Gemma's own tokenizer does (the GGUF conversion drops it)."""
     from tokenizers.processors import TemplateProcessing
 
@@ -115,7 +119,7 @@ def add_bos_processor(tok) -> None:
         raise SetupError("could not restore <bos> in the converted tokenizer")
 
 
-def _stop_ids(tok) -> list[int] | int:
+def _stop_ids(tok: PreTrainedTokenizerBase) -> list[int] | int:
     """EOS plus ``<end_of_turn>`` where the vocabulary has it (Gemma's chat turns end with it)."""
     end = tok.convert_tokens_to_ids("<end_of_turn>")
     ids = [tok.eos_token_id]

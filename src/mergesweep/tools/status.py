@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from ..store.records import RecordStore
 
@@ -52,7 +52,7 @@ def _expand(overrides: list[str]) -> list[list[str]]:
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
-def _config_dir(hydra_cfg) -> tuple[str | None, str, list[str]]:
+def _config_dir(hydra_cfg: DictConfig) -> tuple[str | None, str, list[str]]:
     """(the main config folder, config name, the user's ``hydra.searchpath``) a run used, from its saved Hydra
     config (a job may pick an option of a group that only the search path holds, e.g. ``model=my_model``)."""
     sources = hydra_cfg.runtime.get("config_sources") or []

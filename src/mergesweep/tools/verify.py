@@ -28,7 +28,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ..store.records import Record, RecordError, RecordStore, read_record, sha256_file
+from ..store.records import PartMetrics, Record, RecordError, RecordStore, read_record, sha256_file
 
 GEN_TOL_ITEMS = 2
 ROLE_KEYS = ("base", "instruct", "target", "adapter")
@@ -212,7 +212,7 @@ def rerun(rec: Record, model: dict, scratch: Path) -> Record:
 def compare_runs(rec: Record, new: Record, kinds: dict[str, str]) -> list[Check]:
     """Side by side: exact for log-likelihood tasks, ``GEN_TOL_ITEMS/n`` per generation task."""
 
-    def tol(tasks: list[str], pm) -> float:
+    def tol(tasks: list[str], pm: PartMetrics) -> float:
         gen = [t for t in tasks if kinds.get(t) == "generate_until"]
         return sum(GEN_TOL_ITEMS / max(1, pm.n.get(t, 1)) for t in gen) / max(1, len(tasks)) if gen else 0.0
 

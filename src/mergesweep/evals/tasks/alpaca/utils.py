@@ -6,10 +6,16 @@ Each doc carries every reference set it has as ``ref_<name>`` (AlpacaEval: ``ref
 order; a mismatch is a DataError naming the row.
 """
 
+from __future__ import annotations
+
 import json
+from typing import TYPE_CHECKING, Any
 
 from mergesweep.evals.data import DataError, read_jsonl
 from mergesweep.paths import data_dir
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
 
 REFERENCES = {
     "gpt4_1106_preview": "gpt4_turbo_1106_preview_model_outputs.json",
@@ -62,7 +68,7 @@ def toy_docs() -> list[dict]:
     ]
 
 
-def load(name: str, **_):
+def load(name: str, **_: Any) -> DatasetDict:
     """lm-eval ``custom_dataset``: one ``test`` split."""
     from datasets import Dataset, DatasetDict
 

@@ -1,7 +1,14 @@
 """Loader of the ``arith_word`` task (``!function utils.load``): the fixed test split of mergesweep.evals.arith."""
 
+from __future__ import annotations
 
-def load(**_):
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
+
+
+def load(**_: Any) -> DatasetDict:
     """lm-eval ``custom_dataset``: one ``test`` split, each doc with its zero-shot ``prompt`` and exact ``answer``."""
     from datasets import Dataset, DatasetDict
 

@@ -11,10 +11,13 @@ know is a DataError naming the file and row, raised when lm-eval builds the task
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mergesweep.evals.data import DataError, read_jsonl
 from mergesweep.paths import data_dir
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
 
 LETTERS = "ABCDEFGHIJ"
 
@@ -141,7 +144,7 @@ def demonstration_pool(train: list[dict], test: list[dict]) -> list[dict]:
     return [d for d in train if (d["mc_prompt"], d["fmc_prompt"]) not in seen]
 
 
-def load(name: str, **_):
+def load(name: str, **_: Any) -> DatasetDict:
     """lm-eval ``custom_dataset``: train = few-shot demonstration pool (no test item in it), test = eval docs."""
     from datasets import Dataset, DatasetDict
 

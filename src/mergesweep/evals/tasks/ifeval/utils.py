@@ -7,11 +7,18 @@ in a dict, so a typo or an id from a newer IFEval variant surfaces mid-run as a 
 a DataError naming the file, row, key and id while the task is being built.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from lm_eval.tasks.ifeval.utils import agg_inst_level_acc  # noqa: F401  (IFEval's own aggregation)
 
 from mergesweep.evals.prompts import ifeval_rows  # the id checks, shared with toy_ifeval
 from mergesweep.evals.seeded import process_results  # noqa: F401  (IFEval's own scoring, seeded per item)
 from mergesweep.paths import data_dir
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
 
 PROMPTS = "input_data.jsonl"
 
@@ -22,8 +29,8 @@ def load_prompts(name: str = PROMPTS) -> list[dict]:
 
 
 def ifeval_original(
-    name: str = PROMPTS, prompt_file: str | None = None, sample: int | None = None, sample_seed: int = 0, **_
-):
+    name: str = PROMPTS, prompt_file: str | None = None, sample: int | None = None, sample_seed: int = 0, **_: Any
+) -> DatasetDict:
     """lm-eval ``custom_dataset``: one ``test`` split (``prompt_file``: a suite's own IFEval-format file).
 
     ``sample``: a fixed subset of that many prompts, drawn with ``sample_seed`` and kept in file order, so every
