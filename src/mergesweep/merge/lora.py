@@ -16,11 +16,15 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file
 
 from ..weights.checkpoints import Checkpoint, CheckpointError
+
+if TYPE_CHECKING:
+    from peft import LoraConfig
 
 _KEY = re.compile(
     r"^(?:base_model\.model\.)?(?P<module>.+)\.(?P<kind>lora_A|lora_B|lora_embedding_A|lora_embedding_B)"
@@ -38,9 +42,25 @@ class LoraAdapter:
     config: dict = field(init=False)
 
     def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        cfg = self._load_config()
+        self.config = {
+            "r": cfg.r,
+            "lora_alpha": cfg.lora_alpha,
+            "use_rslora": bool(cfg.use_rslora),
+            "target_modules": sorted(cfg.target_modules)
+            if isinstance(cfg.target_modules, (set, list))
+            else cfg.target_modules,
+        }
+        self.factors = self._scaled_factors(self._factor_pairs(self._read()), cfg)
+        if not self.factors:
+            raise CheckpointError(f"{self.path}: adapter has no LoRA factors")
+
+    def _load_config(self) -> LoraConfig:
+        """PEFT's own ``LoraConfig`` of the folder, so the scaling rules are PEFT's. Refused here, before any
+        tensor is read: a folder that is not a LoRA adapter, and DoRA (not a pure low-rank delta)."""
         from peft import LoraConfig
 
-        self.path = Path(self.path)
         if not (self.path / "adapter_config.json").is_file():
             raise CheckpointError(f"{self.path}: no adapter_config.json (is this a PEFT adapter directory?)")
         try:
@@ -54,15 +74,11 @@ class LoraAdapter:
                 f"{self.path}: DoRA adapters rescale whole weight columns and cannot be applied as "
                 "a low-rank delta; merge it with PEFT instead"
             )
-        self.config = {
-            "r": cfg.r,
-            "lora_alpha": cfg.lora_alpha,
-            "use_rslora": bool(cfg.use_rslora),
-            "target_modules": sorted(cfg.target_modules)
-            if isinstance(cfg.target_modules, (set, list))
-            else cfg.target_modules,
-        }
-        tensors = self._read()
+        return cfg
+
+    def _factor_pairs(self, tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+        """``{module: {kind: factor}}``. Any tensor that is not a LoRA factor (``modules_to_save``, trained biases)
+        is refused: a low-rank transfer would silently drop it."""
         pairs: dict[str, dict[str, torch.Tensor]] = {}
         other = []
         for key, t in tensors.items():
@@ -76,7 +92,14 @@ class LoraAdapter:
                 f"{self.path}: adapter holds tensors that are not LoRA factors (modules_to_save "
                 f"or trained biases?), which a low-rank transfer cannot apply: {other[:5]}"
             )
-        self.factors = {}
+        return pairs
+
+    def _scaled_factors(
+        self, pairs: dict[str, dict[str, torch.Tensor]], cfg: LoraConfig
+    ) -> dict[str, tuple[torch.Tensor, torch.Tensor, float, bool]]:
+        """``{tensor name: (A, B, scale, transpose)}`` with PEFT's scale per module (``alpha_pattern``, rsLoRA).
+        Embedding adapters and ``fan_in_fan_out`` store the delta transposed; a lone A or B is refused."""
+        factors = {}
         for module, kinds in pairs.items():
             emb = "lora_embedding_A" in kinds or "lora_embedding_B" in kinds
             a, b = (
@@ -89,9 +112,8 @@ class LoraAdapter:
             r = a.shape[0]
             alpha = _pattern(cfg.alpha_pattern, module, cfg.lora_alpha)
             scale = alpha / math.sqrt(r) if cfg.use_rslora else alpha / r
-            self.factors[module + ".weight"] = (a, b, float(scale), emb or bool(cfg.fan_in_fan_out))
-        if not self.factors:
-            raise CheckpointError(f"{self.path}: adapter has no LoRA factors")
+            factors[module + ".weight"] = (a, b, float(scale), emb or bool(cfg.fan_in_fan_out))
+        return factors
 
     def _read(self) -> dict[str, torch.Tensor]:
         st = self.path / "adapter_model.safetensors"

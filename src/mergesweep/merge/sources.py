@@ -18,7 +18,7 @@ with a message naming the key to set.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -129,6 +129,33 @@ def build_plan(
     roles = plan_roles(model_cfg, merge_cfg)
     allow = bool(model_cfg.get("allow_pickle") or False)
     rev = model_cfg.get("revision")
+    ckpt = _checkpoint_opener(roles, rev, allow)
+    finetuned: list[Checkpoint] = []
+    reference: Checkpoint | None = None
+    adapter: LoraAdapter | None = None
+    if delta_role == "adapter":
+        anchor = ckpt(anchor_role)
+        adapter = LoraAdapter(resolve(roles["adapter"], rev), allow_pickle=allow)
+    else:
+        finetuned = [ckpt(r) for r in roles if r == "instruct" or r.startswith("finetuned[")]
+        anchor = ckpt(anchor_role)
+        reference = None if anchor_role == "base" else ckpt("base")
+    return MergePlan(
+        anchor=anchor,
+        finetuned=finetuned,
+        reference=reference,
+        device=device,
+        storage_device=storage_device,
+        storage_dtype=storage_dtype,
+        progress=progress,
+        adapter=adapter,
+        reuse_outputs=reuse_outputs,
+    )
+
+
+def _checkpoint_opener(roles: Mapping[str, str], rev: str | None, allow: bool) -> Callable[[str], Checkpoint]:
+    """``role -> Checkpoint``, opening each path once: roles that name the same folder share one ``Checkpoint``
+    (one index read, one set of open files) instead of two equal ones."""
     cache: dict[str, Checkpoint] = {}
 
     def ckpt(role: str) -> Checkpoint:
@@ -136,26 +163,4 @@ def build_plan(
             cache[roles[role]] = Checkpoint(resolve(roles[role], rev), allow_pickle=allow)
         return cache[roles[role]]
 
-    if delta_role == "adapter":
-        return MergePlan(
-            anchor=ckpt(anchor_role),
-            finetuned=[],
-            reference=None,
-            device=device,
-            storage_device=storage_device,
-            storage_dtype=storage_dtype,
-            progress=progress,
-            adapter=LoraAdapter(resolve(roles["adapter"], rev), allow_pickle=allow),
-            reuse_outputs=reuse_outputs,
-        )
-    finetuned = [ckpt(r) for r in roles if r == "instruct" or r.startswith("finetuned[")]
-    return MergePlan(
-        anchor=ckpt(anchor_role),
-        finetuned=finetuned,
-        reference=None if anchor_role == "base" else ckpt("base"),
-        device=device,
-        storage_device=storage_device,
-        storage_dtype=storage_dtype,
-        progress=progress,
-        reuse_outputs=reuse_outputs,
-    )
+    return ckpt

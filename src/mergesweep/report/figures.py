@@ -33,6 +33,7 @@ from ..store.records import Record, RecordStore
 from .report import mark_flagged
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
@@ -78,63 +79,55 @@ def instruct_if(df: pd.DataFrame, family: str, suite: str = "") -> float | None:
     return float(ref["if"].iloc[0]) if len(ref) else None
 
 
+BEST_LAM_COLUMNS = [
+    "family",
+    "method",
+    "suite",
+    "best_lam",
+    "icl",
+    "icl_low",
+    "icl_high",
+    "if",
+    "if_low",
+    "if_high",
+    "instruct_if",
+    "if_floor",
+    "n_points",
+    "note",
+]
+
+
 def best_lam(df: pd.DataFrame, if_tolerance: float = 0.05) -> pd.DataFrame:
     """Per family and method: the highest-ICL point with IF >= (instruct IF - ``if_tolerance``), with its CIs."""
-    rows = []
     df = df if "suite" in df else df.assign(suite="")
     both = df[df["icl"].notna() & df["if"].notna()]
-    for (fam, meth, suite), g in both.groupby(["family", "method", "suite"], sort=True):
-        ref = instruct_if(df, fam, suite)
-        row = {
-            "family": fam,
-            "method": meth,
-            "suite": suite,
-            "instruct_if": ref,
-            "if_floor": None if ref is None else ref - if_tolerance,
-        }
-        ok = g if ref is None else g[g["if"] >= ref - if_tolerance]
-        if ref is None or ok.empty:
-            rows.append(
-                {
-                    **row,
-                    "note": "no instruct reference (lam=1 of linear/slerp)"
-                    if ref is None
-                    else "no point reaches the IF floor",
-                }
-            )
-            continue
-        b = ok.sort_values(["icl", "lam"], ascending=[False, True]).iloc[0]
-        rows.append(
-            {
-                **row,
-                "best_lam": b["lam"],
-                "icl": b["icl"],
-                "icl_low": b["icl_low"],
-                "icl_high": b["icl_high"],
-                "if": b["if"],
-                "if_low": b["if_low"],
-                "if_high": b["if_high"],
-                "n_points": len(g),
-                "note": "",
-            }
-        )
-    cols = [
-        "family",
-        "method",
-        "suite",
-        "best_lam",
-        "icl",
-        "icl_low",
-        "icl_high",
-        "if",
-        "if_low",
-        "if_high",
-        "instruct_if",
-        "if_floor",
-        "n_points",
-        "note",
+    rows = [
+        _best_lam_row(g, fam, meth, suite, instruct_if(df, fam, suite), if_tolerance)
+        for (fam, meth, suite), g in both.groupby(["family", "method", "suite"], sort=True)
     ]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=BEST_LAM_COLUMNS)
+
+
+def _best_lam_row(
+    g: pd.DataFrame, family: str, method: str, suite: str, ref: float | None, if_tolerance: float
+) -> dict[str, object]:
+    """One curve's row of the best-lam table. Kept apart from the grouping so that a curve with no answer (no
+    instruct reference, or no point above the IF floor) still gets a row whose note says why."""
+    row: dict[str, object] = {
+        "family": family,
+        "method": method,
+        "suite": suite,
+        "instruct_if": ref,
+        "if_floor": None if ref is None else ref - if_tolerance,
+    }
+    if ref is None:
+        return {**row, "note": "no instruct reference (lam=1 of linear/slerp)"}
+    ok = g[g["if"] >= ref - if_tolerance]
+    if ok.empty:
+        return {**row, "note": "no point reaches the IF floor"}
+    b = ok.sort_values(["icl", "lam"], ascending=[False, True]).iloc[0]
+    picked = {c: b[c] for c in ("icl", "icl_low", "icl_high", "if", "if_low", "if_high")}
+    return {**row, "best_lam": b["lam"], **picked, "n_points": len(g), "note": ""}
 
 
 def load_records(sweep_dirs: Iterable[Path]) -> dict[str, Record]:
@@ -219,59 +212,70 @@ def plot_family_tradeoff(df: pd.DataFrame, family: str, out: Path) -> list[Path]
     fam = df[(df["family"] == family) & df["icl"].notna() & df["if"].notna()].reset_index(drop=True)
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(COLUMN_IN, 2.7))
-        for label, g in _curves(fam, ["method"]):
-            line = ax.errorbar(
-                g["icl"],
-                g["if"],
-                xerr=_err(g, "icl"),
-                yerr=_err(g, "if"),
-                marker="o",
-                capsize=1.2,
-                elinewidth=0.5,
-                label=label,
-                ls=_ls(g),
-            )
-            for _, r in g.iterrows():
-                ax.annotate(
-                    f"{r['lam']:g}",
-                    (r["icl"], r["if"]),
-                    textcoords="offset points",
-                    xytext=(2.5, 2.5),
-                    fontsize=5,
-                    color=line[0].get_color(),
-                )
-            mark_flagged(ax, g["icl"], g["if"], g.get("flags"), fontsize=4, size=25)
-        front = fam[pareto_front(fam["icl"], fam["if"])].sort_values("icl")
-        if len(front):
-            ax.plot(front["icl"], front["if"], ls="--", color="0.35", lw=0.7, zorder=1)
-            ax.scatter(
-                front["icl"],
-                front["if"],
-                s=40,
-                facecolors="none",
-                edgecolors="0.2",
-                lw=0.7,
-                zorder=3,
-                label="Pareto front",
-            )
-        ref = fam[fam["method"].isin(BASE_TO_INSTRUCT)]
-        for lam, name, color in ((0.0, "base", "tab:gray"), (1.0, "instruct", "black")):
-            pt = ref[np.isclose(ref["lam"], lam)]
-            if len(pt):
-                ax.scatter(
-                    pt["icl"].iloc[:1],
-                    pt["if"].iloc[:1],
-                    marker="*",
-                    s=70,
-                    color=color,
-                    zorder=4,
-                    label=f"{name} (λ={lam:g})",
-                )
+        _draw_method_curves(ax, fam)
+        _draw_pareto_front(ax, fam)
+        _draw_reference_stars(ax, fam)
         ax.set_xlabel("few-shot ICL accuracy (macro avg.)")
         ax.set_ylabel("instruction following")
         ax.set_title(f"{family}: ICL vs IF (labels: λ; bars: 95% CI)")
         ax.legend(loc="best", frameon=False)
         return _save(fig, out, f"tradeoff__{_safe(family)}")
+
+
+def _draw_method_curves(ax: Axes, fam: pd.DataFrame) -> None:
+    """A line per method (and suite) with CI bars, each point labelled with its lam in the line's colour: the
+    labels are how a reader finds the best lam on the plot, so they must match their curve."""
+    for label, g in _curves(fam, ["method"]):
+        line = ax.errorbar(
+            g["icl"],
+            g["if"],
+            xerr=_err(g, "icl"),
+            yerr=_err(g, "if"),
+            marker="o",
+            capsize=1.2,
+            elinewidth=0.5,
+            label=label,
+            ls=_ls(g),
+        )
+        for _, r in g.iterrows():
+            ax.annotate(
+                f"{r['lam']:g}",
+                (r["icl"], r["if"]),
+                textcoords="offset points",
+                xytext=(2.5, 2.5),
+                fontsize=5,
+                color=line[0].get_color(),
+            )
+        mark_flagged(ax, g["icl"], g["if"], g.get("flags"), fontsize=4, size=25)
+
+
+def _draw_pareto_front(ax: Axes, fam: pd.DataFrame) -> None:
+    """The family's Pareto front over every method, ringed and joined: drawn under the curves (low z-order) so
+    it marks points without hiding them."""
+    front = fam[pareto_front(fam["icl"], fam["if"])].sort_values("icl")
+    if len(front):
+        ax.plot(front["icl"], front["if"], ls="--", color="0.35", lw=0.7, zorder=1)
+        ax.scatter(
+            front["icl"], front["if"], s=40, facecolors="none", edgecolors="0.2", lw=0.7, zorder=3, label="Pareto front"
+        )
+
+
+def _draw_reference_stars(ax: Axes, fam: pd.DataFrame) -> None:
+    """Stars at the pure base (lam=0) and pure instruct (lam=1) models of a base->instruct method: the two ends
+    every merge is judged against. Only methods in ``BASE_TO_INSTRUCT`` have such ends; others get no stars."""
+    ref = fam[fam["method"].isin(BASE_TO_INSTRUCT)]
+    for lam, name, color in ((0.0, "base", "tab:gray"), (1.0, "instruct", "black")):
+        pt = ref[np.isclose(ref["lam"], lam)]
+        if len(pt):
+            ax.scatter(
+                pt["icl"].iloc[:1],
+                pt["if"].iloc[:1],
+                marker="*",
+                s=70,
+                color=color,
+                zorder=4,
+                label=f"{name} (λ={lam:g})",
+            )
 
 
 def plot_parts_vs_lam(df: pd.DataFrame, out: Path) -> list[Path]:
