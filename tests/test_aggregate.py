@@ -2,7 +2,7 @@
 suite (what a record says) and ``verify`` (what it recomputes) go through it; ``run_point`` returns the typed record.
 
 No engine: a stub LM (prefers the shortest continuation) goes through the real ``suite.run`` on two shipped ICL
-tasks; the record is built by the job's own ``cli._record`` and re-scored by ``verify.rescore``.
+tasks; the record is built by the job's own ``runner._record`` and re-scored by ``verify.rescore``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
-from mergesweep.app import cli
+from mergesweep.app import runner
 from mergesweep.evals import aggregate, stats
 from mergesweep.evals import suite as suites
 from mergesweep.paths import conf_dir
@@ -57,8 +57,8 @@ def recorded(tmp_path_factory):
     cfg = OmegaConf.create(
         {"sweep": {"name": "s"}, "model": {"family": "toy"}, "merge": {"name": "linear"}, "seed": SEED}
     )
-    run = cli._Evaluated(results=out, times=Timings(), engine={}, merge_inputs={})
-    record = cli._record(cfg, {"merge": {"knobs": {}}, "suite": suite}, "p", 0.5, {}, store, run)
+    run = runner._Evaluated(results=out, times=Timings(), engine={}, merge_inputs={})
+    record = runner._record(cfg, {"merge": {"knobs": {}}, "suite": suite}, "p", 0.5, {}, store, run)
     store.write(record)
     rec = store.read("p")
     checks, _, _ = verify.rescore(rec, store)
@@ -102,13 +102,13 @@ def test_run_point_returns_the_typed_record_and_jobs_derive_their_summary(tmp_pa
         made.append(Record(pid, "s", "toy", "linear", pre.lam, summary=Summary(0.25, 0.75), metrics=metrics))
         return made[-1]
 
-    monkeypatch.setattr(cli, "_evaluate", evaluate)
-    first = cli.point_outcome(cfg)
+    monkeypatch.setattr(runner, "_evaluate", evaluate)
+    first = runner.point_outcome(cfg)
     assert first.record is made[0] and not first.skipped
     assert first.job_result() == {"point_id": first.point_id, "skipped": False, "icl": 0.25, "if": 0.75}
-    again = cli.run_point(cfg)
+    again = runner.run_point(cfg)
     assert len(made) == 1 and again == made[0], "skipped: the record on disk, not a recomputation"
-    assert cli.point_outcome(cfg).job_result() == {"point_id": first.point_id, "skipped": True}
+    assert runner.point_outcome(cfg).job_result() == {"point_id": first.point_id, "skipped": True}
     from mergesweep.app.objective import objective_value
 
     with_objective = cfg.copy()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from hydra import compose, initialize_config_dir
 
-from mergesweep.app import cli
+from mergesweep.app import runner
 from mergesweep.app.points import preflight
 from mergesweep.errors import ConfigError
 from mergesweep.paths import conf_dir
@@ -51,9 +51,9 @@ def test_numeric_sweep_name_is_the_folder_name(tmp_path, monkeypatch, name, fold
         assert store.root == tmp_path / folder
         raise Reached
 
-    monkeypatch.setattr(cli, "_evaluate", evaluate)
+    monkeypatch.setattr(runner, "_evaluate", evaluate)
     with pytest.raises(Reached):
-        cli.run_point(cfg)
+        runner.run_point(cfg)
 
 
 @pytest.mark.parametrize("name", ["nan", "123"])

