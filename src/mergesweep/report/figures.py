@@ -80,21 +80,9 @@ def instruct_if(df: pd.DataFrame, family: str, suite: str = "") -> float | None:
 
 
 BEST_LAM_COLUMNS = [
-    "family",
-    "method",
-    "suite",
-    "best_lam",
-    "icl",
-    "icl_low",
-    "icl_high",
-    "if",
-    "if_low",
-    "if_high",
-    "instruct_if",
-    "if_floor",
-    "n_points",
-    "note",
-]
+    "family", "method", "suite", "best_lam", "icl", "icl_low", "icl_high", "if", "if_low", "if_high",
+    "instruct_if", "if_floor", "n_points", "note",
+]  # fmt: skip
 
 
 def best_lam(df: pd.DataFrame, if_tolerance: float = 0.05) -> pd.DataFrame:
