@@ -287,7 +287,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.model == "real":  # the real instruct sibling built by `mergesweep setup-real`
         from mergesweep.paths import models_dir
-        from mergesweep.real_models import SIBLING
+        from mergesweep.tools.real_models import SIBLING
 
         args.model = str(models_dir() / SIBLING)
     if not (Path(args.model) / "config.json").is_file():
