@@ -79,10 +79,11 @@ class LmEvalVLLM:
     def __init__(self, model: str, dtype: str, max_len: int, kv_gib: int) -> None:
         import importlib.metadata as md
 
+        from mergesweep.engines.spec import VLLMEngineSpec
         from mergesweep.engines.vllm_engine import configure_env, vllm_distribution
 
         dist, ver = vllm_distribution()
-        configure_env({"kv_cache_gib": kv_gib, "in_process": True, "cpu_threads": "auto"}, dist)
+        configure_env(VLLMEngineSpec(kv_cache_gib=kv_gib), dist)  # in process, every core (cpu_threads=auto)
         real = md.version
         md.version = lambda name: ver if name == "vllm" else real(name)  # type: ignore[assignment]
         try:
@@ -110,26 +111,18 @@ def make_engine(kind: str, model: str, dtype: str, hf_batch: int, max_len: int):
         eng = LmEvalVLLM(model, dtype, max_len, KV_GIB)
     elif kind == "hf":
         from mergesweep.engines.hf_engine import HFEngine
+        from mergesweep.engines.spec import HFEngineSpec
 
-        eng = HFEngine(
-            model, {"name": "hf", "dtype": dtype, "device": "cpu", "batch_size": hf_batch, "max_model_len": max_len}
-        )
+        eng = HFEngine(model, HFEngineSpec(dtype=dtype, device="cpu", batch_size=hf_batch, max_model_len=max_len))
     else:
+        from mergesweep.engines.spec import VLLMEngineSpec
         from mergesweep.engines.vllm_engine import VLLMEngine
 
         scorer, prefix = VLLM_KINDS[kind]
-        eng = VLLMEngine(
-            model,
-            {
-                "name": "vllm",
-                "dtype": dtype,
-                "max_model_len": max_len,
-                "kv_cache_gib": KV_GIB,
-                "in_process": True,
-                "prefix_caching": prefix,
-                "scorer": scorer,
-            },
-        )
+        spec = VLLMEngineSpec(
+            dtype=dtype, max_model_len=max_len, kv_cache_gib=KV_GIB, prefix_caching=prefix, scorer=scorer
+        )  # the rest as a sweep's engine: in process, every core (cpu_threads=auto)
+        eng = VLLMEngine(model, spec)
     return eng, time.perf_counter() - t0
 
 

@@ -66,15 +66,9 @@ def imports_rss() -> float:
     return run_measured([PY, "-c", code], env)[1]
 
 
-def engine_cfg(layout: str) -> dict:
-    return {
-        "name": "vllm",
-        "dtype": "float32",
-        "max_model_len": 1024,
-        "kv_cache_gib": KV_GIB,
-        "in_process": True,
-        "cpu_weights": layout,
-    }
+def engine_args(layout: str) -> dict:
+    """``VLLMEngineSpec`` arguments: what differs from a sweep's engine (in process, every core, ...)."""
+    return {"dtype": "float32", "max_model_len": 1024, "kv_cache_gib": KV_GIB, "cpu_weights": layout}
 
 
 def cold_start(inst: Path, layout: str) -> float:
@@ -83,7 +77,8 @@ def cold_start(inst: Path, layout: str) -> float:
 
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); from mergesweep.engines.vllm_engine import VLLMEngine; "
-        f"VLLMEngine(sys.argv[2], {engine_cfg(layout)!r})"
+        "from mergesweep.engines.spec import VLLMEngineSpec; "
+        f"VLLMEngine(sys.argv[2], VLLMEngineSpec(**{engine_args(layout)!r}))"
     )
     t0 = time.perf_counter()
     out = subprocess.run([PY, "-c", code, str(REPO / "src"), str(inst)], capture_output=True, text=True, cwd=REPO)
@@ -142,10 +137,11 @@ def profile_child(pair: str, layout: str, mode: str) -> None:
     import pstats
 
     sys.path.insert(0, str(REPO / "src"))
+    from mergesweep.engines.spec import VLLMEngineSpec
     from mergesweep.engines.vllm_engine import VLLMEngine
 
     stages = {"imports_gb": _vm("VmRSS")}
-    eng = VLLMEngine(f"{pair}/instruct", engine_cfg(layout))
+    eng = VLLMEngine(f"{pair}/instruct", VLLMEngineSpec(**engine_args(layout)))
     stages["engine_started_gb"] = _vm("VmRSS")
     stages["weights_gb"] = eng.llm.collective_rpc(_weight_bytes)[0] / 1e9
     if mode == "engine-only":  # the engine's runtime memory beside its weights, on any pair

@@ -27,12 +27,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 
-def cold_start(instruct: str, cfg: dict) -> float:
+def cold_start(instruct: str, spec) -> float:
     """Seconds to construct a ready engine (weights loaded from disk) and answer one request."""
     from mergesweep.engines.vllm_engine import VLLMEngine
 
     t0 = time.perf_counter()
-    eng = VLLMEngine(instruct, cfg)
+    eng = VLLMEngine(instruct, spec)
     _one_request(eng)
     dt = time.perf_counter() - t0
     eng.close()
@@ -67,6 +67,7 @@ def main() -> None:
     )
     ap.add_argument("--tag", default="", help="write swap_<tag>.json|md instead of swap.json|md")
     args = ap.parse_args()
+    from mergesweep.engines.spec import VLLMEngineSpec
     from mergesweep.engines.vllm_engine import VLLMEngine, vllm_distribution
 
     if args.real:
@@ -74,11 +75,10 @@ def main() -> None:
         from mergesweep.tools.real_models import SIBLING, SIBLING_BASE
 
         args.base, args.instruct = str(models_dir() / SIBLING_BASE), str(models_dir() / SIBLING)
-    cfg = {"name": "vllm", "dtype": args.dtype, "max_model_len": 1024, "kv_cache_gib": 1, "in_process": True}
-    cfg["cpu_threads"] = "auto"  # as conf/engine/vllm.yaml: every core (vLLM alone would use one)
-    cfg["cpu_weights"] = args.cpu_weights
-    colds = [cold_start(args.instruct, cfg) for _ in range(args.cold)]
-    eng = VLLMEngine(args.instruct, cfg)
+    # the rest as a sweep's engine: in process, every core (cpu_threads=auto)
+    spec = VLLMEngineSpec(dtype=args.dtype, max_model_len=1024, kv_cache_gib=1, cpu_weights=args.cpu_weights)
+    colds = [cold_start(args.instruct, spec) for _ in range(args.cold)]
+    eng = VLLMEngine(args.instruct, spec)
     eng.prepare({"base": args.base, "instruct": args.instruct}, {"name": "linear"}, None, "float32")
     lams = [i / max(1, args.points - 1) for i in range(args.points)]
     switches, merges = [], []

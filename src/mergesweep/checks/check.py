@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from ..engines.lengths import FALLBACK
+from ..engines.spec import engine_spec
 from ..weights.checkpoints import CheckpointError, resolve
+from ..weights.spec import storage_spec
 from ..weights.tensor_names import is_vocab_sized, tied_head_copies
 
 BYTES = {
@@ -224,9 +226,9 @@ def memory_for(metas: list[Meta], cfg: Mapping[str, Any]) -> dict[str, float]:
     m, t = metas[-1], metas[-1].text
     heads = int(t.get("num_attention_heads") or 1)
     head_dim = int(t.get("head_dim") or int(t.get("hidden_size", 0)) // heads)
-    eng = cfg.get("engine", {}) or {}
-    storage = cfg.get("storage", {}) or {}
-    dtype = str(eng.get("dtype") or "bfloat16")
+    eng = engine_spec(cfg["engine"])
+    storage = storage_spec(cfg["storage"])
+    dtype = eng.dtype
     return estimate_memory(
         m.params,
         m.nbytes / max(1, m.params),
@@ -235,9 +237,9 @@ def memory_for(metas: list[Meta], cfg: Mapping[str, Any]) -> dict[str, float]:
         head_dim,
         inputs=len(metas),
         engine_dtype=dtype if dtype in DTYPE_BYTES else "bfloat16",
-        storage_dtype=str(storage.get("dtype") or "float32"),
-        storage_device=storage.get("device"),
-        max_model_len=_model_len(eng.get("max_model_len"), t.get("max_position_embeddings")),
+        storage_dtype=storage.dtype,
+        storage_device=storage.device,
+        max_model_len=_model_len(eng.max_model_len, t.get("max_position_embeddings")),
     )
 
 

@@ -8,8 +8,11 @@ which is kept in the record's config but is not part of the point id.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from fnmatch import fnmatchcase
+
+from ..engines.spec import SPECS
 
 _PART_KEYS = (
     "tasks",
@@ -22,27 +25,8 @@ _PART_KEYS = (
     "judge",
     "prompt_file",
 )
-_ENGINE_KEYS = (
-    "name",
-    "dtype",
-    "device",
-    "batch_size",
-    "max_model_len",
-    "max_gen_toks",
-    "prefix_caching",
-    "scorer",
-    "enforce_eager",
-    "in_process",
-    "tensor_parallel_size",
-    "gpu_memory_utilization",
-    "kv_cache_gib",
-    "cpu_weights",
-    "cpu_threads",
-    "trust_remote_code",
-    "model_impl",
-    "attn_implementation",
-    "extra_args",
-)
+# Every setting of either engine (engines/spec.py); a key the chosen engine lacks is refused when its spec is built.
+_ENGINE_KEYS = tuple(dict.fromkeys(f.name for cls in SPECS.values() for f in dataclasses.fields(cls)))
 # fnmatch patterns of dotted keys that may be added (``*`` matches across dots). Keys the composed config already
 # has can be overridden without ``+`` and are not checked here.
 ADDABLE = (

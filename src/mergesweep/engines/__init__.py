@@ -1,31 +1,40 @@
-"""Engines: vLLM (CPU or GPU build) and Hugging Face transformers, behind one small interface (``base.Engine``)."""
+"""Engines: vLLM (CPU or GPU build) and Hugging Face transformers, behind one small interface (``base.Engine``).
+
+Each takes its typed settings (``spec.py``: ``VLLMEngineSpec``, ``HFEngineSpec``), never the raw config.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from .base import Engine, cached_engine, close_all
+from .spec import ENGINES, EngineSpec, HFEngineSpec, VLLMEngineSpec, engine_spec
 
-ENGINES = ("vllm", "hf")
 
-
-def open_engine(engine_cfg: dict, model_dir: str, seed: int = 0) -> tuple[Engine, bool]:
-    """The process's engine for this model dir + engine config (started once, reused by later points)."""
-    name = engine_cfg.get("name")
-    if name not in ENGINES:
-        raise ValueError(f"unknown engine {name!r}; known: {', '.join(ENGINES)}")
-    key = json.dumps([name, model_dir, engine_cfg], sort_keys=True, default=str)
+def open_engine(spec: EngineSpec, model_dir: str, seed: int = 0) -> tuple[Engine, bool]:
+    """The process's engine for this model dir + engine spec (started once, reused by later points)."""
+    key = json.dumps([spec.name, model_dir, dataclasses.asdict(spec)], sort_keys=True, default=str)
 
     def factory() -> Engine:
-        if name == "vllm":
+        if isinstance(spec, VLLMEngineSpec):
             from .vllm_engine import VLLMEngine
 
-            return VLLMEngine(model_dir, engine_cfg, seed=seed)
+            return VLLMEngine(model_dir, spec, seed=seed)
         from .hf_engine import HFEngine
 
-        return HFEngine(model_dir, engine_cfg, seed=seed)
+        return HFEngine(model_dir, spec, seed=seed)
 
     return cached_engine(key, factory)
 
 
-__all__ = ["ENGINES", "Engine", "close_all", "open_engine"]
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "EngineSpec",
+    "HFEngineSpec",
+    "VLLMEngineSpec",
+    "close_all",
+    "engine_spec",
+    "open_engine",
+]

@@ -16,6 +16,7 @@ from ..merge import get_method
 from .base import Engine
 from .lengths import engine_len
 from .param_views import ParamViews
+from .spec import HFEngineSpec
 
 if TYPE_CHECKING:
     from lm_eval.models.huggingface import HFLM
@@ -43,24 +44,24 @@ class HFEngine(Engine):
 
     name = "hf"
 
-    def __init__(self, model_dir: str, cfg: dict, seed: int = 0) -> None:
+    def __init__(self, model_dir: str, spec: HFEngineSpec, seed: int = 0) -> None:
         super().__init__()
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.cfg, self.model_dir = cfg, model_dir
-        self.device = cfg.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = cfg.get("dtype", "float32")
-        self.attn = _attention_for(model_dir, cfg.get("attn_implementation"))
+        self.spec, self.model_dir = spec.validate(), model_dir
+        self.device = spec.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = spec.dtype
+        self.attn = _attention_for(model_dir, spec.attn_implementation)
         t0 = time.perf_counter()
         model: Any = AutoModelForCausalLM.from_pretrained(
             model_dir,
             dtype=getattr(torch, dtype) if dtype != "auto" else "auto",
             attn_implementation=self.attn,
-            trust_remote_code=bool(cfg.get("trust_remote_code")),
+            trust_remote_code=spec.trust_remote_code,
             use_safetensors=True,
         )
         self.model: Any = model.to(self.device).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=bool(cfg.get("trust_remote_code")))
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=spec.trust_remote_code)
         self.start_s = time.perf_counter() - t0
         self._targets: dict[str, Any] = dict(self.model.named_parameters()) | dict(self.model.named_buffers())
         self._views = ParamViews()
@@ -108,9 +109,9 @@ class HFEngine(Engine):
             self._lm = HFLM(
                 pretrained=self.model,
                 tokenizer=self.tokenizer,
-                batch_size=self.cfg.get("batch_size", 16),
-                max_length=engine_len(self.cfg, self.model_dir),
-                max_gen_toks=self.cfg.get("max_gen_toks", 256),
+                batch_size=self.spec.batch_size,
+                max_length=engine_len(self.spec, self.model_dir),
+                max_gen_toks=self.spec.max_gen_toks,
             )
         return self._lm
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .spec import EngineSpec
 
 FALLBACK = 2048  # engines built directly (scripts, tests) without a number: min(this, the model's positions)
 
@@ -26,10 +29,10 @@ def positions(model_dir: str | Path) -> int | None:
     return int(n) if isinstance(n, int) and n > 0 else None
 
 
-def engine_len(cfg: dict[str, Any], model_dir: str | Path) -> int:
-    """``max_model_len`` for an engine built from ``cfg``: its number, or (``auto``/unset: not sized by the
-    preflight) ``FALLBACK`` capped by the model's positions. One rule for both engines and ``check``."""
-    n = cfg.get("max_model_len")
+def engine_len(spec: EngineSpec, model_dir: str | Path) -> int:
+    """``max_model_len`` for an engine built from ``spec``: its number, or (``auto``: not sized by the preflight)
+    ``FALLBACK`` capped by the model's positions. One rule for both engines and ``check``."""
+    n = spec.max_model_len
     if isinstance(n, int) and not isinstance(n, bool):
         return n
     return min(FALLBACK, positions(model_dir) or FALLBACK)

@@ -44,15 +44,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .spec import SCORERS  # the names are the spec's (engine.scorer is validated with it)
+
 if TYPE_CHECKING:
     from vllm import SamplingParams, TokensPrompt
 
-SCORERS = ("cached", "prompt_logprobs")
 Request = tuple[Any, list[int], list[int]]  # (lm-eval cache key, context tokens, continuation tokens)
 
 
 def check_scorer(name: str) -> str:
-    """``name`` if it is a scorer this module has (checked before any engine starts, and again by the adapter)."""
+    """``name`` if it is a scorer this module has (``VLLMEngineSpec.validate`` checks before any engine starts; the
+    adapter checks again, for an adapter built by hand)."""
     from ..errors import ConfigError
 
     if name not in SCORERS:

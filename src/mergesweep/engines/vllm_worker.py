@@ -31,17 +31,17 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from mergesweep.engines.param_views import find_param_views
+from mergesweep.engines.spec import VLLMEngineSpec
 from mergesweep.weights.tensor_names import tied_head_name
 
 if TYPE_CHECKING:
     import torch
 
 SETTINGS_KEY = "mergesweep"  # our entry in vLLM's ``additional_config`` (see ``engine_settings``)
-CPU_WEIGHT_LAYOUTS = ("packed", "plain")
 
 
 class MergeWorkerExtension:
@@ -107,23 +107,14 @@ class MergeWorkerExtension:
         return point.switch_times(time.perf_counter() - t0)
 
 
-def cpu_weight_layout(engine_cfg: Mapping[str, Any]) -> str:
-    """``engine.cpu_weights`` checked (``packed`` unless set): a bad value fails before any engine starts."""
-    layout = engine_cfg.get("cpu_weights")
-    layout = "packed" if layout is None else layout
-    if layout not in CPU_WEIGHT_LAYOUTS:
-        raise ValueError(f"engine.cpu_weights must be one of {', '.join(CPU_WEIGHT_LAYOUTS)}, got {layout!r}")
-    return str(layout)
-
-
-def engine_settings(engine_cfg: Mapping[str, Any]) -> dict[str, Any]:
+def engine_settings(spec: VLLMEngineSpec) -> dict[str, Any]:
     """mergesweep's own settings for the worker, as an entry of ``LLM(additional_config=...)``.
 
     vLLM keeps ``additional_config`` in the engine's ``VllmConfig``, which every worker of that engine holds
     (and which is current while it loads or reloads weights), so a setting given here belongs to this engine
     alone, where an environment variable would belong to every engine the process starts after it.
     """
-    return {SETTINGS_KEY: {"cpu_weights": cpu_weight_layout(engine_cfg)}}
+    return {SETTINGS_KEY: {"cpu_weights": spec.cpu_weights}}
 
 
 def plain_cpu_weights(vllm_config: Any) -> bool:
@@ -131,7 +122,7 @@ def plain_cpu_weights(vllm_config: Any) -> bool:
     (``engine.cpu_weights=plain``); an engine started without our settings (none current) is packed."""
     extra = getattr(vllm_config, "additional_config", None)
     ours = extra.get(SETTINGS_KEY) if isinstance(extra, dict) else None
-    return cpu_weight_layout(ours if isinstance(ours, dict) else {}) == "plain"
+    return isinstance(ours, dict) and ours.get("cpu_weights") == "plain"
 
 
 def install_cpu_weight_layout() -> None:

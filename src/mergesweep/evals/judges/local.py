@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ...engines.spec import VLLMEngineSpec
 from .base import Messages, PromptJudge, p_second_from_logprobs
 
 
@@ -59,9 +60,10 @@ class HFJudge(PromptJudge):
         return out
 
 
-# How an in-process vLLM judge starts, as an engine config for ``engines.vllm_engine.start_llm``: in this
-# process, a small KV cache (CPU build) and a small share of the GPU beside the sweep's engine (GPU build).
-JUDGE_ENGINE: dict[str, Any] = {"in_process": True, "kv_cache_gib": 1, "gpu_memory_utilization": 0.3}
+# How an in-process vLLM judge starts (``engines.vllm_engine.start_llm``): in this process, a small KV cache
+# (CPU build), a small share of the GPU beside the sweep's engine (GPU build), vLLM's own thread choice (as before
+# the typed spec: its dict had no cpu_threads) and, like any spec that does not say, packed CPU weights.
+JUDGE_ENGINE = VLLMEngineSpec(in_process=True, kv_cache_gib=1, gpu_memory_utilization=0.3, cpu_threads="vllm")
 
 
 class VLLMJudge(PromptJudge):
