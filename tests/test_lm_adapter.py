@@ -13,10 +13,11 @@ import gc
 import pytest
 import torch
 
+from mergesweep.engines.spec import VLLMEngineSpec
+
 pytestmark = pytest.mark.slow
 MAX_LEN = 96
-ENGINE_CFG = {"name": "vllm", "dtype": "float32", "max_model_len": MAX_LEN, "kv_cache_gib": 1, "in_process": True,
-              "max_gen_toks": 8}  # fmt: skip
+ENGINE_CFG = VLLMEngineSpec(dtype="float32", max_model_len=MAX_LEN, kv_cache_gib=1, max_gen_toks=8)
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,14 @@ import os
 import subprocess
 import sys
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from mergesweep.engines.spec import VLLMEngineSpec
 from mergesweep.paths import REPO, models_dir
 from mergesweep.tools import real_models
 
@@ -37,7 +39,7 @@ TEXTS = [
     "Question: What is the capital of France?\nAnswer: The capital of France is Paris.",
     "def add(a, b):\n    return a + b\n\nprint(add(2, 3))",
 ]
-ENGINE = {"name": "vllm", "dtype": "float32", "max_model_len": 1024, "kv_cache_gib": 2, "in_process": True}
+ENGINE = VLLMEngineSpec(dtype="float32", max_model_len=1024, kv_cache_gib=2)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -111,7 +113,7 @@ def test_gemma3_swaps_match_a_fresh_engine_and_transformers(prompts, cpu_weights
     from mergesweep.engines.vllm_engine import VLLMEngine
     from tests.test_engine_swap import max_diff
 
-    engine = VLLMEngine(str(INST), {**ENGINE, "cpu_weights": cpu_weights})
+    engine = VLLMEngine(str(INST), replace(ENGINE, cpu_weights=cpu_weights))
     try:
         fresh = _vllm_logprobs(engine.llm, prompts)
         engine.prepare({"base": str(BASE), "instruct": str(INST)}, {"name": "linear"}, None, "float32")
@@ -150,7 +152,7 @@ def test_sibling_answers_stop_on_their_own_and_smollm2_judges_in_process(tmp_pat
     judge = {**judged["parts"]["if"]["judge"], "kind": "vllm", "model": str(SMOL), "dtype": "float32"}
     judge.update(agreement_limit=2)
     judged["parts"]["if"] = {**judged["parts"]["if"], "limit": 4, "judge": judge}
-    engine = VLLMEngine(str(INST), {**ENGINE, "max_model_len": 2048})
+    engine = VLLMEngine(str(INST), replace(ENGINE, max_model_len=2048))
     try:
         engine.prepare({"base": str(BASE), "instruct": str(INST)}, {"name": "linear"}, None, "float32")
         engine.set_point("linear", 1.0, {})

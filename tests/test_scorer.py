@@ -7,13 +7,15 @@ on the same engine (same weights), and every engine output is recorded so the te
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
+from mergesweep.engines.spec import VLLMEngineSpec
 from mergesweep.errors import ConfigError
 from tests.conftest import TOY
 
-ENGINE_CFG = {"name": "vllm", "dtype": "float32", "kv_cache_gib": 1, "in_process": True, "prefix_caching": True}
+ENGINE_CFG = VLLMEngineSpec(dtype="float32", kv_cache_gib=1)
 TOL = 1e-3
 
 
@@ -44,7 +46,7 @@ def engine(request, pairs):
 
     name = request.param
     model = TOY / "base" if name == "toy" else pairs[name][1]
-    eng = VLLMEngine(str(model), {**ENGINE_CFG, "max_model_len": 1024 if name == "toy" else 512})
+    eng = VLLMEngine(str(model), replace(ENGINE_CFG, max_model_len=1024 if name == "toy" else 512))
     eng.test_name = name
     yield eng
     eng.close()
