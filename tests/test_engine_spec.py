@@ -172,6 +172,7 @@ def test_a_key_added_past_the_schema_is_refused_before_any_engine(overrides, key
     "overrides, match",
     [
         (["engine.name=tgi"], "unknown engine 'tgi'; known: vllm, hf"),
+        (["engine.name=hf"], "engine.name=hf does not change the engine: choose it with engine=hf"),
         (["engine.scorer=fast"], "unknown engine.scorer 'fast'"),
         (["engine.cpu_weights=onednn"], "engine.cpu_weights must be packed or plain, got 'onednn'"),
         (["engine.cpu_threads=many"], "engine.cpu_threads must be auto, vllm or a whole number of threads >= 1"),

@@ -149,6 +149,8 @@ def engine_spec(node: Any) -> EngineSpec:
 
 
 def _name(name: str, expected: str) -> None:
+    if name in ENGINES and name != expected:  # engine.name=hf on vLLM's settings
+        raise ConfigError(f"engine.name={name} does not change the engine: choose it with engine={name}")
     if name != expected:
         raise ConfigError(f"unknown engine {name!r}; known: {', '.join(ENGINES)}")
 
