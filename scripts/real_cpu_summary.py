@@ -60,7 +60,23 @@ def summarize(sweep: Path) -> dict:
             res = compare(by_lam[a], by_lam[b], part, n_resamples=10000, seed=0)
             tests.append({"a": a, "b": b, "part": part, "diff": res["diff"], "p_value": res["p_value"]})
     start = sum(r.times.engine_start_s for r in recs.values())  # the points that started an engine (one per process)
-    return {"points": rows, "best_lam": lam_best, "tests": tests, "engine_start_s": start}
+    kinds = instruction_kinds(sweep, [recs[by_lam[lam]] for lam in (0.0, 1.0)])
+    return {"points": rows, "best_lam": lam_best, "tests": tests, "engine_start_s": start, "instructions": kinds}
+
+
+def instruction_kinds(sweep: Path, recs: list) -> dict[str, list[int]]:
+    """Per IFEval instruction id: [prompts that ask for it, kept at the first record, kept at the second]
+    (instruction-level strict, from the samples files): which formats the sibling gained or lost."""
+    out: dict[str, list[int]] = {}
+    for j, rec in enumerate(recs):
+        task = next(t for t in rec.samples if t.startswith("ifeval"))
+        for line in (sweep / rec.samples[task]).read_text().splitlines():
+            row = json.loads(line)
+            for iid, ok in zip(row["doc"]["instruction_id_list"], row["inst_level_strict_acc"]):
+                c = out.setdefault(iid, [0, 0, 0])
+                c[0] += j == 0
+                c[1 + j] += bool(ok)
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1][0], kv[0])))
 
 
 def markdown(s: dict) -> str:
@@ -82,6 +98,8 @@ def markdown(s: dict) -> str:
     ]
     for t in s["tests"]:
         out.append(f"| lam {t['a']:g} - lam {t['b']:g} | {t['part']} | {t['diff']:+.3f} | {t['p_value']:.4f} |")
+    out += ["", "| IFEval instruction | prompts | kept at lam 0 | kept at lam 1 |", "|---|---|---|---|"]
+    out += [f"| `{k}` | {n} | {a} | {b} |" for k, (n, a, b) in s["instructions"].items()]
     return "\n".join(out) + "\n"
 
 
