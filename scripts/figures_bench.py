@@ -228,7 +228,8 @@ def _real_rows() -> list[str]:
         f"plain {plain['median_switch_s']:.2f} s vs {plain['median_cold_start_s']:.1f} s: "
         f"**{plain['ratio_cold_over_switch']:.0f}x**; packed (default) {packed['median_switch_s']:.2f} s vs "
         f"{packed['median_cold_start_s']:.1f} s: **{packed['ratio_cold_over_switch']:.0f}x** |",
-        "| `bench_eval.py --model real` | the real sibling: the project's engine vs lm-eval's own `vllm` and `hf` "
+        "| `bench_eval.py --model real` | a real gemma-3-270m sibling: the project's engine vs lm-eval's own "
+        "`vllm` and `hf` "
         "backends | "
         f"ICL **{x(e['classic: vllm_cached / lmeval_vllm'], 2)}** vs lm-eval vllm, "
         f"**{x(e['classic: vllm_cached / hf'], 1)}** vs hf; IF generation "

@@ -20,7 +20,7 @@ from mergesweep.paths import REPO, data_dir
 sys.path.insert(0, str(REPO / "scripts"))
 import if_train_data
 
-N_TRAIN, SEED = 2400, 0  # what scripts/make_instruct_lora.py trains on (its --examples and --seed defaults)
+N_TRAIN, SEED = 1200, 0  # what scripts/make_instruct_lora.py trains on (its --examples and --seed defaults)
 SHINGLE = 8
 
 
