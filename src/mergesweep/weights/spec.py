@@ -1,8 +1,8 @@
 """Typed ``storage`` settings: where a point's merge inputs (the checkpoints' tensors) stay between points.
 
-The same pattern as ``engines/spec.py`` (read its docstring): ``StorageSpec`` is stored in Hydra's
-``ConfigStore`` as ``storage_schema`` and ``conf/config.yaml`` lists ``storage_schema@storage`` in its
-defaults, so the composed ``storage`` node is typed (``storage.devise=cpu`` or ``storage.dtype=[1]`` stop at
+The same pattern as ``engines/spec.py`` (read its docstring): ``StorageSpec`` is the type of the ``storage``
+field of the config's schema (``app/spec.ConfigSchema``, listed first in ``conf/config.yaml``'s defaults), so the
+composed ``storage`` node is typed (``storage.devise=cpu`` or ``storage.dtype=[1]`` stop at
 composition); the defaults are written here only, and the YAML keeps the comments. ``validate()`` says what
 the types cannot.
 """
@@ -32,13 +32,6 @@ class StorageSpec:
         if self.device is not None and not self.device.strip():
             raise ConfigError("storage.device must be null (the engine's device), cpu, disk or a device name, got ''")
         return self
-
-
-def register() -> None:
-    """Store the schema ``conf/config.yaml`` names (``storage_schema``); storing twice is harmless."""
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(name="storage_schema", node=StorageSpec)
 
 
 def storage_spec(node: Any) -> StorageSpec:
