@@ -59,9 +59,11 @@ def conf_dir() -> Path:
     when it composes."""
     from .app import spec as run_spec
     from .engines import spec as engine_spec
+    from .report import spec as tracking_spec
 
     run_spec.register()
     engine_spec.register()
+    tracking_spec.register()
     env = os.environ.get("MERGESWEEP_CONF")
     return Path(env) if env else _shipped("conf")
 

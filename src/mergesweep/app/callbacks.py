@@ -162,15 +162,15 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from ..engines import close_all
         from ..report.report import write_report
+        from ..report.spec import tracking_spec
         from .pointlock import run_deferred
-        from .points import container
         from .runner import run_point  # points another process held come back here, on the warm engine
 
         deferred_failed = run_deferred(run_point)
         close_all()
         sweep_dir = run_spec(config).sweep_dir()
         try:
-            tracking = container(config.tracking) if "tracking" in config else None
+            tracking = tracking_spec(config.tracking).validate() if "tracking" in config else None
             for kind, path in write_report(sweep_dir, tracking=tracking).items():
                 log.info("report %s: %s", kind, path)
         except FileNotFoundError as e:

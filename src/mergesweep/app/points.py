@@ -17,6 +17,7 @@ from ..checks.preflight import knob_values, suite, tokenizer_files, writable
 from ..engines.spec import EngineSpec, engine_spec
 from ..errors import ConfigError
 from ..paths import register_resolvers
+from ..report.spec import TrackingSpec, tracking_spec
 from ..weights.checkpoints import Checkpoint
 from ..weights.spec import StorageSpec, storage_spec
 from .spec import RunSpec, run_spec
@@ -36,6 +37,7 @@ class Preflight:
     engine: EngineSpec  # validated; ``max_model_len``/``kv_cache_gib`` as set (``auto`` is sized in engine_sizes)
     storage: StorageSpec  # validated
     run: RunSpec  # validated: strength, seed, bootstrap, force, offline, the sweep folder (``run.sweep_dir()``)
+    tracking: TrackingSpec  # validated
     engine_sizes: dict[str, Any] = field(default_factory=dict)  # sizing.Sizing.record(): max_model_len, KV cache
 
     def sized_engine(self) -> EngineSpec:
@@ -64,6 +66,7 @@ def preflight(cfg: DictConfig) -> Preflight:
     roles = source_paths(cfg)
     knob_values(cfg.merge.name, knobs, lam, sum(r == "instruct" or r.startswith("finetuned") for r in roles))
     engine, storage = engine_spec(cfg.engine).validate(), storage_spec(cfg.storage).validate()
+    tracking = tracking_spec(cfg.tracking).validate()
     suite(container(cfg.suite))
     allow_pickle, offline = bool(cfg.model.get("allow_pickle", False)), run.offline
     if not offline:  # headers only, before any weight download
@@ -79,7 +82,15 @@ def preflight(cfg: DictConfig) -> Preflight:
 
     sizes = size(engine, container(cfg.suite), str(instruct.path)).record()
     return Preflight(
-        lam=lam, base=base, instruct=instruct, roles=roles, engine=engine, storage=storage, run=run, engine_sizes=sizes
+        lam=lam,
+        base=base,
+        instruct=instruct,
+        roles=roles,
+        engine=engine,
+        storage=storage,
+        run=run,
+        tracking=tracking,
+        engine_sizes=sizes,
     )
 
 

@@ -98,11 +98,10 @@ def point_outcome(cfg: DictConfig, wait: bool = False) -> Outcome:
         lock.release()
     icl, if_ = (float("nan") if v is None else v for v in (record.summary.icl, record.summary.if_))
     log.info("%s: icl=%.3f if=%.3f -> %s", pid, icl, if_, path)
-    cfg_tracking = container(cfg).get("tracking") or {}
-    if cfg_tracking.get("enabled", True):
+    if pre.tracking.enabled:
         from ..report import tracking
 
-        tracking.log_point(cfg_tracking, store.root, record)
+        tracking.log_point(pre.tracking, store.root, record)
     return Outcome(pid, record, skipped=False)
 
 
