@@ -26,7 +26,7 @@ from mergesweep.app.points import container
 from mergesweep.app.spec import GROUPS, WHEN_SET, ConfigSchema, RunSpec, SweepSpec, run_spec
 from mergesweep.errors import ConfigError
 from mergesweep.paths import conf_dir, register_resolvers
-from mergesweep.weights.spec import StorageSpec
+from mergesweep.weights.spec import ModelSpec, StorageSpec
 from tests.fixtures.snapshot_configs import case, cases
 
 SNAPSHOT = json.loads((Path(__file__).parent / "fixtures" / "config_containers.json").read_text())["cases"]
@@ -51,10 +51,26 @@ def test_the_snapshot_covers_every_case():
     assert sum("point_id" in c for c in SNAPSHOT) >= 20 and not any("error" in c for c in SNAPSHOT)
 
 
+def _expected(row: dict) -> dict:
+    """The one intended change, by the model schema: a model key added with ``+`` to a family without it
+    (``+model.tied=true`` on the toy pair) takes its place in ``ModelSpec``'s order instead of the end. Point ids do
+    not change (they hash sorted keys)."""
+    if "container" not in row or not any(o.startswith("+model.") for o in row["overrides"]):
+        return row
+    order = [f.name for f in dataclasses.fields(ModelSpec)]
+    model = row["container"]["model"]
+    return {**row, "container": {**row["container"], "model": {k: model[k] for k in sorted(model, key=order.index)}}}
+
+
 @pytest.mark.parametrize("row", SNAPSHOT, ids=lambda c: " ".join(c["overrides"]) or "default")
 def test_containers_and_point_ids_are_what_they_were(row):
     """Values, types, key order and point id, byte for byte."""
-    assert json.dumps(case(row["overrides"])) == json.dumps(row)
+    assert json.dumps(case(row["overrides"])) == json.dumps(_expected(row))
+
+
+def test_the_one_change_is_the_order_of_added_model_keys():
+    changed = [r["overrides"] for r in SNAPSHOT if json.dumps(_expected(r)) != json.dumps(r)]
+    assert changed == [["+model.tied=true", "model.dtype=bfloat16"]]
 
 
 # --- the schema ------------------------------------------------------------------------------------------------------

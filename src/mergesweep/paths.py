@@ -60,10 +60,12 @@ def conf_dir() -> Path:
     from .app import spec as run_spec
     from .engines import spec as engine_spec
     from .report import spec as tracking_spec
+    from .weights import spec as model_spec
 
     run_spec.register()
     engine_spec.register()
     tracking_spec.register()
+    model_spec.register()
     env = os.environ.get("MERGESWEEP_CONF")
     return Path(env) if env else _shipped("conf")
 

@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from ..paths import register_resolvers
 from ..report.spec import TrackingSpec, tracking_spec
 from ..weights.checkpoints import Checkpoint
-from ..weights.spec import StorageSpec, storage_spec
+from ..weights.spec import ModelSpec, StorageSpec, model_spec, storage_spec
 from .spec import RunSpec, run_spec
 
 register_resolvers()
@@ -31,6 +31,7 @@ class Preflight:
     (opened, headers parsed, compatible), and every checkpoint path the point reads, by role."""
 
     lam: float
+    model: ModelSpec  # validated
     base: Checkpoint
     instruct: Checkpoint
     roles: dict[str, str]
@@ -57,7 +58,7 @@ def preflight(cfg: DictConfig) -> Preflight:
     from ..merge import METHODS, check_knobs
     from ..weights.checkpoints import check_compatible, resolve
 
-    run = run_spec(cfg).validate()
+    run, model = run_spec(cfg).validate(), model_spec(cfg.model).validate()
     lam, folder = run.lam, run.sweep_dir()
     if cfg.merge.name not in METHODS:
         raise ConfigError(f"unknown merge method {cfg.merge.name!r}; known: {', '.join(sorted(METHODS))}")
@@ -68,13 +69,13 @@ def preflight(cfg: DictConfig) -> Preflight:
     engine, storage = engine_spec(cfg.engine).validate(), storage_spec(cfg.storage).validate()
     tracking = tracking_spec(cfg.tracking).validate()
     suite(container(cfg.suite))
-    allow_pickle, offline = bool(cfg.model.get("allow_pickle", False)), run.offline
+    allow_pickle, offline = model.allow_pickle, run.offline
     if not offline:  # headers only, before any weight download
         from ..checks.check import check_before_download
 
         check_before_download(container(cfg))
-    base = Checkpoint(resolve(cfg.model.base, cfg.model.get("revision"), offline), allow_pickle=allow_pickle)
-    instruct = Checkpoint(resolve(cfg.model.instruct, cfg.model.get("revision"), offline), allow_pickle=allow_pickle)
+    base = Checkpoint(resolve(model.base, model.revision, offline), allow_pickle=allow_pickle)
+    instruct = Checkpoint(resolve(model.instruct, model.revision, offline), allow_pickle=allow_pickle)
     check_compatible(base, instruct)
     tokenizer_files(instruct.path)
     writable(folder)
@@ -83,6 +84,7 @@ def preflight(cfg: DictConfig) -> Preflight:
     sizes = size(engine, container(cfg.suite), str(instruct.path)).record()
     return Preflight(
         lam=lam,
+        model=model,
         base=base,
         instruct=instruct,
         roles=roles,
@@ -106,7 +108,8 @@ def source_hashes(cfg: DictConfig, roles: dict[str, str]) -> dict[str, dict[str,
     resolved path, size and mtime in ``checkpoints.file_sha256``)."""
     from ..weights.checkpoints import dir_hashes, resolve
 
-    return {role: dir_hashes(resolve(path, cfg.model.get("revision"))) for role, path in roles.items()}
+    revision = model_spec(cfg.model).revision
+    return {role: dir_hashes(resolve(path, revision)) for role, path in roles.items()}
 
 
 def identify(cfg: DictConfig) -> tuple[str, dict[str, dict[str, str]]]:
