@@ -126,7 +126,7 @@ def test_yaml_sets_no_default_and_quotes_every_one(name, cls):
 def test_config_yaml_quotes_the_storage_defaults():
     text = (conf_dir() / "config.yaml").read_text()
     assert "storage" not in yaml.safe_load(text)  # the values are StorageSpec's
-    quoted = dict(re.findall(r"^#   (\w+): (\S+)", text, flags=re.M))
+    quoted = dict(re.findall(r"^#   storage\.(\w+): (\S+)", text, flags=re.M))  # run settings: test_root_spec.py
     assert {k: yaml.safe_load(v) for k, v in quoted.items()} == dataclasses.asdict(StorageSpec())
 
 

@@ -53,14 +53,19 @@ def conf_dir() -> Path:
     """Hydra config groups: ``$MERGESWEEP_CONF``, else the checkout's ``conf/``, else the installed package's copy.
     More groups or options come in through Hydra's search path (``hydra.searchpath=[file:///my/conf]``).
 
-    Also stores the typed schemas those YAMLs name in their defaults (``engine/vllm_schema``, ``storage_schema``;
-    ``engines/spec.py``): every composition (the app, ``check``, ``status``, tests) asks here for its folder first,
-    and Hydra reads the ``ConfigStore`` only when it composes."""
+    Also stores the typed schemas those YAMLs name in their defaults (``config_schema``: ``app/spec.py``;
+    ``engine/vllm_schema``: ``engines/spec.py``; ``tracking/wandb_schema``: ``report/spec.py``): every composition
+    (the app, ``check``, ``status``, tests) asks here for its folder first, and Hydra reads the ``ConfigStore`` only
+    when it composes."""
+    from .app import spec as run_spec
     from .engines import spec as engine_spec
-    from .weights import spec as storage_spec
+    from .report import spec as tracking_spec
+    from .weights import spec as model_spec
 
+    run_spec.register()
     engine_spec.register()
-    storage_spec.register()
+    tracking_spec.register()
+    model_spec.register()
     env = os.environ.get("MERGESWEEP_CONF")
     return Path(env) if env else _shipped("conf")
 

@@ -19,6 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from ..paths import apply_env
+from .spec import run_spec
 
 log = logging.getLogger("mergesweep")
 # Launchers that run jobs in this process, one after another: a bad job stops the sweep before it starts.
@@ -137,7 +138,7 @@ class SweepReport(Callback):
         from .oneline import full_errors
         from .points import preflight
 
-        apply_env(bool(config.get("offline", True)))
+        apply_env(run_spec(config).offline)
         refuse_secrets(config)
         try:
             preflight(config)
@@ -147,7 +148,7 @@ class SweepReport(Callback):
             _fail([str(e)])
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        apply_env(bool(config.get("offline", True)))
+        apply_env(run_spec(config).offline)
         refuse_secrets(config)
         bad = check_jobs(config)
         if not bad:
@@ -159,18 +160,17 @@ class SweepReport(Callback):
         self._bad = bad
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from ..checks.preflight import sweep_dir as sweep_folder
         from ..engines import close_all
         from ..report.report import write_report
+        from ..report.spec import tracking_spec
         from .pointlock import run_deferred
-        from .points import container
         from .runner import run_point  # points another process held come back here, on the warm engine
 
         deferred_failed = run_deferred(run_point)
         close_all()
-        sweep_dir = sweep_folder(config)
+        sweep_dir = run_spec(config).sweep_dir()
         try:
-            tracking = container(config.tracking) if "tracking" in config else None
+            tracking = tracking_spec(config.tracking).validate() if "tracking" in config else None
             for kind, path in write_report(sweep_dir, tracking=tracking).items():
                 log.info("report %s: %s", kind, path)
         except FileNotFoundError as e:

@@ -16,12 +16,13 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from ..checks.preflight import sweep_dir, writable
+from ..checks.preflight import writable
 from ..errors import USER_ERRORS, USER_OR_OS_ERRORS, ConfigError, PointFailed  # ConfigError: re-exported here
 from ..paths import apply_env, conf_dir
 from ..store.records import RecordStore
 from .points import identify, preflight, source_hashes, source_paths, strength
 from .runner import Outcome, come_back, job_overrides, point_outcome, run_point
+from .spec import run_spec
 
 log = logging.getLogger("mergesweep")
 __all__ = [
@@ -75,7 +76,7 @@ def _in_process_multirun() -> bool:
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _hydra_main(cfg: DictConfig) -> Any:
-    apply_env(bool(cfg.get("offline", True)))
+    apply_env(run_spec(cfg).offline)
     from .oneline import full_errors, is_environment_error, message
 
     try:
@@ -134,7 +135,7 @@ def _leave_failure(cfg: DictConfig, reason: str) -> None:
     import hashlib
 
     try:
-        store = RecordStore(sweep_dir(cfg))
+        store = RecordStore(run_spec(cfg).sweep_dir())
         writable(store.root)
         try:
             pid = identify(cfg)[0]

@@ -17,8 +17,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from ..checks.preflight import sweep_dir
 from ..store.records import Record, RecordStore
+from .spec import run_spec
 
 KINDS = ("icl_if_floor", "pareto")
 
@@ -29,7 +29,8 @@ def objective_value(cfg: DictConfig, result: Record | Mapping[str, Any]) -> floa
     spec = cfg.objective
     if spec.kind not in KINDS:
         raise ValueError(f"objective.kind must be one of {KINDS}, got {spec.kind!r}")
-    record = result if isinstance(result, Record) else RecordStore(sweep_dir(cfg)).read(str(result["point_id"]))
+    store = RecordStore(run_spec(cfg).sweep_dir())
+    record = result if isinstance(result, Record) else store.read(str(result["point_id"]))
     icl, if_ = record.summary.icl, record.summary.if_
     if icl is None or if_ is None:
         raise ValueError("an objective needs a suite with both an ICL and an IF part")

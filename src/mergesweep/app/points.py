@@ -13,21 +13,14 @@ from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..checks.preflight import (
-    BOOTSTRAP_MAX,
-    SEED_RANGE,
-    integer,
-    knob_values,
-    suite,
-    sweep_dir,
-    tokenizer_files,
-    writable,
-)
+from ..checks.preflight import knob_values, suite, tokenizer_files, writable
 from ..engines.spec import EngineSpec, engine_spec
 from ..errors import ConfigError
 from ..paths import register_resolvers
+from ..report.spec import TrackingSpec, tracking_spec
 from ..weights.checkpoints import Checkpoint
-from ..weights.spec import StorageSpec, storage_spec
+from ..weights.spec import ModelSpec, StorageSpec, model_spec, storage_spec
+from .spec import RunSpec, run_spec
 
 register_resolvers()
 
@@ -38,11 +31,14 @@ class Preflight:
     (opened, headers parsed, compatible), and every checkpoint path the point reads, by role."""
 
     lam: float
+    model: ModelSpec  # validated
     base: Checkpoint
     instruct: Checkpoint
     roles: dict[str, str]
     engine: EngineSpec  # validated; ``max_model_len``/``kv_cache_gib`` as set (``auto`` is sized in engine_sizes)
     storage: StorageSpec  # validated
+    run: RunSpec  # validated: strength, seed, bootstrap, force, offline, the sweep folder (``run.sweep_dir()``)
+    tracking: TrackingSpec  # validated
     engine_sizes: dict[str, Any] = field(default_factory=dict)  # sizing.Sizing.record(): max_model_len, KV cache
 
     def sized_engine(self) -> EngineSpec:
@@ -51,18 +47,9 @@ class Preflight:
         return dataclasses.replace(self.engine, **sized)
 
 
-def strength(cfg: DictConfig) -> float:
-    """``cfg.strength`` as a float, or a ConfigError that says what was given."""
-    raw = cfg.get("strength")
-    if isinstance(raw, bool) or raw is None:
-        raise ConfigError(f"strength must be a number, got {raw!r}")
-    try:
-        lam = float(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"strength must be a number (e.g. strength=0.5), got {raw!r}") from None
-    if lam != lam or lam in (float("inf"), float("-inf")):
-        raise ConfigError(f"strength must be finite, got {raw!r}")
-    return lam
+def strength(cfg: Any) -> float:
+    """``cfg.strength`` as a float, or a ConfigError that says what was given (``RunSpec.lam``)."""
+    return run_spec(cfg).lam
 
 
 def preflight(cfg: DictConfig) -> Preflight:
@@ -71,10 +58,8 @@ def preflight(cfg: DictConfig) -> Preflight:
     from ..merge import METHODS, check_knobs
     from ..weights.checkpoints import check_compatible, resolve
 
-    lam = strength(cfg)
-    folder = sweep_dir(cfg)
-    integer(cfg.get("seed"), "seed", *SEED_RANGE)
-    integer(cfg.get("bootstrap", 1000), "bootstrap", 0, BOOTSTRAP_MAX)
+    run, model = run_spec(cfg).validate(), model_spec(cfg.model).validate()
+    lam, folder = run.lam, run.sweep_dir()
     if cfg.merge.name not in METHODS:
         raise ConfigError(f"unknown merge method {cfg.merge.name!r}; known: {', '.join(sorted(METHODS))}")
     knobs = container(cfg.merge).get("knobs") or {}
@@ -82,14 +67,15 @@ def preflight(cfg: DictConfig) -> Preflight:
     roles = source_paths(cfg)
     knob_values(cfg.merge.name, knobs, lam, sum(r == "instruct" or r.startswith("finetuned") for r in roles))
     engine, storage = engine_spec(cfg.engine).validate(), storage_spec(cfg.storage).validate()
+    tracking = tracking_spec(cfg.tracking).validate()
     suite(container(cfg.suite))
-    allow_pickle, offline = bool(cfg.model.get("allow_pickle", False)), bool(cfg.get("offline", True))
+    allow_pickle, offline = model.allow_pickle, run.offline
     if not offline:  # headers only, before any weight download
         from ..checks.check import check_before_download
 
         check_before_download(container(cfg))
-    base = Checkpoint(resolve(cfg.model.base, cfg.model.get("revision"), offline), allow_pickle=allow_pickle)
-    instruct = Checkpoint(resolve(cfg.model.instruct, cfg.model.get("revision"), offline), allow_pickle=allow_pickle)
+    base = Checkpoint(resolve(model.base, model.revision, offline), allow_pickle=allow_pickle)
+    instruct = Checkpoint(resolve(model.instruct, model.revision, offline), allow_pickle=allow_pickle)
     check_compatible(base, instruct)
     tokenizer_files(instruct.path)
     writable(folder)
@@ -97,7 +83,16 @@ def preflight(cfg: DictConfig) -> Preflight:
 
     sizes = size(engine, container(cfg.suite), str(instruct.path)).record()
     return Preflight(
-        lam=lam, base=base, instruct=instruct, roles=roles, engine=engine, storage=storage, engine_sizes=sizes
+        lam=lam,
+        model=model,
+        base=base,
+        instruct=instruct,
+        roles=roles,
+        engine=engine,
+        storage=storage,
+        run=run,
+        tracking=tracking,
+        engine_sizes=sizes,
     )
 
 
@@ -113,7 +108,8 @@ def source_hashes(cfg: DictConfig, roles: dict[str, str]) -> dict[str, dict[str,
     resolved path, size and mtime in ``checkpoints.file_sha256``)."""
     from ..weights.checkpoints import dir_hashes, resolve
 
-    return {role: dir_hashes(resolve(path, cfg.model.get("revision"))) for role, path in roles.items()}
+    revision = model_spec(cfg.model).revision
+    return {role: dir_hashes(resolve(path, revision)) for role, path in roles.items()}
 
 
 def identify(cfg: DictConfig) -> tuple[str, dict[str, dict[str, str]]]:
@@ -128,18 +124,26 @@ def identify(cfg: DictConfig) -> tuple[str, dict[str, dict[str, str]]]:
 def container(cfg: Any) -> dict[str, Any]:
     """The resolved config as plain dicts (what records store and point ids are made of).
 
-    A typed node's keys that exist only when given (its class's ``WHEN_SET``, e.g. ``HFEngineSpec``'s
-    ``attn_implementation``) are left out while ``None``: a config that does not set them is the data it was
-    before the schema declared them (``engines/spec.py``)."""
+    A typed node's keys that exist only when given (its class's ``WHEN_SET``) are left out while they hold their
+    field's default (``None`` for ``HFEngineSpec.attn_implementation``, ``{}`` or ``MISSING`` for ``objective`` and
+    ``judge_model`` of ``app/spec.ConfigSchema``): a config that does not set them is the data it was before the
+    schema declared them (``engines/spec.py``, ``app/spec.py``)."""
     return cast("dict[str, Any]", _without_unset(cfg, OmegaConf.to_container(cfg, resolve=True)))
 
 
 def _without_unset(node: Any, data: Any) -> Any:
     if not isinstance(node, DictConfig) or not isinstance(data, dict):
         return data
-    unset = getattr(OmegaConf.get_type(node), "WHEN_SET", ())
+    typed = OmegaConf.get_type(node)
+    unset = getattr(typed, "WHEN_SET", ())
+    fields = dataclasses.fields(typed) if unset and dataclasses.is_dataclass(typed) else ()
+    defaults = {f.name: _default(f) for f in fields if f.name in unset}
     return {
         k: _without_unset(node.get(k), v) if isinstance(v, dict) else v
         for k, v in data.items()
-        if not (k in unset and v is None)
+        if not (k in defaults and v == defaults[k])
     }
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default

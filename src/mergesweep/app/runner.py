@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
-from ..checks.preflight import strength_fits, sweep_dir
+from ..checks.preflight import strength_fits
 from ..errors import PointFailed
 from ..store.records import Record, RecordStore, Timings, sha256_file
 from . import pointlock
@@ -78,9 +78,9 @@ def point_outcome(cfg: DictConfig, wait: bool = False) -> Outcome:
     """``run_point`` with what it did (computed, skipped or deferred), which the job's return value reports."""
     t_start = time.perf_counter()
     pre = preflight(cfg)
-    store = RecordStore(sweep_dir(cfg))
+    store = RecordStore(pre.run.sweep_dir())
     pid, hashes = identify(cfg)
-    force = bool(cfg.get("force", False))
+    force = pre.run.force
     if (done := store.load(pid)) is not None and not force:
         log.info("skip %s: already recorded at %s", pid, store.path(pid))
         return Outcome(pid, done, skipped=True)
@@ -98,11 +98,10 @@ def point_outcome(cfg: DictConfig, wait: bool = False) -> Outcome:
         lock.release()
     icl, if_ = (float("nan") if v is None else v for v in (record.summary.icl, record.summary.if_))
     log.info("%s: icl=%.3f if=%.3f -> %s", pid, icl, if_, path)
-    cfg_tracking = container(cfg).get("tracking") or {}
-    if cfg_tracking.get("enabled", True):
+    if pre.tracking.enabled:
         from ..report import tracking
 
-        tracking.log_point(cfg_tracking, store.root, record)
+        tracking.log_point(pre.tracking, store.root, record)
     return Outcome(pid, record, skipped=False)
 
 
@@ -155,16 +154,12 @@ def _evaluate(
 
     resolved = container(cfg)
     knobs = dict(resolved["merge"].get("knobs") or {})
-    engine, reused = open_engine(pre.sized_engine(), str(pre.instruct.path), seed=int(cfg.seed))
+    engine, reused = open_engine(pre.sized_engine(), str(pre.instruct.path), seed=int(pre.run.seed))
     plan_info = engine.prepare(resolved["model"], resolved["merge"], pre.storage.device, pre.storage.dtype)
     times = Timings.from_json(engine.set_point(cfg.merge.name, pre.lam, knobs))  # merge_s, swap_s, reset_s
     log.info("%s: switched in %.3fs (merge %.3fs)", pid, times.switch_s, times.merge_s)
     results = suites.run(
-        engine.lm(),
-        resolved["suite"],
-        store.samples_dir(pid),
-        seed=int(cfg.seed),
-        bootstrap=int(cfg.get("bootstrap", 1000)),
+        engine.lm(), resolved["suite"], store.samples_dir(pid), seed=int(pre.run.seed), bootstrap=int(pre.run.bootstrap)
     )
     times.eval_s = dict(results.seconds)
     times.engine_start_s = 0.0 if reused else float(engine.info().get("start_s", 0.0))
@@ -175,14 +170,14 @@ def _evaluate(
         engine={**engine.info(), "reused": reused, **pre.engine_sizes},
         merge_inputs={k: v for k, v in plan_info.items() if k != "reused"},
     )
-    return _record(cfg, resolved, pid, pre.lam, hashes, store, run)
+    return _record(cfg, resolved, pid, pre, hashes, store, run)
 
 
 def _record(
     cfg: DictConfig,
     resolved: dict[str, Any],
     pid: str,
-    lam: float,
+    pre: Preflight,
     hashes: dict[str, dict[str, str]],
     store: RecordStore,
     run: _Evaluated,
@@ -193,11 +188,11 @@ def _record(
     from ..store import provenance
 
     knobs = dict(resolved["merge"].get("knobs") or {})
-    point = describe_point(cfg.merge.name, lam, knobs)
+    point = describe_point(cfg.merge.name, pre.lam, knobs)
     results = run.results
     return Record(
         point_id=pid,
-        sweep=str(cfg.sweep.name),
+        sweep=str(pre.run.sweep.name),
         family=str(cfg.model.family),
         method=point["method"],
         lam=point["lam"],
@@ -212,7 +207,7 @@ def _record(
         times=run.times,
         engine=run.engine,
         merge_inputs=run.merge_inputs,
-        seeds=_seeds(int(cfg.seed), knobs),
+        seeds=_seeds(int(pre.run.seed), knobs),
         provenance={
             "git": provenance.git_state(),
             "packages": provenance.package_versions(),

@@ -28,6 +28,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from .spec import run_spec
+
 log = logging.getLogger("mergesweep")
 BLOCK_KEY = "block_strengths"  # the job override that carries a block's strengths
 GROUP_EXCLUDE = ("strength",)  # what varies *within* a block
@@ -164,7 +166,6 @@ def _failed_return(error: BaseException) -> JobReturn:
 
 def mark_point_failed(cfg: DictConfig, reason: str, overrides: list[str]) -> int:
     """Write a failure entry for this point unless it has a complete record; 1 if written."""
-    from ..checks.preflight import sweep_dir
     from ..store.records import RecordStore
     from .points import identify
 
@@ -173,10 +174,9 @@ def mark_point_failed(cfg: DictConfig, reason: str, overrides: list[str]) -> int
     except Exception as e:
         log.error("cannot name a point of the failed block (%s); no failure entry", e)
         return 0
-    store = RecordStore(sweep_dir(cfg))
+    run = run_spec(cfg)
+    store = RecordStore(run.sweep_dir())
     if store.done(pid) or store.failure(pid) is not None:  # a record, or the point's own (more precise) entry
         return 0
-    store.write_failure(
-        pid, reason, family=cfg.model.family, method=cfg.merge.name, lam=float(cfg.strength), overrides=overrides
-    )
+    store.write_failure(pid, reason, family=cfg.model.family, method=cfg.merge.name, lam=run.lam, overrides=overrides)
     return 1

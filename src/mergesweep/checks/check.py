@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..app.spec import run_spec
 from ..engines.lengths import FALLBACK
 from ..engines.spec import engine_spec
 from ..weights.checkpoints import CheckpointError, resolve
@@ -253,7 +254,7 @@ def _model_len(value: Any, positions: Any) -> int:
 
 def check_model(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Read every checkpoint of ``cfg.model`` (base, instruct, target when given) and compare them."""
-    model, offline = cfg["model"], bool(cfg.get("offline", True))
+    model, offline = cfg["model"], run_spec(cfg).offline
     roles = [r for r in ("base", "instruct", "target") if model.get(r)]
     metas = {r: read_meta(str(model[r]), model.get("revision"), offline) for r in roles}
     problems, notes = compare(metas["base"], metas["instruct"])
@@ -355,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"mergesweep check: error: {type(e).__name__}: {e}".splitlines()[0]) from None
     from ..paths import apply_env
 
-    apply_env(bool(cfg.get("offline", True)))  # offline=false (hub ids) is the config's to say
+    apply_env(run_spec(cfg).offline)  # offline=false (hub ids) is the config's to say
     try:
         report = check_model(cfg)
     except (CheckpointError, ValueError, KeyError) as e:

@@ -1,15 +1,15 @@
 """Cheap checks of one job's values, run before any engine starts (for every job of a multirun at once).
 
 Why a module of its own: a sweep point costs an engine start and minutes of evaluation, so every value that
-can be judged from the config and a few file headers is judged first: the sweep name, seeds, limits, merge
-knob *values* (not just their names), tokenizer files, and whether the results folder takes writes. Each
+can be judged from the config and a few file headers is judged first: limits, merge knob *values* (not just
+their names), tokenizer files, and whether the results folder takes writes (the run's own settings, strength,
+sweep name and seeds, are ``app/spec.py``'s ``RunSpec.validate``). Each
 check raises one of ``errors.USER_ERRORS`` naming the value, which the CLI prints as one line.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,8 +17,6 @@ from typing import Any
 
 from ..errors import ConfigError, MergeConfigError
 
-# One path component: letters, digits and ``._=,+-`` (what Hydra's override_dirname produces), not ``.``/``..``.
-_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._=,+-]{0,127}")
 # Any one of these in a checkpoint folder is a tokenizer the engine can load.
 # A tensor name per model part (see merge.base.classify), for the knob dry run.
 PART_NAMES = (
@@ -29,27 +27,7 @@ PART_NAMES = (
     "model.layers.0.input_layernorm.weight",
     "model.norm.weight",
 )
-# Seeds go to numpy's legacy ``np.random.seed`` (lm-eval's numpy_random_seed), which takes [0, 2**32 - 1] only.
-SEED_RANGE = (0, 2**32 - 1)
-# Bootstrap resamples: the CI holds resamples x items floats per task (10^5 x 541 IFEval items = 0.4 GB).
-BOOTSTRAP_MAX = 100_000
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model", "*.tiktoken")
-
-
-def sweep_name(name: Any) -> str:
-    """A plain folder name: records must land in ``results_dir/<name>``, never outside it."""
-    text = "" if name is None else str(name)
-    if not _PLAIN.fullmatch(text) or set(text) <= {"."}:
-        raise ConfigError(
-            f"sweep.name must be a plain folder name (letters, digits, ._=,+-; no '/' or '..'), got {text!r}"
-        )
-    return text
-
-
-def sweep_dir(cfg: Any) -> Path:
-    """``results_dir/<sweep.name>``, the one place that builds it: Hydra reads ``sweep.name=123`` or ``=nan`` as a
-    number, which ``Path`` refuses; the folder is named as Hydra's own ``${sweep.name}`` interpolation prints it."""
-    return Path(str(cfg.results_dir)) / sweep_name(cfg.sweep.name)
 
 
 def integer(value: Any, key: str, minimum: int | None = None, maximum: int | None = None) -> int:

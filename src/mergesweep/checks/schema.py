@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from fnmatch import fnmatchcase
 
 from ..engines.spec import SPECS
+from ..weights.spec import ModelSpec
 
 _PART_KEYS = (
     "tasks",
@@ -30,16 +31,7 @@ _ENGINE_KEYS = tuple(dict.fromkeys(f.name for cls in SPECS.values() for f in dat
 # fnmatch patterns of dotted keys that may be added (``*`` matches across dots). Keys the composed config already
 # has can be overridden without ``+`` and are not checked here.
 ADDABLE = (
-    "model.family",
-    "model.base",
-    "model.instruct",
-    "model.revision",
-    "model.dtype",
-    "model.allow_pickle",
-    "model.tied",
-    "model.target",
-    "model.adapter",
-    "model.finetuned",
+    *(f"model.{f.name}" for f in dataclasses.fields(ModelSpec)),
     "merge.knobs.*",  # names are checked against the method's signature (points.preflight)
     "merge.anchor",
     "merge.deltas",

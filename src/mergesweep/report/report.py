@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..store.records import Record, RecordStore
+from .spec import TrackingSpec
 
 log = logging.getLogger(__name__)
 COLUMNS = [
@@ -199,7 +200,7 @@ def markdown(df: pd.DataFrame, title: str) -> str:
 
 
 def write_report(
-    sweep_dirs: Path | str | Sequence[Path | str], tracking: dict | None = None, out: Path | None = None
+    sweep_dirs: Path | str | Sequence[Path | str], tracking: TrackingSpec | None = None, out: Path | None = None
 ) -> dict[str, Path]:
     """``records.csv``, ``tradeoff.png`` and ``report.md`` (and a W&B summary run) for one or several sweeps.
 

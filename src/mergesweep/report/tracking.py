@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..store.provenance import redact, redact_overrides
 from ..store.records import Record
+from .spec import TrackingSpec, WandbTracking, tracking_spec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,8 +24,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _init(cfg: dict, sweep_dir: Path, **kw: Any) -> Run:
-    os.environ.setdefault("WANDB_MODE", cfg.get("mode", "offline"))
+def _init(spec: WandbTracking, sweep_dir: Path, **kw: Any) -> Run:
+    os.environ.setdefault("WANDB_MODE", spec.mode)
     os.environ.setdefault("WANDB_SILENT", "true")
     import wandb
 
@@ -35,8 +36,8 @@ def _init(cfg: dict, sweep_dir: Path, **kw: Any) -> Run:
     wandb_mode: Any = os.environ["WANDB_MODE"]
     try:
         return wandb.init(
-            project=cfg.get("project", "mergesweep"),
-            entity=cfg.get("entity"),
+            project=spec.project,
+            entity=spec.entity,
             dir=str(wdir),
             mode=wandb_mode,  # validated by wandb itself
             reinit="finish_previous",
@@ -44,6 +45,13 @@ def _init(cfg: dict, sweep_dir: Path, **kw: Any) -> Run:
         )
     finally:
         sys.argv = argv
+
+
+def _on(tracking: TrackingSpec | dict[str, Any]) -> WandbTracking | None:
+    """The validated W&B settings, or None when tracking is off."""
+    spec = tracking_spec(tracking) if isinstance(tracking, dict) else tracking
+    spec.validate()
+    return spec if isinstance(spec, WandbTracking) and spec.enabled else None
 
 
 def flat_metrics(record: Record) -> dict[str, Any]:
@@ -57,12 +65,15 @@ def flat_metrics(record: Record) -> dict[str, Any]:
     return out
 
 
-def log_point(cfg: dict, sweep_dir: Path, record: Record) -> str | None:
-    """One W&B run for this point; returns its local directory (None when tracking is off)."""
-    if not cfg.get("enabled", True):
+def log_point(tracking: TrackingSpec | dict[str, Any], sweep_dir: Path, record: Record) -> str | None:
+    """One W&B run for this point; returns its local directory (None when tracking is off).
+
+    ``tracking``: the spec, or plain settings (``report/spec.tracking_spec``)."""
+    spec = _on(tracking)
+    if spec is None:
         return None
     run = _init(
-        cfg,
+        spec,
         sweep_dir,
         group=record.sweep,
         name=record.point_id,
@@ -78,19 +89,24 @@ def log_point(cfg: dict, sweep_dir: Path, record: Record) -> str | None:
 
 
 def log_sweep(
-    cfg: dict, sweep_dir: Path, table: pd.DataFrame, plot: Path | None, figures: dict[str, Path] | None = None
+    tracking: TrackingSpec | dict[str, Any],
+    sweep_dir: Path,
+    table: pd.DataFrame,
+    plot: Path | None,
+    figures: dict[str, Path] | None = None,
 ) -> str | None:
     """A summary run: the records table, the trade-off plot, every paper figure and the best-lam table.
 
     Tagged with every family and method in the table, like the point runs, so W&B filters find it."""
-    if not cfg.get("enabled", True):
+    spec = _on(tracking)
+    if spec is None:
         return None
     import pandas as pd
     import wandb
 
     tags = sorted({str(v) for col in ("family", "method") if col in table for v in table[col].dropna()})
     run = _init(
-        cfg, sweep_dir, group=sweep_dir.name, name=f"{sweep_dir.name}__tradeoff", job_type="report", tags=tags[:64]
+        spec, sweep_dir, group=sweep_dir.name, name=f"{sweep_dir.name}__tradeoff", job_type="report", tags=tags[:64]
     )  # W&B allows at most 64 tags per run
     payload: dict = {"records": wandb.Table(dataframe=table)}
     if plot is not None and plot.is_file():

@@ -197,12 +197,13 @@ def rerun(rec: Record, model: dict, scratch: Path) -> Record:
     from omegaconf import OmegaConf
 
     from ..app.runner import run_point
+    from ..app.spec import run_spec
     from ..paths import apply_env
 
     cfg = dict(rec.config)
     cfg.update(model=model, results_dir=str(scratch), force=True, tracking={"enabled": False})
     cfg["sweep"] = {**(cfg.get("sweep") or {}), "name": "verify"}
-    apply_env(bool(cfg.get("offline", True)))
+    apply_env(run_spec(cfg).offline)
     new = run_point(OmegaConf.create(cfg))
     if new is None:  # only when another process holds the point's lock, which a fresh scratch folder rules out
         raise RecordError(f"the re-run of {rec.point_id} wrote no record")

@@ -1,16 +1,21 @@
-"""Typed ``storage`` settings: where a point's merge inputs (the checkpoints' tensors) stay between points.
+"""Typed ``storage`` settings (where a point's merge inputs stay between points) and ``model`` settings (the
+checkpoints of a family, ``ModelSpec``).
 
-The same pattern as ``engines/spec.py`` (read its docstring): ``StorageSpec`` is stored in Hydra's
-``ConfigStore`` as ``storage_schema`` and ``conf/config.yaml`` lists ``storage_schema@storage`` in its
-defaults, so the composed ``storage`` node is typed (``storage.devise=cpu`` or ``storage.dtype=[1]`` stop at
+The same pattern as ``engines/spec.py`` (read its docstring): ``StorageSpec`` is the type of the ``storage``
+field of the config's schema (``app/spec.ConfigSchema``, listed first in ``conf/config.yaml``'s defaults), so the
+composed ``storage`` node is typed (``storage.devise=cpu`` or ``storage.dtype=[1]`` stop at
 composition); the defaults are written here only, and the YAML keeps the comments. ``validate()`` says what
 the types cannot.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
+
+from omegaconf import MISSING
 
 from ..errors import ConfigError
 
@@ -34,13 +39,6 @@ class StorageSpec:
         return self
 
 
-def register() -> None:
-    """Store the schema ``conf/config.yaml`` names (``storage_schema``); storing twice is harmless."""
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(name="storage_schema", node=StorageSpec)
-
-
 def storage_spec(node: Any) -> StorageSpec:
     """The typed spec of a composed ``storage`` node or a plain dict (not validated)."""
     from omegaconf import DictConfig, OmegaConf
@@ -52,3 +50,73 @@ def storage_spec(node: Any) -> StorageSpec:
     if unknown:
         raise ConfigError(f"storage.{unknown[0]} is not a storage setting; its settings: device, dtype")
     return StorageSpec(**{str(k): v for k, v in data.items()})
+
+
+MODEL_DTYPES = ("auto", "float32", "bfloat16", "float16", "float", "half")  # what both engines take as a dtype
+_FAMILY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # a point id starts with it; records' file names too
+
+
+@dataclass
+class ModelSpec:
+    """``model`` (``conf/model/*.yaml``, one file per family): the checkpoints of a family, by role, and how to read
+    them. Which roles a merge needs (``target`` for ``residual``, ``adapter`` for ``adapter_transfer``) is the
+    merge's to check (``merge/sources.py``); this spec checks only its own values.
+
+    ``target``, ``adapter``, ``tied``, ``finetuned`` and ``hf_token`` exist only when given (``WHEN_SET``): most
+    families have none of them, and their records do not hold them."""
+
+    WHEN_SET: ClassVar[tuple[str, ...]] = ("target", "adapter", "tied", "finetuned", "hf_token")
+
+    family: str = MISSING  # names the family in point ids and file names
+    base: str = MISSING  # folder or hub id of the base checkpoint
+    instruct: str = MISSING  # folder or hub id of the instruct (fine-tuned) checkpoint
+    target: str | None = None  # instruction residuals: the checkpoint the residual is added to
+    adapter: str | None = None  # adapter transfer: a PEFT LoRA folder trained on ``base``
+    revision: str | None = None  # a branch/tag for every hub id (None = main)
+    dtype: str = "auto"  # the engine's dtype (``engine.dtype: ${model.dtype}``); merges compute in fp32
+    tied: bool | None = None  # tie_word_embeddings as declared; ``mergesweep check`` compares it with the hub
+    allow_pickle: bool = False  # true allows pickled *.bin weights (they can run code when loaded)
+    finetuned: list[str] | None = None  # more fine-tunes of ``base`` (multi-model merges: merge.deltas=all)
+    hf_token: str | None = None  # gated hub ids: ${oc.env:HF_TOKEN} only (a literal is refused); redacted in records
+
+    def validate(self) -> ModelSpec:
+        """What the types cannot say; a ``ConfigError`` naming the setting, else the spec itself."""
+        if not _FAMILY.fullmatch(str(self.family)) or "__" in str(self.family):
+            raise ConfigError(
+                f"model.family must be a plain name (letters, digits, ._+-; no '__'), got {self.family!r}"
+            )
+        for key in ("base", "instruct", "target", "adapter", "revision"):
+            value = getattr(self, key)
+            if value is not None and not str(value).strip():
+                raise ConfigError(f"model.{key} must be a folder or hub id, got ''")
+        if any(not str(p).strip() for p in self.finetuned or []):
+            raise ConfigError(f"model.finetuned must be a list of folders or hub ids, got {self.finetuned!r}")
+        if self.dtype not in MODEL_DTYPES:
+            words = ", ".join(MODEL_DTYPES[:-1]) + " or " + MODEL_DTYPES[-1]
+            raise ConfigError(f"model.dtype must be {words}, got {self.dtype!r}")
+        return self
+
+
+def register() -> None:
+    """Store the schema the model YAMLs name (``model/model_schema``); storing twice is harmless."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(group="model", name="model_schema", node=ModelSpec)
+
+
+def model_spec(node: Any) -> ModelSpec:
+    """The typed spec of a composed ``model`` node or a plain dict (not validated); a family's own YAML outside
+    ``conf/`` (``--config-dir``) without the schema is read the same way."""
+    from omegaconf import DictConfig, OmegaConf
+
+    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    if not isinstance(data, dict):
+        raise ConfigError(f"model must be a mapping of settings, got {node!r}")
+    known = [f.name for f in dataclasses.fields(ModelSpec)]
+    unknown = [str(k) for k in data if k not in known]
+    if unknown:
+        raise ConfigError(f"model.{unknown[0]} is not a model setting; its settings: {', '.join(known)}")
+    missing = [k for k in ("family", "base", "instruct") if data.get(k) in (None, MISSING)]
+    if missing:
+        raise ConfigError(f"model.{missing[0]} is not set (the model config must name it)")
+    return ModelSpec(**{str(k): v for k, v in data.items()})

@@ -1,0 +1,85 @@
+"""Typed ``tracking`` settings (``conf/tracking/*.yaml``): whether and where W&B logs a sweep, written once, here.
+
+The same pattern as ``engines/spec.py`` (read its docstring): one class per option of the ``tracking`` group,
+stored in Hydra's ``ConfigStore`` as ``tracking/<kind>_schema`` and listed first in the option's YAML, which keeps
+the defaults only as commented ``#   key: value`` lines. Two classes, not one with optional keys: ``tracking=none``
+has only ``enabled: false`` (records hold exactly that), and ``tracking=none tracking.mode=online`` stops at
+composition instead of meaning nothing. ``report/tracking.py`` takes the spec; ``tracking_spec`` builds it from a
+composed node or a plain dict (a record's config, a test's ``{"enabled": True, "project": "p"}``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+
+WANDB_MODES = ("offline", "online", "disabled", "shared")  # wandb.init(mode=...)
+
+
+@dataclass
+class NoTracking:
+    """``tracking=none``: records, samples and plots only."""
+
+    enabled: bool = False
+
+    def validate(self) -> NoTracking:
+        if self.enabled:
+            raise ConfigError("tracking=none has no W&B settings: choose tracking=wandb_offline to track")
+        return self
+
+
+@dataclass
+class WandbTracking:
+    """``tracking=wandb_offline``: one W&B run per point and a summary run per sweep (``report/tracking.py``)."""
+
+    enabled: bool = True
+    mode: str = "offline"  # WANDB_MODE, unless the environment sets it
+    project: str = "mergesweep"
+    entity: str | None = None  # None: the W&B account's default entity
+
+    def validate(self) -> WandbTracking:
+        if self.mode not in WANDB_MODES:
+            words = ", ".join(WANDB_MODES[:-1]) + " or " + WANDB_MODES[-1]
+            raise ConfigError(f"tracking.mode must be {words}, got {self.mode!r}")
+        if not self.project.strip():
+            raise ConfigError("tracking.project must be a W&B project name, got ''")
+        return self
+
+
+TrackingSpec = NoTracking | WandbTracking
+SPECS: dict[str, type[NoTracking] | type[WandbTracking]] = {"none": NoTracking, "wandb": WandbTracking}
+
+
+def register() -> None:
+    """Store the schemas the tracking YAMLs name (``tracking/<kind>_schema``); storing twice is harmless."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for name, cls in SPECS.items():
+        store.store(group="tracking", name=f"{name}_schema", node=cls)
+
+
+def tracking_spec(node: Any) -> TrackingSpec:
+    """The typed spec of a composed ``tracking`` node (its schema's class) or of a plain dict (not validated).
+
+    A plain dict is ``NoTracking`` when it holds nothing but ``enabled: false`` (``tracking=none``, or what
+    ``verify`` sets for its re-runs), else ``WandbTracking`` (whose ``enabled`` defaults to true)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    cls: type[NoTracking] | type[WandbTracking] | None = None
+    if isinstance(node, DictConfig):
+        typed = OmegaConf.get_type(node)
+        cls = typed if typed in SPECS.values() else None
+        node = OmegaConf.to_container(node, resolve=True)
+    if not isinstance(node, dict):
+        raise ConfigError(f"tracking must be a mapping of settings, got {node!r}")
+    if cls is None:
+        cls = NoTracking if node == {"enabled": False} else WandbTracking
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = [str(k) for k in node if k not in known]
+    if unknown:
+        raise ConfigError(f"tracking.{unknown[0]} is not a tracking setting; its settings: {', '.join(known)}")
+    return cls(**{str(k): v for k, v in node.items()})
