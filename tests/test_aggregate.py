@@ -8,12 +8,14 @@ tasks; the record is built by the job's own ``runner._record`` and re-scored by 
 from __future__ import annotations
 
 import sys
+from types import SimpleNamespace
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
 from mergesweep.app import runner
+from mergesweep.app.spec import RunSpec, SweepSpec
 from mergesweep.evals import aggregate, stats
 from mergesweep.evals import suite as suites
 from mergesweep.paths import conf_dir
@@ -58,7 +60,9 @@ def recorded(tmp_path_factory):
         {"sweep": {"name": "s"}, "model": {"family": "toy"}, "merge": {"name": "linear"}, "seed": SEED}
     )
     run = runner._Evaluated(results=out, times=Timings(), engine={}, merge_inputs={})
-    record = runner._record(cfg, {"merge": {"knobs": {}}, "suite": suite}, "p", 0.5, {}, store, run)
+    # what _record reads of the preflight: the strength and the run's sweep name and seed
+    pre = SimpleNamespace(lam=0.5, run=RunSpec(seed=SEED, sweep=SweepSpec(name="s")))
+    record = runner._record(cfg, {"merge": {"knobs": {}}, "suite": suite}, "p", pre, {}, store, run)  # type: ignore[arg-type]
     store.write(record)
     rec = store.read("p")
     checks, _, _ = verify.rescore(rec, store)

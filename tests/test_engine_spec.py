@@ -13,12 +13,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from functools import cache
 from pathlib import Path
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
@@ -27,6 +25,7 @@ from mergesweep.engines.spec import HFEngineSpec, VLLMEngineSpec, engine_spec
 from mergesweep.errors import ConfigError
 from mergesweep.paths import conf_dir, register_resolvers
 from mergesweep.weights.spec import StorageSpec, storage_spec
+from tests.composing import composed
 
 SNAPSHOT = json.loads((Path(__file__).parent / "fixtures" / "engine_containers.json").read_text())
 # The one intended change: presets that tune vLLM (kv_cache_gib, extra_args) used to leave those keys in an ``hf``
@@ -36,16 +35,6 @@ VLLM_ONLY = ("kv_cache_gib", "extra_args")
 VLLM_TUNED_PRESETS = ("real_cpu", "mini_residual", "mini_adapter_transfer")
 
 register_resolvers()
-
-
-@cache
-def _composed(*overrides: str):
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
-
-
-def composed(*overrides: str):
-    return _composed(*overrides)  # read only by the tests below
 
 
 def _expected(case: dict) -> dict:

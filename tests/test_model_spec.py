@@ -6,27 +6,20 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from functools import cache
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
 from mergesweep.checks.schema import ADDABLE
 from mergesweep.errors import ConfigError
 from mergesweep.paths import conf_dir, register_resolvers
 from mergesweep.weights.spec import ModelSpec, model_spec
+from tests.composing import composed
 
 register_resolvers()
 FAMILIES = sorted(p.stem for p in (conf_dir() / "model").glob("*.yaml"))
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModelSpec) if f.default is not dataclasses.MISSING}
-
-
-@cache
-def composed(*overrides: str):
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -13,12 +13,10 @@ import dataclasses
 import json
 import os
 import re
-from functools import cache
 from pathlib import Path
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
@@ -27,22 +25,13 @@ from mergesweep.app.spec import GROUPS, WHEN_SET, ConfigSchema, RunSpec, SweepSp
 from mergesweep.errors import ConfigError
 from mergesweep.paths import conf_dir, register_resolvers
 from mergesweep.weights.spec import ModelSpec, StorageSpec
+from tests.composing import composed
 from tests.fixtures.snapshot_configs import case, cases
 
 SNAPSHOT = json.loads((Path(__file__).parent / "fixtures" / "config_containers.json").read_text())["cases"]
 SRC = Path(__file__).resolve().parents[1] / "src" / "mergesweep"
 
 register_resolvers()
-
-
-@cache
-def _composed(*overrides: str):
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
-
-
-def composed(*overrides: str):
-    return _composed(*overrides)  # read only by the tests below
 
 
 # --- records and ids -------------------------------------------------------------------------------------------------

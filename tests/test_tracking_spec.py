@@ -6,26 +6,19 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from functools import cache
 from pathlib import Path
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
 from mergesweep.errors import ConfigError
 from mergesweep.paths import conf_dir, register_resolvers
 from mergesweep.report.spec import NoTracking, WandbTracking, tracking_spec
+from tests.composing import composed
 
 register_resolvers()
 SRC = Path(__file__).resolve().parents[1] / "src" / "mergesweep"
-
-
-@cache
-def composed(*overrides: str):
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
 
 
 @pytest.mark.parametrize("option, cls", [("none", NoTracking), ("wandb_offline", WandbTracking)])
