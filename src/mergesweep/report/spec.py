@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from ..typed import schema_and_data
 
 WANDB_MODES = ("offline", "online", "disabled", "shared")  # wandb.init(mode=...)
 
@@ -67,15 +68,7 @@ def tracking_spec(node: Any) -> TrackingSpec:
 
     A plain dict is ``NoTracking`` when it holds nothing but ``enabled: false`` (``tracking=none``, or what
     ``verify`` sets for its re-runs), else ``WandbTracking`` (whose ``enabled`` defaults to true)."""
-    from omegaconf import DictConfig, OmegaConf
-
-    cls: type[NoTracking] | type[WandbTracking] | None = None
-    if isinstance(node, DictConfig):
-        typed = OmegaConf.get_type(node)
-        cls = typed if typed in SPECS.values() else None
-        node = OmegaConf.to_container(node, resolve=True)
-    if not isinstance(node, dict):
-        raise ConfigError(f"tracking must be a mapping of settings, got {node!r}")
+    cls, node = schema_and_data(node, list(SPECS.values()), "tracking")
     if cls is None:
         cls = NoTracking if node == {"enabled": False} else WandbTracking
     known = [f.name for f in dataclasses.fields(cls)]
