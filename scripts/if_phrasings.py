@@ -65,19 +65,32 @@ SAY: dict[str, list[str]] = {
         "Mark at least {n} parts of your answer as highlighted with markdown, for example *a highlighted part*.",
         "Highlight {n} or more phrases using single asterisks, like *this*.",
         "Emphasize {n} or more passages with markdown, for instance *an important part*.",
+        "Put at least {n} key words or phrases in italics with markdown asterisks (*like so*).",
     ],
     "placeholders": [
         "Include at least {n} placeholders written in square brackets, such as [name].",
         "Leave {n} or more blanks for me to fill in, in square brackets like [date].",
     ],
     "keywords": [
-        "Make sure the words {a} and {b} appear in your answer.",
-        "Mention the words {a} and {b} somewhere in the reply.",
-        "Your reply has to use the words {a} and {b}.",
+        "Make sure the words {ws} appear in your answer.",
+        "Mention {ws} somewhere in the reply.",
+        "Your reply has to use the words {ws}.",
+        "Work these keywords into the text: {ws}.",
+        "Be sure your response contains {ws}.",
     ],
     "frequency": [
         "Use the word {w} at least {n} times.",
         "The word {w} should show up {n} or more times in the reply.",
+        "Write {w} no fewer than {n} times.",
+    ],
+    "frequency_few": [
+        "Use the word {w} fewer than {n} times.",
+        "The word {w} may appear less than {n} times, if at all.",
+    ],
+    "constrained": [
+        "Start your reply with exactly one of these options: {o}",
+        "Pick one of the following and write it first, word for word: {o}",
+        "Begin by choosing one answer from this list, copied exactly: {o}",
     ],
     "forbidden": [
         "Avoid these words: {w}.",
@@ -90,6 +103,9 @@ SAY: dict[str, list[str]] = {
     "repeat": [
         "First, copy my request above word for word, then give your reply (do not copy this sentence).",
         "Before answering, repeat the request exactly as I wrote it (without this sentence), then answer it.",
+        "Begin by restating my request letter for letter, with nothing in front of it, and leave out this sentence;"
+        " after that, answer.",
+        "Echo the request back to me exactly, all of it but this instruction, and only then reply to it.",
     ],
     "two": [
         "Give two different answers, and put six asterisks (******) between them.",

@@ -29,13 +29,20 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "scripts"))
 os.environ.setdefault("NLTK_DATA", str(ROOT / "data" / "nltk"))  # IFEval checkers need punkt_tab, offline
 import if_requests
+from if_checks import leaks, passes
+from if_inserts import insert
 from if_phrasings import SAY
 
 END_PHRASES = [
     "That is all for now.", "I hope this helps you.", "Thanks for reading.", "Let me know if you want more detail.",
     "Hope that answers your question.", "Have a great day.", "Any other questions?",
 ]  # fmt: skip
-PLACEHOLDERS = ["[name]", "[date]", "[place]", "[address]", "[phone number]", "[company]", "[time]", "[city]"]
+CONTEXT = [
+    "I am putting together a short handout for {p}.", "This is something I want to share with {p}.",
+    "I only have a few minutes, so please help me out.", "My friend and I were talking about this yesterday.",
+    "I need something I can read out loud tonight.", "Keep in mind that I am new to all of this.",
+    "It is for a small project I am working on.", "Here is what I need today.",
+]  # fmt: skip
 
 
 Reshape = Callable[[str], str]
@@ -82,7 +89,7 @@ def _wrap(kind: str, ctx: Ctx) -> Spec | None:
     if kind == "no_comma":
         return (_say(kind, rng), "punctuation:no_comma", {}, lambda s: s.replace(",", ""))
     if kind == "title":
-        t = _title(request)
+        t = _title(sentences(request)[-1])
         return (_say(kind, rng), "detectable_format:title", {}, lambda s: f"<<{t}>>\n\n{s}")
     if kind == "end":
         p = rng.choice(END_PHRASES)
@@ -118,15 +125,15 @@ def _wrap(kind: str, ctx: Ctx) -> Spec | None:
 def _layout(kind: str, ctx: Ctx) -> Spec | None:
     """Constraints that cut the answer into parts; None if it has too few sentences."""
     rng, text = ctx[0], ctx[1]
-    n = rng.randint(2, 4) if kind == "bullets" else rng.randint(2, 3)
-    if len(sentences(text)) < n:
+    n = rng.choice([2, 2, 3, 3, 4, 5]) if kind in ("bullets", "paragraphs") else rng.randint(2, 4)
+    if kind != "highlights" and len(sentences(text)) < n:
         return None
     if kind == "bullets":
         return (
             _say(kind, rng, n=n),
             "detectable_format:number_bullet_lists",
             {"num_bullets": n},
-            lambda s: "\n".join(f"* {x}" for x in sentences(s)[:n]),
+            lambda s: "\n".join(f"* {x}" for x in _groups(s, n)),
         )
     if kind == "paragraphs":
         return (
@@ -154,45 +161,34 @@ def _layout(kind: str, ctx: Ctx) -> Spec | None:
             {"num_paragraphs": n, "nth_paragraph": i, "first_word": w},
             lambda s: "\n\n".join(_groups(s, n)),
         )
-    h = rng.randint(1, 3)  # highlights
+    h = rng.choice([1, 2, 2, 3, 3, 3, 4, 5, 6])  # highlights: IFEval asks for 1-15, mostly 2-3
+    spots = [i for i, w in enumerate(text.split(" ")) if re.fullmatch(r"[A-Za-z]{5,}[.,;:!?]?", w) and
+             w.rstrip(".,;:!?").lower() not in _PLAIN]  # fmt: skip
+    if len(spots) < h:
+        return None
+    marked = set(rng.sample(spots, h))
     return (
         _say(kind, rng, n=h),
         "detectable_format:number_highlighted_sections",
         {"num_highlights": h},
-        lambda s: " ".join(f"*{x}*" if j < h else x for j, x in enumerate(sentences(s))),
+        lambda s: " ".join(_mark(w) if i in marked else w for i, w in enumerate(s.split(" "))),
     )
 
 
+_PLAIN = {"these", "those", "which", "there", "their", "about", "often", "other", "while", "where", "because",
+          "would", "could", "should", "being", "after", "before", "every", "might", "still", "through"}  # fmt: skip
+
+
+def _mark(word: str) -> str:
+    """``word`` in markdown italics, its trailing punctuation left outside ("tea," -> "*tea*,")."""
+    core = word.rstrip(".,;:!?")
+    return f"*{core}*{word[len(core) :]}"
+
+
 def _content(kind: str, ctx: Ctx) -> Spec | None:
-    """Constraints on words, letters and length that the answer already meets (the answer is unchanged)."""
+    """Constraints on words, letters and length that the answer as reshaped so far already meets (unchanged)."""
     rng, text = ctx[0], ctx[1]
     words = _words(text)
-    if kind == "placeholders":
-        names = rng.sample(PLACEHOLDERS, rng.randint(1, 3))
-        return (
-            _say(kind, rng, n=len(names)),
-            "detectable_content:number_placeholders",
-            {"num_placeholders": len(names)},
-            lambda s: s + " Details: " + ", ".join(names) + ".",
-        )
-    if kind == "keywords":
-        pool = sorted({w for w in words if len(w) > 5 and w.isalpha()})
-        if len(pool) < 2:
-            return None
-        a, b = rng.sample(pool, 2)
-        return (_say(kind, rng, a=a, b=b), "keywords:existence", {"keywords": [a, b]}, str)
-    if kind == "frequency":
-        pool = sorted({w for w in words if len(w) > 3 and w.isalpha() and words.count(w) >= 2})
-        if not pool:
-            return None
-        w = rng.choice(pool)
-        n = min(words.count(w), 3)
-        return (
-            _say(kind, rng, w=w, n=n),
-            "keywords:frequency",
-            {"keyword": w, "frequency": n, "relation": "at least"},
-            str,
-        )
     if kind == "forbidden":
         pool = [
             w for w in ("very", "really", "basically", "amazing", "thing", "stuff", "great", "just") if w not in words
@@ -229,20 +225,8 @@ _FAMILY: dict[str, Callable[[str, Ctx], Spec | None]] = {
     **dict.fromkeys(["lowercase", "capital"], _case),
     **dict.fromkeys(["no_comma", "title", "end", "quote", "json", "postscript", "repeat"], _wrap),
     **dict.fromkeys(["bullets", "paragraphs", "sections", "highlights", "two", "first_word"], _layout),
-    **dict.fromkeys(
-        [
-            "placeholders",
-            "keywords",
-            "frequency",
-            "forbidden",
-            "few_words",
-            "many_words",
-            "few_sentences",
-            "letters",
-            "caps_few",
-        ],
-        _content,
-    ),  # fmt: skip
+    **dict.fromkeys(["forbidden", "few_words", "many_words", "few_sentences", "letters", "caps_few"], _content),
+    **dict.fromkeys(["placeholders", "keywords", "frequency", "constrained"], lambda k, c: insert(k, c[0], c[1])),
 }
 
 
@@ -252,17 +236,20 @@ def constraint(kind: str, rng: random.Random, text: str, request: str) -> Spec |
 
 
 KINDS = list(_FAMILY)
-# How often each kind is drawn: the kinds that reshape the answer teach the most, and IFEval asks for them most.
+# How often each kind is drawn: IFEval asks most for keywords, highlights, commas, case, repeats and quotes, and
+# those are what the first siblings kept least often (results/real_cpu/summary.md).
 _WEIGHT = {**dict.fromkeys(KINDS, 1.0), "lowercase": 2.0, "no_comma": 2.0, "highlights": 2.0, "quote": 1.5,
-           "repeat": 1.5, "title": 1.5, "letters": 0.5, "caps_few": 0.5}  # fmt: skip
-# Applied in this order so that wrappers (case, commas, quotes, JSON) see the finished text.
+           "repeat": 2.0, "title": 1.5, "keywords": 2.5, "frequency": 1.5, "postscript": 1.5, "letters": 0.5,
+           "caps_few": 0.5, "constrained": 0.7}  # fmt: skip
+# Applied in this order, each to the answer as reshaped so far: words go in first, then the layout cuts the text,
+# then wrappers add around it, the counters measure the result, and case, commas, quotes and JSON come last.
 _ORDER = [
-    "bullets", "paragraphs", "sections", "two", "first_word", "highlights", "placeholders", "keywords", "frequency",
-    "forbidden", "few_words", "many_words", "few_sentences", "letters", "caps_few", "repeat", "title", "postscript",
-    "end", "no_comma", "lowercase", "capital", "quote", "json",
+    "keywords", "frequency", "placeholders", "bullets", "paragraphs", "sections", "two", "first_word", "highlights",
+    "repeat", "constrained", "title", "postscript", "end", "forbidden", "few_words", "many_words", "few_sentences",
+    "letters", "caps_few", "no_comma", "lowercase", "capital", "quote", "json",
 ]  # fmt: skip
-_LAYOUTS = ["bullets", "paragraphs", "sections", "two", "first_word", "json"]
-_WRAPS = ["quote", "json", "title", "end", "postscript", "repeat"]
+_LAYOUTS = ["bullets", "paragraphs", "sections", "two", "first_word", "json", "constrained"]
+_WRAPS = ["quote", "json", "title", "end", "postscript", "repeat", "constrained"]
 _CLASH = (
     {frozenset((a, b)) for a in _LAYOUTS for b in _LAYOUTS if a != b}
     | {frozenset((a, b)) for a in _WRAPS for b in _WRAPS if a != b and {a, b} != {"title", "end"}}
@@ -281,9 +268,10 @@ _CLASH = (
             "caps_few",
             "first_word",
             "letters",
+            "constrained",
         )
     }  # fmt: skip
-    | {frozenset(("no_comma", k)) for k in ("repeat", "json")}
+    | {frozenset(("no_comma", k)) for k in ("repeat", "json", "placeholders")}
     | {frozenset(("few_words", "many_words"))}
     | {frozenset(("highlights", k)) for k in ("bullets", "json")}
 )
@@ -300,55 +288,52 @@ def _answer_text(answer: str, max_words: int) -> str:
     return " ".join(out)
 
 
-def passes(instruction_ids: list[str], kwargs: list[dict], prompt: str, response: str) -> bool:
-    """Whether lm-eval's own IFEval checkers accept ``response`` for every instruction (strict)."""
-    from lm_eval.tasks.ifeval.instructions_registry import INSTRUCTION_DICT
-
-    from mergesweep.evals.seeded import item_seed, seed_everything
-
-    seed_everything(item_seed({"key": 0, "prompt": prompt}, 0))  # langdetect (english_capital) is random otherwise
-    for iid, kw in zip(instruction_ids, kwargs):
-        checker = INSTRUCTION_DICT[iid](iid)
-        checker.build_description(**kw)
-        if "prompt" in (checker.get_instruction_args() or {}):
-            checker.build_description(prompt=prompt)
-        if not (response.strip() and checker.check_following(response)):
-            return False
-    return True
+def _asked(rng: random.Random, request: str) -> str:
+    """The request as the user says it: alone, or after a sentence of context (so that repeating the request means
+    repeating more than one sentence, as IFEval's repeat prompts ask)."""
+    if rng.random() < 0.4:
+        return request
+    return rng.choice(CONTEXT).format(p=rng.choice(if_requests.PEOPLE)) + " " + request
 
 
-def example(rng: random.Random, rows: list[dict], max_words: int = 110) -> dict | None:
-    """One chat: a request with 0-3 constraints, and the teacher's answer reshaped to meet them."""
-    row = rng.choice(rows)
-    request, text = row["request"], _answer_text(rng.choice(row["answers"]), max_words)
-    n = rng.choices([0, 1, 2, 3], weights=[2, 5, 4, 1])[0]
+def _kinds(rng: random.Random) -> list[str]:
+    """0-3 constraint kinds that do not clash, in the order they are applied."""
+    n = rng.choices([0, 1, 2, 3], weights=[1, 5, 5, 2])[0]
     kinds: list[str] = []
     while len(kinds) < n:
         k = rng.choices(KINDS, weights=[_WEIGHT[x] for x in KINDS])[0]
         if k not in kinds and not any(frozenset((k, o)) in _CLASH for o in kinds):
             kinds.append(k)
+    return sorted(kinds, key=_ORDER.index)
+
+
+def example(rng: random.Random, rows: list[dict], max_words: int = 70) -> dict | None:
+    """One chat: a request with 0-3 constraints, and the teacher's answer reshaped to meet them, each constraint
+    fitted to the answer as the ones before it left it."""
+    row = rng.choice(rows)
+    request, response = row["request"], _answer_text(rng.choice(row["answers"]), max_words)
+    asked = _asked(rng, request)
     specs = []
-    for k in sorted(kinds, key=_ORDER.index):
-        spec = constraint(k, rng, text, request)
+    for k in _kinds(rng):
+        spec = constraint(k, rng, response, asked)
         if spec is None:
             return None
         specs.append(spec)
+        response = spec[3](response)
     said = [s[0] for s in specs]
     rng.shuffle(said)
-    if "combination:repeat_prompt" in [s[1] for s in specs]:  # the sentence to repeat comes first
-        prompt = " ".join([request, *said])
+    if "combination:repeat_prompt" in [s[1] for s in specs]:  # the request to repeat comes first
+        prompt = asked + rng.choice([" ", "\n"]) + " ".join(said)
     else:
-        prompt = " ".join([*said, request] if said and rng.random() < 0.2 else [request, *said])
-    response = text
-    for s in specs:
-        response = s[3](response)
+        prompt = " ".join([*said, asked] if said and rng.random() < 0.2 else [asked, *said])
     ids, kws = [s[1] for s in specs], [s[2] for s in specs]
-    if not passes(ids, kws, prompt, response):
+    if leaks(prompt) or not passes(ids, kws, prompt, response):
         return None
-    return {"prompt": prompt, "response": response, "instruction_id_list": ids, "kwargs": kws, "request": request}
+    return {"prompt": prompt, "response": response, "instruction_id_list": ids, "kwargs": kws, "request": request,
+            "asked": asked}  # fmt: skip
 
 
-def build(n: int, seed: int, answers: Path = if_requests.ANSWERS, max_words: int = 110) -> list[dict]:
+def build(n: int, seed: int, answers: Path = if_requests.ANSWERS, max_words: int = 70) -> list[dict]:
     """``n`` distinct examples, deterministic for ``seed`` and the committed teacher answers."""
     rng, rows = random.Random(seed), if_requests.load(answers)
     out, seen = [], set()

@@ -4,7 +4,7 @@ Recipe (fixed seed, deterministic on one machine): ``if_train_data.build(n, seed
 from this project's templates, answered by SmolLM2-135M-Instruct and reshaped to meet IFEval-kind constraints,
 checked by lm-eval's own checkers; no evaluation prompt, see ``tests/test_real_training_data.py``) in Gemma's
 chat template; LoRA r=16, alpha=32 on every attention and MLP
-projection of layers ``--first-layer``..17; AdamW, lr 1e-3, linear warm-up then cosine decay; loss on the answer
+projection of layers ``--first-layer``..17; AdamW, lr 2e-3, linear warm-up then cosine decay; loss on the answer
 tokens only (including the closing ``<end_of_turn>``, so the sibling learns to stop).
 
 Why the lower layers stay frozen and logits are taken only at answer positions: a step's cost here is the
@@ -50,12 +50,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--base", type=Path, help="the base folder (default: mergesweep setup-real's gemma-3-270m)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--examples", type=int, default=1200)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--examples", type=int, default=2400)
     ap.add_argument("--max-len", type=int, default=256)
-    ap.add_argument("--max-words", type=int, default=110, help="answers cut to whole sentences of at most this")
+    ap.add_argument("--max-words", type=int, default=70, help="answers cut to whole sentences of at most this")
     ap.add_argument("--first-layer", type=int, default=6)
     info = train(ap.parse_args())
     print(f"done: {info['steps']} steps in {info['train_seconds']} s, final loss {info['losses'][-1]}")

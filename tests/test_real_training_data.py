@@ -20,7 +20,7 @@ from mergesweep.paths import REPO, data_dir
 sys.path.insert(0, str(REPO / "scripts"))
 import if_train_data
 
-N_TRAIN, SEED = 1200, 0  # what scripts/make_instruct_lora.py trains on (its --examples and --seed defaults)
+N_TRAIN, SEED = 2400, 0  # what scripts/make_instruct_lora.py trains on (its --examples and --seed defaults)
 SHINGLE = 8
 
 
@@ -104,18 +104,20 @@ def test_every_answer_passes_lm_evals_own_checkers_and_the_data_is_seeded(train_
 
 def test_every_answer_comes_from_the_committed_teacher_answers(train_rows):
     """The sibling learns from the shipped SmolLM2 answers, not from text made up elsewhere: most runs of 8 words
-    in each training answer (the reshape's own titles, headers and postscripts aside) occur in the teacher's
-    answer to that very request, and no answer names its maker."""
+    in each training answer (the reshape's own titles, headers and postscripts aside, and the sentences it wove
+    requested keywords into) occur in the teacher's answer to that very request, and no answer names its maker."""
     import if_requests
 
     by_request = {r["request"]: " ".join(r["answers"]) for r in if_requests.load()}
     assert len(by_request) >= 300
     for r in train_rows:
-        text = r["response"].replace(r["request"], "")  # a repeated request is not the teacher's
+        text = r["response"].replace(r["asked"], "")  # a repeated request is not the teacher's
         if text.startswith("```json"):
             text = json.loads(text.removeprefix("```json").removesuffix("```"))["response"]
+        asked = [w for k in r["kwargs"] for w in [*k.get("keywords", []), *([k["keyword"]] if "keyword" in k else [])]]
+        text = " ".join(s for s in re.split(r"(?<=[.!?])\s+", text) if not any(w in s.lower() for w in asked))
         mine = _shingles(text)
-        if mine:
+        if len(mine) >= SHINGLE:  # what is left after the woven sentences is long enough to judge
             shared = len(mine & _shingles(by_request[r["request"]])) / len(mine)
             assert shared >= 0.5, (r["request"], shared, text[:200])
         assert "smollm" not in r["response"].lower()

@@ -1,0 +1,103 @@
+"""Constraint kinds that put words *into* the sibling's training answer (``if_train_data.py``).
+
+Why these insert rather than pick what the answer already has: a sibling trained on "use the words a and b" where
+a and b were taken from its own answer learns nothing about the request; IFEval names words the answer would not
+contain ("include the keywords atlantis and constable"), and the first two siblings kept fewer of those prompts
+than the base (keyword existence 11 -> 3 of 16 at lam=1). So the words here come from other answers, and the
+answer is rewritten to carry them, the way an instruct model would weave them in.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import re
+
+from if_phrasings import SAY
+
+PLACEHOLDERS = ["[name]", "[date]", "[place]", "[address]", "[phone number]", "[company]", "[time]", "[city]"]
+WEAVE = [
+    "This also brings {ws} to mind.", "It is worth thinking about {ws} as well.", "Here {ws} matter too.",
+    "Do not forget {ws}.", "You could even connect it to {ws}.", "A word list for this: {ws}.",
+]  # fmt: skip
+LEAD = ["When it comes to {w}, ", "Speaking of {w}, ", "As for {w}, ", "Thinking of {w}, ", "With {w} in mind, "]
+OPTIONS = ["My answer is yes.", "My answer is no.", "My answer is maybe."]  # the only ones IFEval's checker takes
+QUOTE = ['"{w}"', "'{w}'", "{w}"]
+
+Spec = tuple[str, str, dict, object]
+
+
+def _split(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z\"])", text) if s.strip()]
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip(".,;:!?()\"'*").lower() for w in text.split()}
+
+
+@functools.cache
+def vocabulary() -> tuple[str, ...]:
+    """Plain words of 5-10 letters from every committed teacher answer, sorted (the keyword pool)."""
+    import if_requests
+
+    text = " ".join(a for r in if_requests.load() for a in r["answers"])
+    return tuple(sorted({w for w in re.findall(r"\b[a-z]{5,10}\b", text)}))
+
+
+def _fresh(rng: random.Random, text: str, n: int) -> list[str]:
+    have = _words(text)
+    pool = [w for w in vocabulary() if w not in have]
+    return rng.sample(pool, n)
+
+
+def _listed(ws: list[str], style: str) -> str:
+    q = [style.format(w=w) for w in ws]
+    return q[0] if len(q) == 1 else ", ".join(q[:-1]) + " and " + q[-1]
+
+
+def _weave(rng: random.Random, text: str, sentence: str) -> str:
+    """``sentence`` put after a random sentence of ``text``."""
+    ss = _split(text)
+    i = rng.randint(1, len(ss))
+    return " ".join([*ss[:i], sentence, *ss[i:]])
+
+
+def _lead(rng: random.Random, text: str, w: str, n: int) -> str:
+    """``n`` sentences of ``text`` opened by a phrase naming ``w`` ("As for tea, the ...")."""
+    ss = _split(text)
+    for i in sorted(rng.sample(range(len(ss)), n)):
+        s = ss[i]
+        ss[i] = rng.choice(LEAD).format(w=w) + (s[0].lower() + s[1:] if s[1:2].islower() else s)
+    return " ".join(ss)
+
+
+def insert(kind: str, rng: random.Random, text: str) -> Spec | None:
+    """One constraint of ``kind`` that adds to ``text``; None if this answer cannot carry it."""
+    if kind == "placeholders":
+        names = rng.sample(PLACEHOLDERS, rng.randint(1, 4))
+        said = rng.choice(SAY[kind]).format(n=len(names))
+        return (said, "detectable_content:number_placeholders", {"num_placeholders": len(names)},
+                lambda s: s + " Details: " + ", ".join(names) + ".")  # fmt: skip
+    if kind == "keywords":
+        ws, style = _fresh(rng, text, rng.choice([1, 2, 2, 2, 3, 3, 4])), rng.choice(QUOTE)
+        said = rng.choice(SAY[kind]).format(ws=_listed(ws, style))
+        line = rng.choice(WEAVE).format(ws=_listed(ws, "{w}"))
+        return (said, "keywords:existence", {"keywords": ws}, lambda s: _weave(rng, s, line))
+    if kind == "frequency":
+        n_sent = len(_split(text))
+        w, style = _fresh(rng, text, 1)[0], rng.choice(QUOTE)
+        if rng.random() < 0.25:  # "less than": the word is absent, so the answer already meets it
+            n = rng.randint(1, 3)
+            said = rng.choice(SAY["frequency_few"]).format(w=style.format(w=w), n=n)
+            return (said, "keywords:frequency", {"keyword": w, "frequency": n, "relation": "less than"}, str)
+        if n_sent < 2:
+            return None
+        n = rng.randint(2, min(4, n_sent))
+        said = rng.choice(SAY[kind]).format(w=style.format(w=w), n=n)
+        spec = {"keyword": w, "frequency": n, "relation": "at least"}
+        return (said, "keywords:frequency", spec, lambda s: _lead(rng, s, w, n))
+    opts = rng.sample(OPTIONS, 3)  # constrained: listed in a shuffled order, as (a) .. (c)
+    pick = rng.choice(opts)
+    listed = " ".join(f"({c}) {o}" for c, o in zip("abc", opts))
+    said = rng.choice(SAY[kind]).format(o=listed)
+    return (said, "detectable_format:constrained_response", {}, lambda s: f"{pick} {s}")
