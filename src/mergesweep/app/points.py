@@ -15,7 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..checks.preflight import knob_values, suite, tokenizer_files, writable
 from ..engines.spec import EngineSpec, engine_spec
-from ..errors import ConfigError
+from ..evals.spec import SuiteSpec, suite_spec
+from ..merge.spec import MergeSpec, merge_spec
 from ..paths import register_resolvers
 from ..report.spec import TrackingSpec, tracking_spec
 from ..weights.checkpoints import Checkpoint
@@ -32,6 +33,8 @@ class Preflight:
 
     lam: float
     model: ModelSpec  # validated
+    merge: MergeSpec  # validated: the method, its roles, its knobs' names and values at this strength
+    suite: SuiteSpec  # validated: parts, numbers, tasks and their data
     base: Checkpoint
     instruct: Checkpoint
     roles: dict[str, str]
@@ -55,20 +58,17 @@ def strength(cfg: Any) -> float:
 def preflight(cfg: DictConfig) -> Preflight:
     """Cheap checks before heavy work: every number, name, knob value, suite task, checkpoint and the results
     folder (``checks/preflight.py``); the multirun callback runs this for every job before the first one starts."""
-    from ..merge import METHODS, check_knobs
     from ..weights.checkpoints import check_compatible, resolve
 
     run, model = run_spec(cfg).validate(), model_spec(cfg.model).validate()
     lam, folder = run.lam, run.sweep_dir()
-    if cfg.merge.name not in METHODS:
-        raise ConfigError(f"unknown merge method {cfg.merge.name!r}; known: {', '.join(sorted(METHODS))}")
-    knobs = container(cfg.merge).get("knobs") or {}
-    check_knobs(METHODS[cfg.merge.name], dict(knobs))
+    merge = merge_spec(cfg.merge).validate()
     roles = source_paths(cfg)
-    knob_values(cfg.merge.name, knobs, lam, sum(r == "instruct" or r.startswith("finetuned") for r in roles))
+    knob_values(merge, lam, n_deltas(roles))
     engine, storage = engine_spec(cfg.engine).validate(), storage_spec(cfg.storage).validate()
     tracking = tracking_spec(cfg.tracking).validate()
-    suite(container(cfg.suite))
+    suite_ = suite_spec(cfg.suite)
+    suite(suite_)
     allow_pickle, offline = model.allow_pickle, run.offline
     if not offline:  # headers only, before any weight download
         from ..checks.check import check_before_download
@@ -81,10 +81,12 @@ def preflight(cfg: DictConfig) -> Preflight:
     writable(folder)
     from ..checks.sizing import size
 
-    sizes = size(engine, container(cfg.suite), str(instruct.path)).record()
+    sizes = size(engine, suite_, str(instruct.path)).record()
     return Preflight(
         lam=lam,
         model=model,
+        merge=merge,
+        suite=suite_,
         base=base,
         instruct=instruct,
         roles=roles,
@@ -100,7 +102,12 @@ def source_paths(cfg: DictConfig) -> dict[str, str]:
     """Every checkpoint this point reads, by role (base, instruct, target, adapter, finetuned[i])."""
     from ..merge.sources import point_roles
 
-    return point_roles(cfg.model, cfg.merge)
+    return point_roles(cfg.model, merge_spec(cfg.merge))
+
+
+def n_deltas(roles: dict[str, str]) -> int:
+    """How many task vectors a point's method sees: instruct's and each other fine-tune's (the dry runs use as many)."""
+    return sum(r == "instruct" or r.startswith("finetuned") for r in roles)
 
 
 def source_hashes(cfg: DictConfig, roles: dict[str, str]) -> dict[str, dict[str, str]]:

@@ -64,8 +64,9 @@ def _task(name: str, include_defaults: bool) -> Any:
 def rescore(rec: Record, store: RecordStore) -> tuple[list[Check], dict[str, str], list[str]]:
     """(checks, {task: output type}, notes): every metric of the record recomputed from its saved samples."""
     from ..evals import seeded
+    from ..evals.spec import SuiteSpec
 
-    include_defaults = bool((rec.config.get("suite") or {}).get("include_defaults", False))
+    include_defaults = bool((rec.config.get("suite") or {}).get("include_defaults", SuiteSpec.include_defaults))
     checks: list[Check] = []
     kinds: dict[str, str] = {}
     notes = _schema_notes(rec)
