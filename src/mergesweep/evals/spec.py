@@ -3,7 +3,9 @@
 The same pattern as ``engines/spec.py`` (read its docstring): ``SuiteSpec`` is stored in Hydra's ``ConfigStore`` as
 ``suite/suite_schema`` and each suite YAML that is not made of other suites lists it first in its ``defaults``, so the
 composed ``suite`` node is typed: ``suite.parts.icl.limt=5`` or ``suite.parts.icl.chat_template=maybe`` stop at
-composition. ``parts`` maps a part's name (``icl``, ``if``) to a ``PartSpec``.
+composition. ``parts`` maps a part's name (``icl``, ``if``) to a ``PartSpec``; a part comes from a suite YAML (an
+override can set or add a part's keys, ``+suite.parts.if.prompt_file=...``, but OmegaConf cannot add a whole typed
+part: ``+suite.parts.icl.tasks=[...]`` on a suite without an ICL part stops at composition).
 
 * **Types**: ``limit`` and ``num_fewshot`` are ``Any`` at composition on purpose, like ``strength``: Hydra reads
   ``limit=5`` as an int and ``limit=0.5`` as a float (a fraction of the docs), the record keeps what it read, and

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from omegaconf import MISSING
 
-from ..errors import MergeConfigError
+from ..errors import ConfigError, MergeConfigError
 from ..typed import schema_and_data
 
 if TYPE_CHECKING:
@@ -84,11 +84,14 @@ class MergeSpec:
 
     def validate(self) -> MergeSpec:
         """The method exists and is the schema's, its roles make sense and every knob is one it takes; else one
-        ``MergeConfigError`` line (knob *values* need the strength: ``checks/preflight.knob_values``)."""
+        line: ``ConfigError`` for an unknown method, ``MergeConfigError`` for the rest (knob *values* need the
+        strength: ``checks/preflight.knob_values``)."""
         from .base import check_knobs
 
         own = getattr(type(self), "METHOD", None)
-        if own is not None and self.name != own and self.name in SPECS:  # merge.name=ties on linear's settings
+        if self.name not in SPECS:
+            raise ConfigError(f"unknown merge method {self.name!r}; known: {', '.join(sorted(SPECS))}")
+        if own is not None and self.name != own:  # merge.name=ties on linear's settings
             raise MergeConfigError(
                 f"merge.name={self.name} does not change the method: choose it with merge={self.name}"
             )
