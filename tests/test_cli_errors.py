@@ -68,32 +68,47 @@ def test_mismatched_shapes_name_the_tensor(tmp_path):
         preflight(cfg_with(f"model.base={base}", f"model.instruct={inst}"))
 
 
+def cli(results: Path, *args: str, full_errors: bool = False) -> subprocess.CompletedProcess:
+    """``mergesweep ARGS`` in a subprocess, as a user runs it (tracebacks only with ``full_errors``)."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env.update(MERGESWEEP_RESULTS=str(results), **({"HYDRA_FULL_ERROR": "1"} if full_errors else {}))
+    cmd = [sys.executable, "-m", "mergesweep.app.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
 def test_cli_prints_one_clear_line_and_writes_nothing(tmp_path):
-    env = {**os.environ, "MERGESWEEP_RESULTS": str(tmp_path)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "mergesweep.app.cli", "strength=oops", "tracking=none"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    proc = cli(tmp_path, "strength=oops", "tracking=none")
     assert proc.returncode != 0
     assert "mergesweep: error: strength must be a number" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not list(Path(tmp_path).rglob("records/*.json"))
 
 
-def test_unknown_suite_lists_the_known_ones(tmp_path):
-    env = {**os.environ, "MERGESWEEP_RESULTS": str(tmp_path)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "mergesweep.app.cli", "suite=no_such_suite"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert proc.returncode != 0
-    assert "Could not find 'suite/no_such_suite'" in proc.stderr and "toy" in proc.stderr
+@pytest.mark.parametrize(
+    "override, line",
+    [
+        ("suite=no_such_suite", "suite=no_such_suite: no such option in suite/; options: alpaca_judged, "),
+        ("model=nope", "model=nope: no such option in model/; options: falcon3_7b, "),
+        ("engine.max_modellen=5", "engine.max_modellen is not a key of engine; did you mean engine.max_model_len?"),
+        ("engine.zzz=5", "engine.zzz is not a key of engine; its keys: name, dtype, max_model_len, "),
+        ("engine.max_gen_toks=abc", "engine.max_gen_toks must be int, got 'abc' (Value 'abc' of type 'str' could"),
+        ("engine.max_model_len=abc", "engine.max_model_len must be auto or a whole number of tokens >= 1, got 'abc'"),
+        ("strength", "Error parsing override 'strength'; missing EQUAL at '<EOF>'"),
+    ],
+)
+def test_composition_errors_end_in_one_line(tmp_path, override, line):
+    """Hydra's own report of these is 3-40 lines (app/composition.py); the user gets one, naming the key."""
+    proc = cli(tmp_path, override, "tracking=none")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
+    assert proc.stderr.startswith(f"mergesweep: error: {line}"), proc.stderr
+    assert "_schema" not in proc.stderr  # the schemas in a group's folder are not options to choose
+
+
+def test_composition_error_traceback_with_hydra_full_error(tmp_path):
+    proc = cli(tmp_path, "engine.max_modellen=5", full_errors=True)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "ConfigCompositionException" in proc.stderr
 
 
 def test_misspelled_knob_and_missing_role_fail_before_the_engine():

@@ -19,6 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from ..paths import apply_env
+from .composition import composition_line
 from .spec import run_spec
 
 log = logging.getLogger("mergesweep")
@@ -125,7 +126,7 @@ def check_jobs(config: DictConfig) -> list[str]:
         try:
             preflight(loader.load_sweep_config(config, list(overrides)))
         except caught as e:  # HydraException: e.g. a config group option that is not there
-            reason = " ".join(str(e).split()).split(" Config search path")[0]
+            reason = composition_line(e)
             bad.append(f"job #{i} ({' '.join(overrides) or 'no overrides'}): {reason}")
     return bad
 

@@ -169,9 +169,11 @@ def main() -> None:
         sys.argv[0] = f"mergesweep {sys.argv[1]}"
         module.main(sys.argv[2:])
         return
+    from .composition import one_line_composition_errors
     from .oneline import run
 
-    run("mergesweep", _hydra_main, interrupted="interrupted (records written so far are complete; rerun to resume)")
+    with one_line_composition_errors("mergesweep"):
+        run("mergesweep", _hydra_main, interrupted="interrupted (records written so far are complete; rerun to resume)")
 
 
 if __name__ == "__main__":
