@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from omegaconf import MISSING
 
 from ..errors import ConfigError
+from ..typed import schema_and_data
 
 STORAGE_DTYPES = ("float32", "bfloat16", "float16", "float64")  # torch dtypes a resident input may be narrowed to
 
@@ -41,11 +42,7 @@ class StorageSpec:
 
 def storage_spec(node: Any) -> StorageSpec:
     """The typed spec of a composed ``storage`` node or a plain dict (not validated)."""
-    from omegaconf import DictConfig, OmegaConf
-
-    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-    if not isinstance(data, dict):
-        raise ConfigError(f"storage must be a mapping of settings, got {node!r}")
+    _, data = schema_and_data(node, [StorageSpec], "storage")
     unknown = [str(k) for k in data if k not in ("device", "dtype")]
     if unknown:
         raise ConfigError(f"storage.{unknown[0]} is not a storage setting; its settings: device, dtype")
@@ -107,11 +104,7 @@ def register() -> None:
 def model_spec(node: Any) -> ModelSpec:
     """The typed spec of a composed ``model`` node or a plain dict (not validated); a family's own YAML outside
     ``conf/`` (``--config-dir``) without the schema is read the same way."""
-    from omegaconf import DictConfig, OmegaConf
-
-    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-    if not isinstance(data, dict):
-        raise ConfigError(f"model must be a mapping of settings, got {node!r}")
+    _, data = schema_and_data(node, [ModelSpec], "model")
     known = [f.name for f in dataclasses.fields(ModelSpec)]
     unknown = [str(k) for k in data if k not in known]
     if unknown:
