@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from mergesweep.paths import conf_dir
 from mergesweep.weights.checkpoints import CheckpointError
 
 from .conftest import save_model, tiny_config
+from .console import mergesweep
 
 
 def cfg_with(*overrides: str):
@@ -68,16 +68,8 @@ def test_mismatched_shapes_name_the_tensor(tmp_path):
         preflight(cfg_with(f"model.base={base}", f"model.instruct={inst}"))
 
 
-def cli(results: Path, *args: str, full_errors: bool = False) -> subprocess.CompletedProcess:
-    """``mergesweep ARGS`` in a subprocess, as a user runs it (tracebacks only with ``full_errors``)."""
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    env.update(MERGESWEEP_RESULTS=str(results), **({"HYDRA_FULL_ERROR": "1"} if full_errors else {}))
-    cmd = [sys.executable, "-m", "mergesweep.app.cli", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-
-
 def test_cli_prints_one_clear_line_and_writes_nothing(tmp_path):
-    proc = cli(tmp_path, "strength=oops", "tracking=none")
+    proc = mergesweep("strength=oops", "tracking=none", results=tmp_path)
     assert proc.returncode != 0
     assert "mergesweep: error: strength must be a number" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -98,7 +90,7 @@ def test_cli_prints_one_clear_line_and_writes_nothing(tmp_path):
 )
 def test_composition_errors_end_in_one_line(tmp_path, override, line):
     """Hydra's own report of these is 3-40 lines (app/composition.py); the user gets one, naming the key."""
-    proc = cli(tmp_path, override, "tracking=none")
+    proc = mergesweep(override, "tracking=none", results=tmp_path)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
     assert proc.stderr.startswith(f"mergesweep: error: {line}"), proc.stderr
@@ -106,7 +98,7 @@ def test_composition_errors_end_in_one_line(tmp_path, override, line):
 
 
 def test_composition_error_traceback_with_hydra_full_error(tmp_path):
-    proc = cli(tmp_path, "engine.max_modellen=5", full_errors=True)
+    proc = mergesweep("engine.max_modellen=5", results=tmp_path, full_errors=True)
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "ConfigCompositionException" in proc.stderr
 
