@@ -57,6 +57,7 @@ def conf_dir() -> Path:
     ``engine/vllm_schema``: ``engines/spec.py``; ``tracking/wandb_schema``: ``report/spec.py``): every composition
     (the app, ``check``, ``status``, tests) asks here for its folder first, and Hydra reads the ``ConfigStore`` only
     when it composes."""
+    # here, not at the top: the spec modules import checks.preflight, which imports this module (a cycle)
     from .app import spec as run_spec
     from .engines import spec as engine_spec
     from .report import spec as tracking_spec

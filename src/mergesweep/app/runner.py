@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig
 
 from ..checks.preflight import strength_fits
+from ..engines import open_engine
 from ..errors import PointFailed
+from ..evals import aggregate, seeded
+from ..evals import suite as suites
+from ..guards import summary_line
+from ..merge import describe_point
+from ..report import tracking
+from ..store import provenance
 from ..store.records import Record, RecordStore, Timings, sha256_file
 from . import pointlock
 from .points import Preflight, container, identify, preflight
@@ -99,8 +106,6 @@ def point_outcome(cfg: DictConfig, wait: bool = False) -> Outcome:
     icl, if_ = (float("nan") if v is None else v for v in (record.summary.icl, record.summary.if_))
     log.info("%s: icl=%.3f if=%.3f -> %s", pid, icl, if_, path)
     if pre.tracking.enabled:
-        from ..report import tracking
-
         tracking.log_point(pre.tracking, store.root, record)
     return Outcome(pid, record, skipped=False)
 
@@ -109,8 +114,6 @@ def _guarded(
     cfg: DictConfig, pre: Preflight, pid: str, hashes: dict[str, dict[str, str]], store: RecordStore, t_start: float
 ) -> Record:
     """``_evaluate`` behind the strength check; a ``PointFailed`` leaves the point's failure entry and re-raises."""
-    from ..guards import summary_line  # imports torch: not at start-up of ``mergesweep report``
-
     try:
         n_deltas = sum(r == "instruct" or r.startswith("finetuned") for r in pre.roles)
         strength_fits(cfg.merge.name, container(cfg.merge).get("knobs") or {}, pre.lam, n_deltas)
@@ -149,9 +152,6 @@ def _evaluate(
     cfg: DictConfig, pre: Preflight, pid: str, hashes: dict[str, dict[str, str]], store: RecordStore, t_start: float
 ) -> Record:
     """Build the point in the engine, run the suite, return the typed record (not yet written)."""
-    from ..engines import open_engine
-    from ..evals import suite as suites
-
     resolved = container(cfg)
     knobs = dict(resolved["merge"].get("knobs") or {})
     engine, reused = open_engine(pre.sized_engine(), str(pre.instruct.path), seed=int(pre.run.seed))
@@ -183,10 +183,6 @@ def _record(
     run: _Evaluated,
 ) -> Record:
     """The point's record: its merge, the suite's numbers (summary and CIs by ``evals.aggregate``), provenance."""
-    from ..evals import aggregate
-    from ..merge import describe_point
-    from ..store import provenance
-
     knobs = dict(resolved["merge"].get("knobs") or {})
     point = describe_point(cfg.merge.name, pre.lam, knobs)
     results = run.results
@@ -221,8 +217,6 @@ def _record(
 def _seeds(seed: int, knobs: dict[str, Any]) -> dict[str, Any]:
     """Every seed the point ran under (one ``seed`` drives few-shot draws and the bootstrap; IFEval's checkers
     and a merge's own ``*seed*`` knobs are recorded beside it), so ``verify`` can re-score exactly."""
-    from ..evals import seeded
-
     return {
         "seed": seed,
         "fewshot": seed,

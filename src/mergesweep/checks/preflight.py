@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, MergeConfigError
+from ..paths import data_dir
+from ..store.records import RecordStore
 
 # Any one of these in a checkpoint folder is a tokenizer the engine can load.
 # A tensor name per model part (see merge.base.classify), for the knob dry run.
@@ -68,8 +70,7 @@ def suite(suite_cfg: Mapping[str, Any]) -> None:
     building its tasks takes ~1 s, and a multirun checks every job before the first starts."""
     import json
 
-    from ..evals import suite as suites
-    from ..paths import data_dir
+    from ..evals import suite as suites  # torch: app.spec imports this module for every composition
 
     key = json.dumps([suite_cfg, str(data_dir())], sort_keys=True, default=str)
     if key not in _VALID_SUITES:
@@ -88,7 +89,7 @@ def knob_values(method: str, knobs: Mapping[str, Any], lam: float, n_deltas: int
     """
     import torch
 
-    from ..merge import METHODS, check_knobs, classify, method_knobs
+    from ..merge import METHODS, check_knobs, classify, method_knobs  # torch: as above
 
     fn = METHODS[method]
     check_knobs(fn, dict(knobs))
@@ -129,7 +130,7 @@ def strength_fits(method: str, knobs: Mapping[str, Any], lam: float, n_deltas: i
     the point still fails the way the guard fails it (failure entry, one line) while a multirun's other points
     run. Finite strengths that overflow only on real weights are caught by the guard after merging.
     """
-    from ..guards import NonFiniteError, tensor_norm
+    from ..guards import NonFiniteError, tensor_norm  # torch: as above
     from ..merge import METHODS, classify
 
     anchor, deltas = _test_tensors(n_deltas)
@@ -158,8 +159,6 @@ def writable(sweep_dir: Path) -> None:
     Why probe rather than ``os.access``: as root, ``access`` says yes to read-only mounts and immutable
     folders; the probe sees what the writes will see.
     """
-    from ..store.records import RecordStore
-
     store = RecordStore(sweep_dir)
     for target in (store.records, store.samples_root):
         probe = target

@@ -215,7 +215,7 @@ class VLLMEngine(Engine):
         return timings
 
     def lm(self) -> VLLMLM:
-        from .vllm_lm import VLLMLM
+        from .vllm_lm import VLLMLM  # lm_eval: an in-process judge starts vLLM through this module without it
 
         if self._lm is None:
             self._lm = VLLMLM(

@@ -228,7 +228,7 @@ def apply_lora(base: Path, adapter: Path, out: Path) -> Path:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from ..merge.lora import LoraAdapter
+    from ..merge.lora import LoraAdapter  # torch, like the two imports above: only to build a derived folder
 
     lora = LoraAdapter(adapter)
     shutil.copytree(base, out, ignore=shutil.ignore_patterns("mergesweep_source.json"))

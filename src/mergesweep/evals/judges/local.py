@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ...engines.scoring import score_rows
 from ...engines.spec import VLLMEngineSpec
 from ...engines.vllm_engine import engine_threads, start_llm  # torch: this module is imported on first use
 from .base import Messages, PromptJudge, p_second_from_logprobs
@@ -93,8 +94,6 @@ class VLLMJudge(PromptJudge):
     def p_second_prompts(self, prompts: Sequence[Messages]) -> list[float]:
         """P(second identifier) for every judge prompt, in one batched vLLM call."""
         from vllm import SamplingParams
-
-        from ...engines.scoring import score_rows
 
         conts = [self.tok.encode(t, add_special_tokens=False) for t in self.s["tokens"]]
         inputs, ctxlens = [], []
