@@ -58,6 +58,7 @@ def conf_dir() -> Path:
     ``merge/<method>_schema``: ``merge/spec.py``, made from the methods, so it imports torch; ``suite/suite_schema``:
     ``evals/spec.py``): every composition (the app, ``check``, ``status``, tests) asks here for its folder first, and
     Hydra reads the ``ConfigStore`` only when it composes."""
+    # here, not at the top: the spec modules import checks.preflight, which imports this module (a cycle)
     from .app import spec as run_spec
     from .engines import spec as engine_spec
     from .evals import spec as suite_spec

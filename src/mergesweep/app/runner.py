@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig
 
 from ..checks.preflight import strength_fits
+from ..engines import open_engine
 from ..errors import PointFailed
+from ..evals import aggregate, seeded
+from ..evals import suite as suites
+from ..guards import summary_line
+from ..merge import describe_point
+from ..report import tracking
+from ..store import provenance
 from ..store.records import Record, RecordStore, Timings, sha256_file
 from . import pointlock
 from .points import Preflight, container, identify, n_deltas, preflight
@@ -99,8 +106,6 @@ def point_outcome(cfg: DictConfig, wait: bool = False) -> Outcome:
     icl, if_ = (float("nan") if v is None else v for v in (record.summary.icl, record.summary.if_))
     log.info("%s: icl=%.3f if=%.3f -> %s", pid, icl, if_, path)
     if pre.tracking.enabled:
-        from ..report import tracking
-
         tracking.log_point(pre.tracking, store.root, record)
     return Outcome(pid, record, skipped=False)
 
@@ -109,8 +114,6 @@ def _guarded(
     cfg: DictConfig, pre: Preflight, pid: str, hashes: dict[str, dict[str, str]], store: RecordStore, t_start: float
 ) -> Record:
     """``_evaluate`` behind the strength check; a ``PointFailed`` leaves the point's failure entry and re-raises."""
-    from ..guards import summary_line  # imports torch: not at start-up of ``mergesweep report``
-
     try:
         strength_fits(pre.merge, pre.lam, n_deltas(pre.roles))
         return _evaluate(cfg, pre, pid, hashes, store, t_start)
@@ -148,9 +151,6 @@ def _evaluate(
     cfg: DictConfig, pre: Preflight, pid: str, hashes: dict[str, dict[str, str]], store: RecordStore, t_start: float
 ) -> Record:
     """Build the point in the engine, run the suite, return the typed record (not yet written)."""
-    from ..engines import open_engine
-    from ..evals import suite as suites
-
     resolved = container(cfg)
     engine, reused = open_engine(pre.sized_engine(), str(pre.instruct.path), seed=int(pre.run.seed))
     # engines take plain data (vLLM's worker may be another process): the spec's fields, as a dict
@@ -182,10 +182,6 @@ def _record(
     run: _Evaluated,
 ) -> Record:
     """The point's record: its merge, the suite's numbers (summary and CIs by ``evals.aggregate``), provenance."""
-    from ..evals import aggregate
-    from ..merge import describe_point
-    from ..store import provenance
-
     knobs = pre.merge.knobs
     point = describe_point(pre.merge.name, pre.lam, knobs)
     results = run.results
@@ -220,8 +216,6 @@ def _record(
 def _seeds(seed: int, knobs: dict[str, Any]) -> dict[str, Any]:
     """Every seed the point ran under (one ``seed`` drives few-shot draws and the bootstrap; IFEval's checkers
     and a merge's own ``*seed*`` knobs are recorded beside it), so ``verify`` can re-score exactly."""
-    from ..evals import seeded
-
     return {
         "seed": seed,
         "fewshot": seed,

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, MergeConfigError
+from ..paths import data_dir
+from ..store.records import RecordStore
 
 if TYPE_CHECKING:
     from ..evals.spec import SuiteSpec
@@ -57,8 +59,7 @@ def suite(spec: SuiteSpec) -> None:
     import dataclasses
     import json
 
-    from ..evals import suite as suites
-    from ..paths import data_dir
+    from ..evals import suite as suites  # torch: app.spec imports this module for every composition
 
     key = json.dumps([dataclasses.asdict(spec), str(data_dir())], sort_keys=True, default=str)
     if key not in _VALID_SUITES:
@@ -77,7 +78,7 @@ def knob_values(merge: MergeSpec, lam: float, n_deltas: int = 1) -> None:
     """
     import torch
 
-    from ..merge import check_knobs, classify, method_knobs
+    from ..merge import check_knobs, classify, method_knobs  # torch: as above
 
     fn, method, knobs = merge.method, merge.name, merge.knobs
     check_knobs(fn, knobs)
@@ -118,7 +119,7 @@ def strength_fits(merge: MergeSpec, lam: float, n_deltas: int = 1) -> None:
     the point still fails the way the guard fails it (failure entry, one line) while a multirun's other points
     run. Finite strengths that overflow only on real weights are caught by the guard after merging.
     """
-    from ..guards import NonFiniteError, tensor_norm
+    from ..guards import NonFiniteError, tensor_norm  # torch: as above
     from ..merge import classify
 
     anchor, deltas = _test_tensors(n_deltas)
@@ -147,8 +148,6 @@ def writable(sweep_dir: Path) -> None:
     Why probe rather than ``os.access``: as root, ``access`` says yes to read-only mounts and immutable
     folders; the probe sees what the writes will see.
     """
-    from ..store.records import RecordStore
-
     store = RecordStore(sweep_dir)
     for target in (store.records, store.samples_root):
         probe = target

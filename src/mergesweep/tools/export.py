@@ -32,11 +32,12 @@ from safetensors.torch import save_file
 
 from .. import __version__
 from ..app import oneline
+from ..checks.preflight import knob_values, strength_fits
 from ..errors import ConfigError
 from ..merge import describe_point, get_method
-from ..merge.sources import build_plan
+from ..merge.sources import build_plan, point_roles
 from ..merge.spec import merge_spec
-from ..paths import conf_dir
+from ..paths import apply_env, conf_dir
 from ..weights.checkpoints import dir_hashes, resolve
 from .staging import check_target, staged
 
@@ -75,15 +76,12 @@ def export_point(
     every source, and the point's JSON. The checkpoint is then built in a hidden folder beside ``out_dir`` and
     renamed into place when complete; an earlier export there is replaced only then (``staging.py``).
     """
-    from ..checks.preflight import knob_values, strength_fits
-
     out = Path(out_dir)
     tdtype = _float_dtype(dtype)
     lam = _finite(lam)
     merge = merge_spec(merge_cfg).validate()  # what the config leaves out is the method's default
     name, knobs = merge.name, merge.knobs
     check_target(out, _local_dirs(model_cfg), POINT_FILE)  # before reading anything
-    from ..merge.sources import point_roles
 
     n_deltas = max(1, sum(r == "instruct" or r.startswith("finetuned") for r in point_roles(model_cfg, merge)))
     knob_values(merge, lam, n_deltas)  # knob types and values first: the strength check runs the method
@@ -267,7 +265,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--online", action="store_true", help="may download hub ids (default: offline, as sweeps)")
     ap.add_argument("--debug", action="store_true", help="full tracebacks (also HYDRA_FULL_ERROR=1)")
     args = ap.parse_args(argv)
-    from ..paths import apply_env
 
     apply_env(offline=not args.online)
     model_cfg = {
