@@ -195,85 +195,39 @@ def c_degenerate(m: Matrix):
     return r, ok, "" if ok else f"rc={r.rc}, flags: {flags}", {}
 
 
+# One row a case: (item, name, command shown, expectation, case function); a row that does not fit in 120
+# characters goes on two lines, so the table reads as one.
+# fmt: off
 CASES: list[tuple[str, str, str, str, Callable]] = [
     ("-", "baseline", "mergesweep -m strength=0.5 (toy, offline)", "rc 0, one record, no network attempt", c_baseline),
     ("1", "network: verify", "mergesweep verify RECORD", "rc 0, no network attempt", c_network_verify),
     ("2", "seed=-1", "mergesweep -m seed=-1", "one line, no engine", seed_case("-1")),
     ("2", "seed=2**32", "mergesweep -m seed=4294967296", "one line, no engine", seed_case("4294967296")),
-    (
-        "3",
-        "NaN checkpoint",
-        "mergesweep -m model.instruct=NAN_COPY",
-        "one error line naming the tensor (after the engine's start-up lines), failure entry",
-        c_nan_checkpoint,
-    ),  # fmt: skip
+    ("3", "NaN checkpoint", "mergesweep -m model.instruct=NAN_COPY",
+     "one error line naming the tensor (after the engine's start-up lines), failure entry", c_nan_checkpoint),
     ("3", "strength=1e30", "mergesweep -m strength=1e30", "one line, failure entry", c_huge_strength),
     ("3", "export --lam 1e30", "mergesweep-export --lam 1e30", "one line", c_export_huge),
     ("4", "sweep.name=nan", "mergesweep -m sweep.name=nan", "no traceback: runs or one line", name_case("nan")),
     ("4", "sweep.name=123", "mergesweep -m sweep.name=123", "no traceback: runs or one line", name_case("123")),
-    (
-        "5",
-        "prompt kwarg type",
-        "mergesweep -m +suite.parts.if.prompt_file=BAD",
-        "one line naming file and row",
-        c_prompt_kwarg_type,
-    ),  # fmt: skip
-    (
-        "6",
-        "hf_ under a plain key",
-        "mergesweep -m +model.note=hf_abc123",
-        "one line, value nowhere on disk",
-        secret_case("+model.note=hf_abc123", "hf_abc123"),
-    ),  # fmt: skip
-    (
-        "6",
-        "sk- under a plain key",
-        "mergesweep -m +model.extra=sk-...",
-        "one line, value nowhere on disk",
-        secret_case("+model.extra=sk-proj-Abc123Def456", "sk-proj-Abc123Def456"),
-    ),  # fmt: skip
-    (
-        "6",
-        "secret env interpolation",
-        "mergesweep -m +model.note='${oc.env:HF_TOKEN}'",
-        "one line, token nowhere",
-        secret_case("+model.note=${oc.env:HF_TOKEN}", TOKEN),
-    ),  # fmt: skip
-    (
-        "6",
-        "unknown +key",
-        "mergesweep -m +model.nte=x",
-        "one line naming the key",
-        secret_case("+model.nte=fault_matrix_note", "fault_matrix_note"),
-    ),  # fmt: skip
-    (
-        "7",
-        "verify edited samples",
-        "edit a response, mergesweep verify",
-        "verify fails on the sha256",
-        c_verify_edited_samples,
-    ),  # fmt: skip
+    ("5", "prompt kwarg type", "mergesweep -m +suite.parts.if.prompt_file=BAD",
+     "one line naming file and row", c_prompt_kwarg_type),
+    ("6", "hf_ under a plain key", "mergesweep -m +model.note=hf_abc123",
+     "one line, value nowhere on disk", secret_case("+model.note=hf_abc123", "hf_abc123")),
+    ("6", "sk- under a plain key", "mergesweep -m +model.extra=sk-...",
+     "one line, value nowhere on disk", secret_case("+model.extra=sk-proj-Abc123Def456", "sk-proj-Abc123Def456")),
+    ("6", "secret env interpolation", "mergesweep -m +model.note='${oc.env:HF_TOKEN}'",
+     "one line, token nowhere", secret_case("+model.note=${oc.env:HF_TOKEN}", TOKEN)),
+    ("6", "unknown +key", "mergesweep -m +model.nte=x",
+     "one line naming the key", secret_case("+model.nte=fault_matrix_note", "fault_matrix_note")),
+    ("7", "verify edited samples", "edit a response, mergesweep verify",
+     "verify fails on the sha256", c_verify_edited_samples),
     ("8", "corrupt record", "corrupt a record, rerun", "rc 0, one line, *.corrupt kept", c_corrupt_record),
     ("9", "two sweeps, one folder", "2 x mergesweep -m strength=0,1", "each point computed once", c_two_sweeps),
-    (
-        "10",
-        "check: architectures",
-        "mergesweep check (Qwen2 vs Llama)",
-        "fatal line first, summary",
-        c_check_architectures,
-    ),  # fmt: skip
-    (
-        "11",
-        "task subset",
-        "suite=icl_classic suite.parts.icl.tasks=[2 tasks]",
-        "rc 0, group dropped and recorded",
-        c_task_subset,
-    ),  # fmt: skip
-    (
-        "12",
-        "all generations empty",
-        "mergesweep -m +suite.parts.if.gen_kwargs={until:[letters...],max_gen_toks:1}",
-        "rc 0, flagged record, status",
-        c_degenerate,
-    ),  # fmt: skip
+    ("10", "check: architectures", "mergesweep check (Qwen2 vs Llama)",
+     "fatal line first, summary", c_check_architectures),
+    ("11", "task subset", "suite=icl_classic suite.parts.icl.tasks=[2 tasks]",
+     "rc 0, group dropped and recorded", c_task_subset),
+    ("12", "all generations empty", "mergesweep -m +suite.parts.if.gen_kwargs={until:[letters...],max_gen_toks:1}",
+     "rc 0, flagged record, status", c_degenerate),
 ]
+# fmt: on

@@ -7,28 +7,19 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from .console import COMMAND, REPO, cli_env, mergesweep
+
 SECRET = "s3cr3t-Value-0123456789abcdef"
 TINY = ("tracking=none", "suite.parts.icl.limit=10", "suite.parts.if.limit=4", "bootstrap=20")
 
 
 def run(results: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    env.update(MERGESWEEP_RESULTS=str(results), PYTHONUNBUFFERED="1")
-    return subprocess.run(
-        [sys.executable, "-m", "mergesweep.app.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=timeout,
-    )
+    return mergesweep(*args, results=results, timeout=timeout)
 
 
 def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
@@ -88,14 +79,12 @@ def test_secret_shaped_value_under_any_key_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_prints_one_line_and_keeps_records_whole(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    env.update(MERGESWEEP_RESULTS=str(tmp_path), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mergesweep.app.cli", "-m", "strength=0,0.25,0.5,0.75,1", *TINY],
+        [*COMMAND, "-m", "strength=0,0.25,0.5,0.75,1", *TINY],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env=cli_env(tmp_path),
         cwd=REPO,
         start_new_session=True,
     )  # its own process group, like a terminal's foreground job

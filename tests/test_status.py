@@ -9,10 +9,8 @@ checkpoint with one NaN weight. Both failures must leave a failure entry and no 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,8 +19,9 @@ from safetensors.torch import load_file, save_file
 from mergesweep.report.report import load_table
 from mergesweep.store.records import RecordStore
 
+from .console import REPO, mergesweep
+
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
 SMALL = [
     "sweep.name=st",
     "tracking=none",
@@ -32,18 +31,6 @@ SMALL = [
     "bootstrap=20",
 ]
 NAN_TENSOR = "model.layers.0.self_attn.q_proj.weight"
-
-
-def mergesweep(results: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MERGESWEEP_RESULTS": str(results), "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "mergesweep.app.cli", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +43,8 @@ def sweep(tmp_path_factory):
     save_file(state, nan_inst / "model.safetensors", metadata={"format": "pt"})
     results = root / "results"
     results.mkdir()
-    ok_and_overflow = mergesweep(results, "-m", "strength=0,1e30", *SMALL)
-    nan_point = mergesweep(results, "-m", f"model.instruct={nan_inst}", "strength=0.5", *SMALL)
+    ok_and_overflow = mergesweep("-m", "strength=0,1e30", *SMALL, results=results)
+    nan_point = mergesweep("-m", f"model.instruct={nan_inst}", "strength=0.5", *SMALL, results=results)
     return results / "st", ok_and_overflow, nan_point, nan_inst
 
 
@@ -76,7 +63,7 @@ def test_failed_points_leave_failure_entries_not_records(sweep):
 
 
 def status(*dirs: Path) -> subprocess.CompletedProcess:
-    return mergesweep(Path("/nonexistent"), "status", *map(str, dirs))
+    return mergesweep("status", *map(str, dirs), results=Path("/nonexistent"))
 
 
 def test_status_counts_expected_done_failed_missing(sweep, tmp_path):

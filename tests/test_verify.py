@@ -8,29 +8,15 @@ paths no longer exist and ``--model-root`` must find the checkpoints.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from .console import REPO, mergesweep
+
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
 SMALL = ["sweep.name=v", "tracking=none", "suite.parts.icl.limit=20", "suite.parts.if.limit=8", "bootstrap=50"]
-
-
-def mergesweep(*args: str, results: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **({"MERGESWEEP_RESULTS": str(results)} if results else {})}
-    return subprocess.run(
-        [sys.executable, "-m", "mergesweep.app.cli", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -54,11 +54,15 @@ def conf_dir() -> Path:
     More groups or options come in through Hydra's search path (``hydra.searchpath=[file:///my/conf]``).
 
     Also stores the typed schemas those YAMLs name in their defaults (``config_schema``: ``app/spec.py``;
-    ``engine/vllm_schema``: ``engines/spec.py``; ``tracking/wandb_schema``: ``report/spec.py``): every composition
-    (the app, ``check``, ``status``, tests) asks here for its folder first, and Hydra reads the ``ConfigStore`` only
-    when it composes."""
+    ``engine/vllm_schema``: ``engines/spec.py``; ``tracking/wandb_schema``: ``report/spec.py``;
+    ``merge/<method>_schema``: ``merge/spec.py``, made from the methods, so it imports torch; ``suite/suite_schema``:
+    ``evals/spec.py``): every composition (the app, ``check``, ``status``, tests) asks here for its folder first, and
+    Hydra reads the ``ConfigStore`` only when it composes."""
+    # here, not at the top: the spec modules import checks.preflight, which imports this module (a cycle)
     from .app import spec as run_spec
     from .engines import spec as engine_spec
+    from .evals import spec as suite_spec
+    from .merge import spec as merge_spec
     from .report import spec as tracking_spec
     from .weights import spec as model_spec
 
@@ -66,6 +70,8 @@ def conf_dir() -> Path:
     engine_spec.register()
     tracking_spec.register()
     model_spec.register()
+    merge_spec.register()
+    suite_spec.register()
     env = os.environ.get("MERGESWEEP_CONF")
     return Path(env) if env else _shipped("conf")
 

@@ -18,7 +18,17 @@ from typing import Any, cast
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from ..checks.schema import unknown_added
+from ..engines import close_all
+from ..errors import USER_ERRORS
 from ..paths import apply_env
+from ..report.spec import tracking_spec
+from ..store.provenance import secret_interpolations, secret_overrides, secret_values
+from .composition import composition_line
+from .oneline import full_errors
+from .pointlock import run_deferred
+from .points import preflight
+from .runner import run_point
 from .spec import run_spec
 
 log = logging.getLogger("mergesweep")
@@ -40,8 +50,6 @@ def _fail(lines: list[str]) -> None:
 
 def refuse_secrets(config: DictConfig) -> None:
     """Secrets on the command line would land in Hydra's yaml files, its log and W&B metadata: refuse them."""
-    from ..store.provenance import secret_interpolations, secret_overrides, secret_values
-
     overrides = cast("dict[str, Any]", OmegaConf.to_container(config.hydra.overrides)) if "hydra" in config else {}
     keys = secret_overrides([*overrides.get("task", []), *overrides.get("hydra", [])])
     if keys:
@@ -77,8 +85,6 @@ def refuse_secrets(config: DictConfig) -> None:
 def refuse_unknown_keys(config: DictConfig, task_overrides: list[str]) -> None:
     """``+model.note=...`` is read by nothing yet changes the point id and lands in records: refuse keys that
     ``schema.ADDABLE`` does not list (free-form notes go under ``+extra.<name>=``)."""
-    from ..checks.schema import unknown_added
-
     choices = (config.hydra.runtime.get("choices") or {}) if "hydra" in config else {}
     unknown = unknown_added(task_overrides, [str(g) for g in choices])
     if unknown:
@@ -112,9 +118,6 @@ def check_jobs(config: DictConfig) -> list[str]:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
-    from ..errors import USER_ERRORS
-    from .points import preflight
-
     jobs = job_overrides(config)
     if jobs is None:
         return []
@@ -125,7 +128,7 @@ def check_jobs(config: DictConfig) -> list[str]:
         try:
             preflight(loader.load_sweep_config(config, list(overrides)))
         except caught as e:  # HydraException: e.g. a config group option that is not there
-            reason = " ".join(str(e).split()).split(" Config search path")[0]
+            reason = composition_line(e)
             bad.append(f"job #{i} ({' '.join(overrides) or 'no overrides'}): {reason}")
     return bad
 
@@ -134,10 +137,6 @@ class SweepReport(Callback):
     """Registered in ``conf/config.yaml`` under ``hydra.callbacks``: checks before, report after."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from ..errors import USER_ERRORS
-        from .oneline import full_errors
-        from .points import preflight
-
         apply_env(run_spec(config).offline)
         refuse_secrets(config)
         try:
@@ -160,11 +159,7 @@ class SweepReport(Callback):
         self._bad = bad
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from ..engines import close_all
-        from ..report.report import write_report
-        from ..report.spec import tracking_spec
-        from .pointlock import run_deferred
-        from .runner import run_point  # points another process held come back here, on the warm engine
+        from ..report.report import write_report  # pandas: only at a multirun's end, not at every job's start
 
         deferred_failed = run_deferred(run_point)
         close_all()

@@ -20,9 +20,14 @@ from ..checks.preflight import writable
 from ..errors import USER_ERRORS, USER_OR_OS_ERRORS, ConfigError, PointFailed  # ConfigError: re-exported here
 from ..paths import apply_env, conf_dir
 from ..store.records import RecordStore
+from .callbacks import FAILED_POINTS, IN_PROCESS_LAUNCHERS
+from .composition import one_line_composition_errors
+from .objective import objective_value
+from .oneline import full_errors, is_environment_error, message, run
 from .points import identify, preflight, source_hashes, source_paths, strength
 from .runner import Outcome, come_back, job_overrides, point_outcome, run_point
 from .spec import run_spec
+from .sweeper import BLOCK_KEY, run_block
 
 log = logging.getLogger("mergesweep")
 __all__ = [
@@ -46,9 +51,6 @@ def run_job(cfg: DictConfig) -> Any:
 
     With ``objective`` set (Optuna presets) the job returns the objective value(s) the sweeper optimises.
     """
-    from .objective import objective_value
-    from .sweeper import BLOCK_KEY, run_block
-
     if cfg.get(BLOCK_KEY):
         results = run_block(cfg, lambda point: point_outcome(point).job_result())
         if not _in_process_multirun():  # else: after the multirun's last job (callbacks.SweepReport)
@@ -77,7 +79,6 @@ def _in_process_multirun() -> bool:
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _hydra_main(cfg: DictConfig) -> Any:
     apply_env(run_spec(cfg).offline)
-    from .oneline import full_errors, is_environment_error, message
 
     try:
         return run_job(cfg)
@@ -102,8 +103,6 @@ def _point_failed(line: str) -> dict[str, str]:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from .callbacks import FAILED_POINTS
-
     try:
         multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     except ValueError:
@@ -118,8 +117,6 @@ def _own_process_job() -> bool:
     """Whether this job runs in a process of its own under a multirun launcher (submitit, ray)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
-
-    from .callbacks import IN_PROCESS_LAUNCHERS
 
     try:
         hc = HydraConfig.get()
@@ -169,9 +166,9 @@ def main() -> None:
         sys.argv[0] = f"mergesweep {sys.argv[1]}"
         module.main(sys.argv[2:])
         return
-    from .oneline import run
 
-    run("mergesweep", _hydra_main, interrupted="interrupted (records written so far are complete; rerun to resume)")
+    with one_line_composition_errors("mergesweep"):
+        run("mergesweep", _hydra_main, interrupted="interrupted (records written so far are complete; rerun to resume)")
 
 
 if __name__ == "__main__":

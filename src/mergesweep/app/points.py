@@ -13,12 +13,17 @@ from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..checks.check import check_before_download
 from ..checks.preflight import knob_values, suite, tokenizer_files, writable
+from ..checks.sizing import size
 from ..engines.spec import EngineSpec, engine_spec
-from ..errors import ConfigError
+from ..evals.spec import SuiteSpec, suite_spec
+from ..merge.sources import point_roles
+from ..merge.spec import MergeSpec, merge_spec
 from ..paths import register_resolvers
 from ..report.spec import TrackingSpec, tracking_spec
-from ..weights.checkpoints import Checkpoint
+from ..store.identity import id_subset, point_id
+from ..weights.checkpoints import Checkpoint, check_compatible, dir_hashes, resolve
 from ..weights.spec import ModelSpec, StorageSpec, model_spec, storage_spec
 from .spec import RunSpec, run_spec
 
@@ -32,6 +37,8 @@ class Preflight:
 
     lam: float
     model: ModelSpec  # validated
+    merge: MergeSpec  # validated: the method, its roles, its knobs' names and values at this strength
+    suite: SuiteSpec  # validated: parts, numbers, tasks and their data
     base: Checkpoint
     instruct: Checkpoint
     roles: dict[str, str]
@@ -55,36 +62,30 @@ def strength(cfg: Any) -> float:
 def preflight(cfg: DictConfig) -> Preflight:
     """Cheap checks before heavy work: every number, name, knob value, suite task, checkpoint and the results
     folder (``checks/preflight.py``); the multirun callback runs this for every job before the first one starts."""
-    from ..merge import METHODS, check_knobs
-    from ..weights.checkpoints import check_compatible, resolve
-
     run, model = run_spec(cfg).validate(), model_spec(cfg.model).validate()
     lam, folder = run.lam, run.sweep_dir()
-    if cfg.merge.name not in METHODS:
-        raise ConfigError(f"unknown merge method {cfg.merge.name!r}; known: {', '.join(sorted(METHODS))}")
-    knobs = container(cfg.merge).get("knobs") or {}
-    check_knobs(METHODS[cfg.merge.name], dict(knobs))
+    merge = merge_spec(cfg.merge).validate()
     roles = source_paths(cfg)
-    knob_values(cfg.merge.name, knobs, lam, sum(r == "instruct" or r.startswith("finetuned") for r in roles))
+    knob_values(merge, lam, n_deltas(roles))
     engine, storage = engine_spec(cfg.engine).validate(), storage_spec(cfg.storage).validate()
     tracking = tracking_spec(cfg.tracking).validate()
-    suite(container(cfg.suite))
+    suite_ = suite_spec(cfg.suite)
+    suite(suite_)
     allow_pickle, offline = model.allow_pickle, run.offline
     if not offline:  # headers only, before any weight download
-        from ..checks.check import check_before_download
-
         check_before_download(container(cfg))
     base = Checkpoint(resolve(model.base, model.revision, offline), allow_pickle=allow_pickle)
     instruct = Checkpoint(resolve(model.instruct, model.revision, offline), allow_pickle=allow_pickle)
     check_compatible(base, instruct)
     tokenizer_files(instruct.path)
     writable(folder)
-    from ..checks.sizing import size
 
-    sizes = size(engine, container(cfg.suite), str(instruct.path)).record()
+    sizes = size(engine, suite_, str(instruct.path)).record()
     return Preflight(
         lam=lam,
         model=model,
+        merge=merge,
+        suite=suite_,
         base=base,
         instruct=instruct,
         roles=roles,
@@ -98,16 +99,17 @@ def preflight(cfg: DictConfig) -> Preflight:
 
 def source_paths(cfg: DictConfig) -> dict[str, str]:
     """Every checkpoint this point reads, by role (base, instruct, target, adapter, finetuned[i])."""
-    from ..merge.sources import point_roles
+    return point_roles(cfg.model, merge_spec(cfg.merge))
 
-    return point_roles(cfg.model, cfg.merge)
+
+def n_deltas(roles: dict[str, str]) -> int:
+    """How many task vectors a point's method sees: instruct's and each other fine-tune's (the dry runs use as many)."""
+    return sum(r == "instruct" or r.startswith("finetuned") for r in roles)
 
 
 def source_hashes(cfg: DictConfig, roles: dict[str, str]) -> dict[str, dict[str, str]]:
     """sha256 of every weight/config/tokenizer file of every checkpoint this point reads, by role (cached by
     resolved path, size and mtime in ``checkpoints.file_sha256``)."""
-    from ..weights.checkpoints import dir_hashes, resolve
-
     revision = model_spec(cfg.model).revision
     return {role: dir_hashes(resolve(path, revision)) for role, path in roles.items()}
 
@@ -115,8 +117,6 @@ def source_hashes(cfg: DictConfig, roles: dict[str, str]) -> dict[str, dict[str,
 def identify(cfg: DictConfig) -> tuple[str, dict[str, dict[str, str]]]:
     """The point id of ``cfg`` and the checkpoint hashes it rests on (see ``identity.py``): exact strength,
     checkpoint contents (hashes cached by path, size and mtime), the config parts that change results."""
-    from ..store.identity import id_subset, point_id
-
     hashes = source_hashes(cfg, source_paths(cfg))
     return point_id(cfg.model.family, cfg.merge.name, strength(cfg), id_subset(container(cfg), hashes)), hashes
 

@@ -12,17 +12,24 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
 from ..checks.preflight import strength_fits
+from ..engines import open_engine
 from ..errors import PointFailed
+from ..evals import aggregate, seeded
+from ..evals import suite as suites
+from ..guards import summary_line
+from ..merge import describe_point
+from ..report import tracking
+from ..store import provenance
 from ..store.records import Record, RecordStore, Timings, sha256_file
 from . import pointlock
-from .points import Preflight, container, identify, preflight
+from .points import Preflight, container, identify, n_deltas, preflight
 
 if TYPE_CHECKING:
     from ..evals.suite import SuiteResult
@@ -99,8 +106,6 @@ def point_outcome(cfg: DictConfig, wait: bool = False) -> Outcome:
     icl, if_ = (float("nan") if v is None else v for v in (record.summary.icl, record.summary.if_))
     log.info("%s: icl=%.3f if=%.3f -> %s", pid, icl, if_, path)
     if pre.tracking.enabled:
-        from ..report import tracking
-
         tracking.log_point(pre.tracking, store.root, record)
     return Outcome(pid, record, skipped=False)
 
@@ -109,15 +114,12 @@ def _guarded(
     cfg: DictConfig, pre: Preflight, pid: str, hashes: dict[str, dict[str, str]], store: RecordStore, t_start: float
 ) -> Record:
     """``_evaluate`` behind the strength check; a ``PointFailed`` leaves the point's failure entry and re-raises."""
-    from ..guards import summary_line  # imports torch: not at start-up of ``mergesweep report``
-
     try:
-        n_deltas = sum(r == "instruct" or r.startswith("finetuned") for r in pre.roles)
-        strength_fits(cfg.merge.name, container(cfg.merge).get("knobs") or {}, pre.lam, n_deltas)
+        strength_fits(pre.merge, pre.lam, n_deltas(pre.roles))
         return _evaluate(cfg, pre, pid, hashes, store, t_start)
     except PointFailed as e:
         store.write_failure(
-            pid, summary_line(e), family=cfg.model.family, method=cfg.merge.name, lam=pre.lam, overrides=job_overrides()
+            pid, summary_line(e), family=pre.model.family, method=pre.merge.name, lam=pre.lam, overrides=job_overrides()
         )
         log.error("%s failed: %s (failure entry: %s)", pid, e, store.failure_path(pid))
         raise
@@ -149,17 +151,14 @@ def _evaluate(
     cfg: DictConfig, pre: Preflight, pid: str, hashes: dict[str, dict[str, str]], store: RecordStore, t_start: float
 ) -> Record:
     """Build the point in the engine, run the suite, return the typed record (not yet written)."""
-    from ..engines import open_engine
-    from ..evals import suite as suites
-
     resolved = container(cfg)
-    knobs = dict(resolved["merge"].get("knobs") or {})
     engine, reused = open_engine(pre.sized_engine(), str(pre.instruct.path), seed=int(pre.run.seed))
-    plan_info = engine.prepare(resolved["model"], resolved["merge"], pre.storage.device, pre.storage.dtype)
-    times = Timings.from_json(engine.set_point(cfg.merge.name, pre.lam, knobs))  # merge_s, swap_s, reset_s
+    # engines take plain data (vLLM's worker may be another process): the spec's fields, as a dict
+    plan_info = engine.prepare(resolved["model"], asdict(pre.merge), pre.storage.device, pre.storage.dtype)
+    times = Timings.from_json(engine.set_point(pre.merge.name, pre.lam, pre.merge.knobs))  # merge_s, swap_s, reset_s
     log.info("%s: switched in %.3fs (merge %.3fs)", pid, times.switch_s, times.merge_s)
     results = suites.run(
-        engine.lm(), resolved["suite"], store.samples_dir(pid), seed=int(pre.run.seed), bootstrap=int(pre.run.bootstrap)
+        engine.lm(), pre.suite, store.samples_dir(pid), seed=int(pre.run.seed), bootstrap=int(pre.run.bootstrap)
     )
     times.eval_s = dict(results.seconds)
     times.engine_start_s = 0.0 if reused else float(engine.info().get("start_s", 0.0))
@@ -183,12 +182,8 @@ def _record(
     run: _Evaluated,
 ) -> Record:
     """The point's record: its merge, the suite's numbers (summary and CIs by ``evals.aggregate``), provenance."""
-    from ..evals import aggregate
-    from ..merge import describe_point
-    from ..store import provenance
-
-    knobs = dict(resolved["merge"].get("knobs") or {})
-    point = describe_point(cfg.merge.name, pre.lam, knobs)
+    knobs = pre.merge.knobs
+    point = describe_point(pre.merge.name, pre.lam, knobs)
     results = run.results
     return Record(
         point_id=pid,
@@ -221,8 +216,6 @@ def _record(
 def _seeds(seed: int, knobs: dict[str, Any]) -> dict[str, Any]:
     """Every seed the point ran under (one ``seed`` drives few-shot draws and the bootstrap; IFEval's checkers
     and a merge's own ``*seed*`` knobs are recorded beside it), so ``verify`` can re-score exactly."""
-    from ..evals import seeded
-
     return {
         "seed": seed,
         "fewshot": seed,

@@ -28,6 +28,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from ..store.records import RecordStore
+from .points import identify
 from .spec import run_spec
 
 log = logging.getLogger("mergesweep")
@@ -166,9 +168,6 @@ def _failed_return(error: BaseException) -> JobReturn:
 
 def mark_point_failed(cfg: DictConfig, reason: str, overrides: list[str]) -> int:
     """Write a failure entry for this point unless it has a complete record; 1 if written."""
-    from ..store.records import RecordStore
-    from .points import identify
-
     try:
         pid, _ = identify(cfg)
     except Exception as e:

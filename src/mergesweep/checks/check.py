@@ -26,9 +26,11 @@ from typing import Any
 from ..app.spec import run_spec
 from ..engines.lengths import FALLBACK
 from ..engines.spec import engine_spec
-from ..weights.checkpoints import CheckpointError, resolve
+from ..paths import apply_env, conf_dir, register_resolvers
+from ..weights.checkpoints import CheckpointError, resolve, safetensors_files
 from ..weights.spec import storage_spec
 from ..weights.tensor_names import is_vocab_sized, tied_head_copies
+from ..weights.tensor_stores import read_header
 
 BYTES = {
     "F64": 8,
@@ -102,9 +104,6 @@ def read_meta(ref: str, revision: str | None = None, offline: bool = True) -> Me
 
 
 def _local_meta(path: Path, ref: str) -> Meta:
-    from ..weights.checkpoints import safetensors_files
-    from ..weights.tensor_stores import read_header
-
     try:
         config = json.loads((path / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as e:
@@ -329,8 +328,6 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from ..paths import conf_dir, register_resolvers
-
     register_resolvers()
 
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
@@ -354,7 +351,6 @@ def main(argv: list[str] | None = None) -> None:
         cfg = compose_config(argv)
     except Exception as e:  # Hydra's override and missing-option errors
         raise SystemExit(f"mergesweep check: error: {type(e).__name__}: {e}".splitlines()[0]) from None
-    from ..paths import apply_env
 
     apply_env(run_spec(cfg).offline)  # offline=false (hub ids) is the config's to say
     try:

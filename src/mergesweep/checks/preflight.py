@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, MergeConfigError
+from ..paths import data_dir
+from ..store.records import RecordStore
+
+if TYPE_CHECKING:
+    from ..evals.spec import SuiteSpec
+    from ..merge.spec import MergeSpec
 
 # Any one of these in a checkpoint folder is a tokenizer the engine can load.
 # A tensor name per model part (see merge.base.classify), for the knob dry run.
@@ -45,40 +50,25 @@ def integer(value: Any, key: str, minimum: int | None = None, maximum: int | Non
     return out
 
 
-def suite_numbers(suite: Mapping[str, Any]) -> None:
-    """``limit`` (null, a count >= 1 or a fraction in (0, 1)) and ``num_fewshot`` (null or >= 0) of every part."""
-    for pname, part in (suite.get("parts") or {}).items():
-        key = f"suite.parts.{pname}"
-        limit = part.get("limit")
-        if limit is not None:
-            ok = not isinstance(limit, bool) and (
-                (isinstance(limit, int) and limit >= 1) or (isinstance(limit, float) and 0.0 < limit < 1.0)
-            )
-            if not ok:
-                raise ConfigError(f"{key}.limit must be null, a count >= 1 or a fraction in (0, 1), got {limit!r}")
-        if part.get("num_fewshot") is not None:
-            integer(part.get("num_fewshot"), f"{key}.num_fewshot", 0)
-
-
 _VALID_SUITES: set[str] = set()
 
 
-def suite(suite_cfg: Mapping[str, Any]) -> None:
-    """Numbers, tasks and data of a suite (``evals.suite.validate``), each distinct suite once per process:
-    building its tasks takes ~1 s, and a multirun checks every job before the first starts."""
+def suite(spec: SuiteSpec) -> None:
+    """Numbers, tasks and data of a suite (``SuiteSpec.validate``, then ``evals.suite.validate``), each distinct
+    suite once per process: building its tasks takes ~1 s, and a multirun checks every job before the first starts."""
+    import dataclasses
     import json
 
-    from ..evals import suite as suites
-    from ..paths import data_dir
+    from ..evals import suite as suites  # torch: app.spec imports this module for every composition
 
-    key = json.dumps([suite_cfg, str(data_dir())], sort_keys=True, default=str)
+    key = json.dumps([dataclasses.asdict(spec), str(data_dir())], sort_keys=True, default=str)
     if key not in _VALID_SUITES:
-        suite_numbers(suite_cfg)
-        suites.validate(dict(suite_cfg))
+        spec.validate()
+        suites.validate(spec)
         _VALID_SUITES.add(key)
 
 
-def knob_values(method: str, knobs: Mapping[str, Any], lam: float, n_deltas: int = 1) -> None:
+def knob_values(merge: MergeSpec, lam: float, n_deltas: int = 1) -> None:
     """Knob values a method accepts, checked by type and by running it once on a 4x4 tensor.
 
     Why a dry run: each method checks its own ranges (``ties`` density in [0, 1], DARE p in [0, 1)) only
@@ -88,10 +78,10 @@ def knob_values(method: str, knobs: Mapping[str, Any], lam: float, n_deltas: int
     """
     import torch
 
-    from ..merge import METHODS, check_knobs, classify, method_knobs
+    from ..merge import check_knobs, classify, method_knobs  # torch: as above
 
-    fn = METHODS[method]
-    check_knobs(fn, dict(knobs))
+    fn, method, knobs = merge.method, merge.name, merge.knobs
+    check_knobs(fn, knobs)
     defaults = method_knobs(fn)
     for k, v in knobs.items():
         if isinstance(defaults.get(k), (int, float)) and not isinstance(defaults.get(k), bool):
@@ -121,7 +111,7 @@ def _test_tensors(n_deltas: int) -> tuple[Any, list[Any]]:
     return torch.randn(4, 4, generator=g), [torch.randn(4, 4, generator=g) for _ in range(max(1, n_deltas))]
 
 
-def strength_fits(method: str, knobs: Mapping[str, Any], lam: float, n_deltas: int = 1) -> None:
+def strength_fits(merge: MergeSpec, lam: float, n_deltas: int = 1) -> None:
     """The method at this strength, run on unit-scale test tensors, stays within the guard's fp32 bound.
 
     Why: ``strength=1e30`` used to start the engine, merge, and only then fail the guard on the first merged
@@ -129,15 +119,15 @@ def strength_fits(method: str, knobs: Mapping[str, Any], lam: float, n_deltas: i
     the point still fails the way the guard fails it (failure entry, one line) while a multirun's other points
     run. Finite strengths that overflow only on real weights are caught by the guard after merging.
     """
-    from ..guards import NonFiniteError, tensor_norm
-    from ..merge import METHODS, classify
+    from ..guards import NonFiniteError, tensor_norm  # torch: as above
+    from ..merge import classify
 
     anchor, deltas = _test_tensors(n_deltas)
     for name in PART_NAMES:
-        out = METHODS[method](anchor, deltas, lam=float(lam), info=classify(name, 2), **dict(knobs))
+        out = merge.method(anchor, deltas, lam=float(lam), info=classify(name, 2), **merge.knobs)
         if not bool(tensor_norm(out).isfinite()):
             raise NonFiniteError(
-                f"merged point ({method}, lam={float(lam)!r}): tensors are not finite (too large for fp32 "
+                f"merged point ({merge.name}, lam={float(lam)!r}): tensors are not finite (too large for fp32 "
                 "arithmetic) even on unit-scale test weights (found before any weight was merged)"
             )
 
@@ -158,8 +148,6 @@ def writable(sweep_dir: Path) -> None:
     Why probe rather than ``os.access``: as root, ``access`` says yes to read-only mounts and immutable
     folders; the probe sees what the writes will see.
     """
-    from ..store.records import RecordStore
-
     store = RecordStore(sweep_dir)
     for target in (store.records, store.samples_root):
         probe = target

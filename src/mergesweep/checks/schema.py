@@ -13,34 +13,35 @@ from collections.abc import Iterable
 from fnmatch import fnmatchcase
 
 from ..engines.spec import SPECS
+from ..evals.spec import PartSpec, SuiteSpec
+from ..merge.spec import SPECS as MERGE_SPECS
+from ..merge.spec import MergeSpec
 from ..weights.spec import ModelSpec
 
-_PART_KEYS = (
-    "tasks",
-    "metric",
-    "groups",
-    "num_fewshot",
-    "limit",
-    "chat_template",
-    "gen_kwargs",
-    "judge",
-    "prompt_file",
-)
+# PartSpec's field types as written (``dict[str, Any]``...): a mapping setting takes added keys under it.
+_PART_TYPES = {f.name: str(f.type) for f in dataclasses.fields(PartSpec)}
+
 # Every setting of either engine (engines/spec.py); a key the chosen engine lacks is refused when its spec is built.
 _ENGINE_KEYS = tuple(dict.fromkeys(f.name for cls in SPECS.values() for f in dataclasses.fields(cls)))
+# Every knob of any merge method (merge/spec.py, from the methods' signatures); a knob the chosen method lacks is
+# refused by the preflight (``MergeSpec.validate``). A knob that is a mapping (per_module's scales) takes any part.
+_KNOBS = {k: v for cls in MERGE_SPECS.values() for k, v in dataclasses.asdict(cls()).get("knobs", {}).items()}
+
+
+def _fields(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
 # fnmatch patterns of dotted keys that may be added (``*`` matches across dots). Keys the composed config already
 # has can be overridden without ``+`` and are not checked here.
 ADDABLE = (
-    *(f"model.{f.name}" for f in dataclasses.fields(ModelSpec)),
-    "merge.knobs.*",  # names are checked against the method's signature (points.preflight)
-    "merge.anchor",
-    "merge.deltas",
-    "suite.task_dirs",
-    "suite.include_defaults",
-    *(f"suite.parts.*.{k}" for k in _PART_KEYS),
-    "suite.parts.*.groups.*",
-    "suite.parts.*.gen_kwargs.*",
-    "suite.parts.*.judge.*",
+    *(f"model.{k}" for k in _fields(ModelSpec)),
+    *(f"merge.{k}" for k in _fields(MergeSpec) if k not in ("name", "knobs")),
+    *(f"merge.knobs.{k}" for k in _KNOBS),
+    *(f"merge.knobs.{k}.*" for k, v in _KNOBS.items() if isinstance(v, dict)),
+    *(f"suite.{k}" for k in _fields(SuiteSpec) if k not in ("name", "parts")),
+    *(f"suite.parts.*.{k}" for k in _fields(PartSpec)),
+    *(f"suite.parts.*.{k}.*" for k, t in _PART_TYPES.items() if t.startswith("dict")),
     *(f"engine.{k}" for k in _ENGINE_KEYS),
     "engine.extra_args.*",  # passed to the engine as they are
     "storage.*",

@@ -33,6 +33,7 @@ from ..engines.spec import EngineSpec, VLLMEngineSpec, engine_spec
 from ..errors import ConfigError
 from ..evals import prompts
 from ..evals import suite as suites
+from ..evals.spec import PartSpec, SuiteSpec, part_spec, suite_spec
 
 log = logging.getLogger(__name__)
 FLOOR = 1024  # the old default: few-shot log-likelihood contexts of the shipped suites fit in it
@@ -65,10 +66,10 @@ def kv_bytes_per_token(model_dir: str | Path, dtype: str) -> int:
     return 2 * int(t.get("num_hidden_layers", 0)) * kv_heads * head_dim * DTYPE_BYTES.get(dtype, 4)
 
 
-def effective_gen_toks(part: dict[str, Any], task_gen: dict[str, Any], engine_default: int) -> int:
+def effective_gen_toks(part: PartSpec | dict[str, Any], task_gen: dict[str, Any], engine_default: int) -> int:
     """What lm-eval asks of the model: the part's ``gen_kwargs`` override the task's ``generation_kwargs``, and
     the engine's ``max_gen_toks`` applies only where neither says (``vllm_lm.generate_until``, HFLM alike)."""
-    for source in (part.get("gen_kwargs") or {}, task_gen or {}):
+    for source in (part_spec(part).gen_kwargs, task_gen or {}):
         if isinstance(source, dict) and source.get("max_gen_toks") is not None:
             return int(source["max_gen_toks"])
     return int(engine_default)
@@ -89,31 +90,31 @@ def _prompt_tokens(task: Any, tokenizer: Any, chat: bool) -> int:
     return longest
 
 
-def generation_needs(suite: dict[str, Any], model_dir: str, engine_default_gen: int) -> tuple[int, int]:
+def generation_needs(suite: SuiteSpec, model_dir: str, engine_default_gen: int) -> tuple[int, int]:
     """(longest prompt, largest max_gen_toks) over the suite's generation tasks; (0, 0) without any."""
     from transformers import AutoTokenizer
 
-    tm = suites.task_manager(bool(suite.get("include_defaults", False)), prompts.include_paths(suite))
+    tm = suites.task_manager(suite.include_defaults, prompts.include_paths(suite))
     tokenizer = None
     longest, gen = 0, 0
-    for part in (suite.get("parts") or {}).values():
+    for part in suite.parts.values():
         tasks = tm.load(prompts.task_specs(tm, part))["tasks"]
         for task in tasks.values():
             if getattr(task, "OUTPUT_TYPE", None) != "generate_until":
                 continue
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(model_dir)
-            shots = int(part.get("num_fewshot") or task.config.num_fewshot or 0)
-            longest = max(longest, _prompt_tokens(task, tokenizer, bool(part.get("chat_template"))) * (shots + 1))
+            shots = int(part.num_fewshot or task.config.num_fewshot or 0)
+            longest = max(longest, _prompt_tokens(task, tokenizer, part.chat_template) * (shots + 1))
             gen = max(gen, effective_gen_toks(part, task.config.generation_kwargs or {}, engine_default_gen))
     return longest, gen
 
 
 @lru_cache(maxsize=16)
 def _size(engine_json: str, suite_json: str, model_dir: str) -> Sizing:
-    engine, suite = engine_spec(json.loads(engine_json)), json.loads(suite_json)
+    engine, suite = engine_spec(json.loads(engine_json)), suite_spec(json.loads(suite_json))
     longest, gen = generation_needs(suite, model_dir, engine.max_gen_toks)
     need, limit = longest + gen, positions(model_dir)
-    what = f"suite {suite.get('name')!r} (longest prompt {longest} tokens + max_gen_toks {gen} = {need})"
+    what = f"suite {suite.name!r} (longest prompt {longest} tokens + max_gen_toks {gen} = {need})"
     if limit is not None and need > limit:
         raise ConfigError(
             f"{what} does not fit model {model_dir} (max_position_embeddings {limit}): lower the generation "
@@ -150,10 +151,10 @@ def _kv_gib(engine: VLLMEngineSpec, model_dir: str, max_len: int) -> int:
     return set_gib
 
 
-def size(engine: EngineSpec, suite: dict[str, Any], model_dir: str) -> Sizing:
+def size(engine: EngineSpec, suite: SuiteSpec, model_dir: str) -> Sizing:
     """The engine's sizes for this suite and model (cached per distinct engine/suite/model in a process)."""
     key = json.dumps(dataclasses.asdict(engine), sort_keys=True, default=str)
-    sized = _size(key, json.dumps(suite, sort_keys=True), model_dir)
+    sized = _size(key, json.dumps(dataclasses.asdict(suite_spec(suite)), sort_keys=True), model_dir)
     log.info(
         "engine sizes: max_model_len=%d (%s), longest prompt %d + max_gen_toks %d%s",
         sized.max_model_len,

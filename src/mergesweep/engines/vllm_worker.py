@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from mergesweep.engines.param_views import find_param_views
 from mergesweep.engines.spec import VLLMEngineSpec
+from mergesweep.merge import get_method
+from mergesweep.merge.sources import build_plan
 from mergesweep.weights.tensor_names import tied_head_name
 
 if TYPE_CHECKING:
@@ -58,8 +60,6 @@ class MergeWorkerExtension:
     ) -> dict[str, Any]:
         """Load anchor + task vectors for this family/method onto this worker's device (once per plan)."""
         import torch
-
-        from mergesweep.merge.sources import build_plan
 
         t0 = time.perf_counter()
         device = str(getattr(self, "device", "cpu"))
@@ -90,8 +90,6 @@ class MergeWorkerExtension:
 
     def ms_apply(self, method: str, lam: float, knobs: dict) -> dict[str, float]:
         """Merge one point on the worker's device and load it into the running model."""
-        from mergesweep.merge import get_method
-
         t0 = time.perf_counter()
         if self.ms_views is not None:
             model = self.get_model()

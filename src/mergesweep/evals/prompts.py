@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DataError, SuiteError
 from .data import read_jsonl
+from .spec import PartSpec, SuiteSpec, part_spec
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -139,28 +140,29 @@ def scored_by_ifeval(tm: Any, task: str) -> bool:
     return getattr(fn, "__module__", "") in IFEVAL_SCORERS
 
 
-def include_paths(suite: dict) -> tuple[str, ...]:
+def include_paths(suite: SuiteSpec) -> tuple[str, ...]:
     """The suite's extra task folders (``task_dirs``), absolute; a missing one is a SuiteError."""
     out = []
-    for d in suite.get("task_dirs") or []:
+    for d in suite.task_dirs:
         p = Path(str(d)).expanduser().resolve()
         if not p.is_dir():
-            raise SuiteError(f"suite {suite.get('name')!r}: task_dirs entry {d!r} is not a folder")
+            raise SuiteError(f"suite {suite.name!r}: task_dirs entry {d!r} is not a folder")
         out.append(str(p))
     return tuple(out)
 
 
-def task_specs(tm: Any, part: dict) -> list[Any]:
+def task_specs(tm: Any, part: PartSpec | dict) -> list[Any]:
     """What to hand lm-eval for a part's tasks: names, or (with ``prompt_file``) each task's own config with
     ``dataset_kwargs.prompt_file`` set (lm-eval takes a dict as a whole inline task config)."""
-    tasks = list(part.get("tasks", []))
-    if not part.get("prompt_file"):
+    part = part_spec(part)
+    tasks = list(part.tasks)
+    if not part.prompt_file:
         return tasks
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    path = Path(str(part["prompt_file"])).expanduser().resolve()
+    path = Path(str(part.prompt_file)).expanduser().resolve()
     if not path.is_file():
-        raise DataError(f"prompt_file not found: {part['prompt_file']}")
+        raise DataError(f"prompt_file not found: {part.prompt_file}")
     specs = []
     for t in tasks:
         entry = tm.task_index.get(t)

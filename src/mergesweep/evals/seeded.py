@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
+from ..errors import SuiteError
+
 DEFAULT_SEED = 0
 _state = {"seed": DEFAULT_SEED}
 
@@ -80,8 +82,6 @@ def check_scorer() -> None:
     of generation, when the first such answer was scored. Raises a one-line SuiteError; runs once per process.
     """
     from lm_eval.tasks.ifeval.instructions_registry import INSTRUCTION_DICT
-
-    from ..errors import SuiteError
 
     ids = sorted(INSTRUCTION_DICT)
     kwargs = [{"prompt_to_repeat": "Say hello."} if i == "combination:repeat_prompt" else {} for i in ids]

@@ -1,7 +1,8 @@
 """Run a suite (ICL part + IF part, each a list of lm-eval tasks) against an engine's lm-eval model.
 
-A suite config (``conf/suite/*.yaml``) names, per part, the lm-eval tasks, the headline metric, the
-chat-template policy, few-shot count and limit. Everything goes through ``lm_eval.simple_evaluate`` with
+A suite config (``conf/suite/*.yaml``, typed by ``spec.SuiteSpec``) names, per part, the lm-eval tasks, the headline
+metric, the chat-template policy, few-shot count and limit; this module takes the typed spec (or a plain dict, which
+it reads through ``spec.suite_spec``). Everything goes through ``lm_eval.simple_evaluate`` with
 the project's task folder on lm-eval's ``TaskManager`` include path; we only aggregate and save.
 """
 
@@ -11,6 +12,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from functools import lru_cache
@@ -21,13 +23,14 @@ from .. import guards
 from ..errors import SuiteError  # defined in errors.py; re-exported here
 from ..store.records import PartMetrics
 from . import aggregate, hub, judges, prompts, seeded
+from .spec import PART_KINDS, PartSpec, SuiteSpec, part_spec, suite_spec
 
 if TYPE_CHECKING:
     from lm_eval.tasks import TaskManager
 
 log = logging.getLogger(__name__)
 TASKS_DIR = Path(__file__).parent / "tasks"
-PART_KINDS = ("icl", "if")
+__all__ = ["PART_KINDS", "SuiteError", "SuiteResult", "part_groups", "run", "task_manager", "validate"]
 
 
 @lru_cache(maxsize=4)
@@ -39,51 +42,46 @@ def task_manager(include_defaults: bool = False, extra: tuple[str, ...] = ()) ->
     return TaskManager(include_path=[str(TASKS_DIR), *extra], include_defaults=include_defaults)
 
 
-def validate(suite: dict) -> None:
-    """Fail before any engine starts: unknown part kinds, unknown task names, missing metrics."""
-    parts = suite.get("parts") or {}
-    if not parts:
-        raise SuiteError(f"suite {suite.get('name')!r} has no parts")
-    for pname, part in parts.items():
-        if pname not in PART_KINDS:
-            raise SuiteError(f"suite {suite.get('name')!r}: unknown part {pname!r} (parts are {PART_KINDS})")
-        tm = task_manager(bool(suite.get("include_defaults", False)), prompts.include_paths(suite))
-        known = set(tm.all_tasks)
-        unknown = [t for t in part.get("tasks", []) if t not in known]
+def validate(suite: SuiteSpec | Mapping[str, Any]) -> None:
+    """Fail before any engine starts: the spec's own checks (``SuiteSpec.validate``: parts, numbers, metrics), then
+    unknown task names and their data."""
+    spec = suite_spec(suite).validate()
+    tm = task_manager(spec.include_defaults, prompts.include_paths(spec))
+    known = set(tm.all_tasks)
+    for pname, part in spec.parts.items():
+        unknown = [t for t in part.tasks if t not in known]
         if unknown:
-            local = sorted(t for t in known if not t.startswith("_"))[:30] if not suite.get("include_defaults") else []
+            local = sorted(t for t in known if not t.startswith("_"))[:30] if not spec.include_defaults else []
             raise SuiteError(
-                f"suite {suite.get('name')!r}, part {pname!r}: unknown task(s) {unknown}"
+                f"suite {spec.name!r}, part {pname!r}: unknown task(s) {unknown}"
                 + (f"; local tasks: {local}" if local else "")
             )
-        if not part.get("metric"):
-            raise SuiteError(f"suite {suite.get('name')!r}, part {pname!r}: no headline `metric`")
         for group, pattern in part_groups(part)[1].items():
             log.warning(
                 "suite %r, part %r: group %r (%r) matches none of the chosen tasks; dropped (the record says so "
                 "under metrics.%s.groups_dropped)",
-                suite.get("name"),
+                spec.name,
                 pname,
                 group,
                 pattern,
                 pname,
             )
-        _check_data(tm, suite.get("name"), pname, list(part.get("tasks", [])), prompts.task_specs(tm, part))
-        if part.get("judge"):
+        _check_data(tm, spec.name, pname, part.tasks, prompts.task_specs(tm, part))
+        if part.judge:
             judges.check_part(part)
 
 
-def part_groups(part: dict) -> tuple[dict[str, str], dict[str, str]]:
+def part_groups(part: PartSpec | Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     """(groups that match some of the part's tasks, groups that match none): {name: pattern} each.
 
     Why drop rather than refuse: choosing a subset of a suite's tasks (``suite.parts.icl.tasks=[...]``) is what
     lm-eval users do with ``--tasks``; a group of the full suite that none of them belongs to has no value.
     """
-    tasks = list(part.get("tasks", []))
+    part = part_spec(part)
     kept: dict[str, str] = {}
     dropped: dict[str, str] = {}
-    for group, pattern in (part.get("groups") or {}).items():
-        (kept if any(fnmatch(t, pattern) for t in tasks) else dropped)[group] = pattern
+    for group, pattern in part.groups.items():
+        (kept if any(fnmatch(t, pattern) for t in part.tasks) else dropped)[group] = pattern
     return kept, dropped
 
 
@@ -142,12 +140,15 @@ class SuiteResult:
         return {p: PartMetrics.from_json(m) for p, m in self.parts.items()}
 
 
-def run(lm: Any, suite: dict, samples_dir: Path, seed: int, bootstrap: int = 1000) -> SuiteResult:
+def run(
+    lm: Any, suite: SuiteSpec | Mapping[str, Any], samples_dir: Path, seed: int, bootstrap: int = 1000
+) -> SuiteResult:
     """Evaluate every part; returns per-task metrics, the summary and where per-sample outputs went."""
+    spec = suite_spec(suite)
     samples_dir.mkdir(parents=True, exist_ok=True)
     out = SuiteResult()
-    tm = task_manager(bool(suite.get("include_defaults", False)), prompts.include_paths(suite))
-    for pname, part in suite["parts"].items():
+    tm = task_manager(spec.include_defaults, prompts.include_paths(spec))
+    for pname, part in spec.parts.items():
         t0 = time.perf_counter()
         res = _simple_evaluate(lm, tm, part, seed)
         _add_part(out, pname, part, res, samples_dir, seed, bootstrap)
@@ -155,21 +156,21 @@ def run(lm: Any, suite: dict, samples_dir: Path, seed: int, bootstrap: int = 100
     return out
 
 
-def _simple_evaluate(lm: Any, tm: Any, part: dict, seed: int) -> dict[str, Any]:
+def _simple_evaluate(lm: Any, tm: Any, part: PartSpec, seed: int) -> dict[str, Any]:
     """lm-eval's own run of one part (every seed it takes set to ``seed``), per-sample outputs logged."""
     import lm_eval
 
     return lm_eval.simple_evaluate(
         model=lm,
         tasks=prompts.task_specs(tm, part),
-        num_fewshot=part.get("num_fewshot"),
-        limit=part.get("limit"),
-        apply_chat_template=bool(part.get("chat_template", False)),
+        num_fewshot=part.num_fewshot,
+        limit=part.limit,
+        apply_chat_template=part.chat_template,
         log_samples=True,
         task_manager=tm,
         use_cache=None,
         cache_requests=False,
-        gen_kwargs=part.get("gen_kwargs"),
+        gen_kwargs=part.gen_kwargs or None,
         bootstrap_iters=0,
         random_seed=seed,
         numpy_random_seed=seed,
@@ -180,29 +181,29 @@ def _simple_evaluate(lm: Any, tm: Any, part: dict, seed: int) -> dict[str, Any]:
 
 
 def _add_part(
-    out: SuiteResult, pname: str, part: dict, res: dict[str, Any], samples_dir: Path, seed: int, bootstrap: int
+    out: SuiteResult, pname: str, part: PartSpec, res: dict[str, Any], samples_dir: Path, seed: int, bootstrap: int
 ) -> None:
     """Check, judge, save and aggregate one part's lm-eval results into ``out`` (``bootstrap``: CI resamples)."""
     # NaN log-likelihoods fail the point (no record); all-empty generations are a result, flagged (guards.py)
     flagged = guards.check_part(
         pname,
-        {t: res["configs"][t].get("output_type", "") for t in part["tasks"]},
-        {t: res["samples"][t] for t in part["tasks"]},
+        {t: res["configs"][t].get("output_type", "") for t in part.tasks},
+        {t: res["samples"][t] for t in part.tasks},
     )
     for task, flag in flagged.items():
         log.warning("part %r, task %s: %s (recorded with this flag)", pname, task, flag)
         out.flags += [flag] if flag not in out.flags else []
     # generation went through lm-eval; a judge scores the answers it saved (adding to, not editing, its output)
-    judged = judges.score(res["samples"], part, seed) if part.get("judge") else None
+    judged = judges.score(res["samples"], part, seed) if part.judge else None
     per_task, per_sample = _save_tasks(out, part, res, judged, samples_dir)
     entry: dict[str, Any] = {
-        "metric": part["metric"],
+        "metric": part.metric,
         "tasks": per_task,
-        "chat_template": bool(part.get("chat_template", False)),
-        "num_fewshot": {t: res["configs"][t].get("num_fewshot") for t in part["tasks"]},
+        "chat_template": part.chat_template,
+        "num_fewshot": {t: res["configs"][t].get("num_fewshot") for t in part.tasks},
         "n": {t: len(v) for t, v in per_sample.items()},
         "fewshot_seed": seed,
-        "limit": part.get("limit"),
+        "limit": part.limit,
     }
     groups, dropped = part_groups(part)
     agg = aggregate.aggregate_part(per_sample, groups, aggregate.Bootstrap(n_resamples=bootstrap, seed=seed))
@@ -218,13 +219,13 @@ def _add_part(
 
 
 def _save_tasks(
-    out: SuiteResult, part: dict, res: dict[str, Any], judged: Any, samples_dir: Path
+    out: SuiteResult, part: PartSpec, res: dict[str, Any], judged: Any, samples_dir: Path
 ) -> tuple[dict[str, dict[str, Any]], dict[str, list[float]]]:
     """Write each task's per-sample file (judge scores merged in); ({task: metrics}, {task: headline scores})."""
-    metric = part["metric"]
+    metric = part.metric
     per_task: dict[str, dict[str, Any]] = {}
     per_sample: dict[str, list[float]] = {}
-    for task in part["tasks"]:
+    for task in part.tasks:
         rows = sorted(res["samples"][task], key=lambda s: s["doc_id"])
         per_task[task] = {
             k.split(",")[0]: v

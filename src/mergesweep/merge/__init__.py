@@ -1,8 +1,9 @@
 """Merge methods: name -> pure tensor function (see ``base.MergeFn``), plus the plan that applies one.
 
 Adding a method = one file here with its formula and paper in the docstring, one line in ``METHODS`` and a
-``conf/merge/<name>.yaml`` naming its knobs (and, where not ``base`` + ``instruct``, its ``anchor`` and
-``deltas`` sources, see ``sources.py``).
+``conf/merge/<name>.yaml`` listing ``<name>_schema`` (the typed schema ``spec.py`` makes from the function: its
+keyword-only arguments are the knobs, their defaults the defaults; where the sources are not ``base`` + ``instruct``,
+one line in ``spec.METHOD_SOURCES``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Per-module strengths: a separate scale for each part of the network.
 
     theta(lam) = theta_base + lam * scales[part] * (theta_instruct - theta_base)
-    part in {attn, mlp, norm, embed, head, other}   (see ``base.classify``; missing parts default to 1)
+    part in {attn, mlp, norm, embed, head, other}   (see ``base.classify``; a part left out gets 1)
 
 Which parts carry instruction following vs in-context learning is an empirical question this knob lets a
 sweep ask (e.g. scales={attn: 0, mlp: 1} keeps the base attention). With all scales 1 it is ``linear``.
@@ -11,10 +11,14 @@ Same family as the per-layer/per-module coefficients of mergekit's ``linear`` wi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 import torch
 
 from .base import GROUPS, MergeConfigError, TensorInfo, blend, elementwise, uses_ends
+
+# Every part at full strength: the default (read-only, as a default must be), in the order records keep.
+ALL_ONE: Mapping[str, float] = MappingProxyType(dict.fromkeys(("attn", "mlp", "norm", "embed", "head", "other"), 1.0))
 
 
 @elementwise
@@ -26,7 +30,7 @@ def per_module(
     lam: float,
     info: TensorInfo,
     ends: Sequence[torch.Tensor] | None = None,
-    scales: Mapping[str, float] | None = None,
+    scales: Mapping[str, float] | None = ALL_ONE,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``anchor + lam * scales[info.group] * sum(deltas)``."""

@@ -28,38 +28,30 @@ from . import get_method
 from .base import MergeConfigError
 from .lora import LoraAdapter
 from .plan import MergePlan
+from .spec import ANCHORS, DELTAS, METHOD_SOURCES, MIN_DELTAS, MergeSpec, merge_spec
 
-ANCHORS = ("base", "instruct", "target")
-DELTAS = ("instruct", "finetuned", "all", "adapter")
-# Fallbacks when a merge config (e.g. from the export CLI) does not say; the conf/merge YAMLs are explicit.
-METHOD_SOURCES: dict[str, tuple[str, str]] = {
-    "residual": ("target", "instruct"),
-    "adapter_transfer": ("instruct", "adapter"),
-    "task_arithmetic": ("base", "all"),
-    "ties": ("base", "all"),
-    "dare_linear": ("base", "all"),
-    "dare_ties": ("base", "all"),
-    "model_stock": ("base", "all"),
-}
-MIN_DELTAS = {"model_stock": 2}
+__all__ = [
+    "ANCHORS",
+    "DELTAS",
+    "METHOD_SOURCES",
+    "MIN_DELTAS",
+    "build_plan",
+    "merge_sources",
+    "plan_roles",
+    "point_roles",
+]
+
+Merge = MergeSpec | Mapping[str, Any]  # a typed spec, or the plain form engines and mergesweep-export hand over
 
 
-def merge_sources(merge_cfg: Mapping[str, Any]) -> tuple[str, str]:
-    """``(anchor role, deltas role)`` of a merge config, validated."""
-    name = str(merge_cfg.get("name", ""))
-    default_anchor, default_deltas = METHOD_SOURCES.get(name, ("base", "instruct"))
-    anchor = str(merge_cfg.get("anchor") or default_anchor)
-    deltas = str(merge_cfg.get("deltas") or default_deltas)
-    if anchor not in ANCHORS:
-        raise MergeConfigError(f"merge.anchor must be one of {ANCHORS}, got {anchor!r}")
-    if deltas not in DELTAS:
-        raise MergeConfigError(f"merge.deltas must be one of {DELTAS}, got {deltas!r}")
-    if anchor == "instruct" and deltas != "adapter":
-        raise MergeConfigError(
-            f"merge {name}: anchor instruct with deltas {deltas} would add instruct's own "
-            "task vector to itself; use anchor base (or deltas adapter)"
-        )
-    return anchor, deltas
+def merge_sources(merge: Merge) -> tuple[str, str]:
+    """``(anchor role, deltas role)`` of a merge, validated (``MergeSpec.sources``; a plain dict without them gets
+    the method's, ``spec.METHOD_SOURCES``)."""
+    return _typed(merge).sources()
+
+
+def _typed(merge: Merge) -> MergeSpec:
+    return merge if isinstance(merge, MergeSpec) else merge_spec(merge)
 
 
 def _paths(model_cfg: Mapping[str, Any], key: str, method: str) -> list[str]:
@@ -73,12 +65,13 @@ def _paths(model_cfg: Mapping[str, Any], key: str, method: str) -> list[str]:
     return [str(v)] if isinstance(v, str) else [str(x) for x in v]
 
 
-def plan_roles(model_cfg: Mapping[str, Any], merge_cfg: Mapping[str, Any]) -> dict[str, str]:
+def plan_roles(model_cfg: Mapping[str, Any], merge_cfg: Merge) -> dict[str, str]:
     """The checkpoints a merge reads, by role: its anchor, ``base`` as the reference of task vectors when the
     anchor is another model, ``instruct`` and ``finetuned[i]`` as deltas, or ``adapter``. The one place that
     turns a merge's roles into paths; a missing key or too few fine-tunes raise MergeConfigError here."""
-    name = str(merge_cfg.get("name") or "")
-    anchor, deltas = merge_sources(merge_cfg)
+    spec = _typed(merge_cfg)
+    name = spec.name
+    anchor, deltas = spec.sources()
     if deltas == "adapter":
         keys = [anchor, "adapter"]
     else:
@@ -98,18 +91,18 @@ def plan_roles(model_cfg: Mapping[str, Any], merge_cfg: Mapping[str, Any]) -> di
     return roles
 
 
-def point_roles(model_cfg: Mapping[str, Any], merge_cfg: Mapping[str, Any]) -> dict[str, str]:
+def point_roles(model_cfg: Mapping[str, Any], merge_cfg: Merge) -> dict[str, str]:
     """Every checkpoint one sweep point reads, by role (what its record hashes): ``base`` and ``instruct``
     always (the engine loads instruct's config and tokenizer, preflight checks base against instruct), then
     the merge's own roles (``plan_roles``)."""
-    name = str(merge_cfg.get("name") or "")
-    roles = {k: _paths(model_cfg, k, name)[0] for k in ("base", "instruct")}
-    return {**roles, **plan_roles(model_cfg, merge_cfg)}
+    spec = _typed(merge_cfg)
+    roles = {k: _paths(model_cfg, k, spec.name)[0] for k in ("base", "instruct")}
+    return {**roles, **plan_roles(model_cfg, spec)}
 
 
 def build_plan(
     model_cfg: Mapping[str, Any],
-    merge_cfg: Mapping[str, Any],
+    merge_cfg: Merge,
     device: str,
     storage_device: str | None,
     storage_dtype: torch.dtype,
@@ -124,9 +117,10 @@ def build_plan(
     that copy each tensor away before taking the next).
     Raises ``MergeConfigError`` for a missing key or bad roles, ``CheckpointError`` for bad checkpoints.
     """
-    get_method(str(merge_cfg.get("name") or ""))  # unknown names fail before any I/O
-    anchor_role, delta_role = merge_sources(merge_cfg)
-    roles = plan_roles(model_cfg, merge_cfg)
+    spec = _typed(merge_cfg)
+    get_method(spec.name)  # unknown names fail before any I/O
+    anchor_role, delta_role = spec.sources()
+    roles = plan_roles(model_cfg, spec)
     allow = bool(model_cfg.get("allow_pickle") or False)
     rev = model_cfg.get("revision")
     ckpt = _checkpoint_opener(roles, rev, allow)

@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..paths import apply_env
 from ..store.records import Record, RecordStore
+from . import tracking as tr
 from .spec import TrackingSpec
 
 log = logging.getLogger(__name__)
@@ -220,15 +222,13 @@ def write_report(
     csv = out / "records.csv"
     df.to_csv(csv, index=False)
     png = plot_tradeoff(df, out / "tradeoff.png", title=title)
-    from .figures import figures_markdown, write_figures  # paper figures + best-lam table (figures.py)
+    from .figures import figures_markdown, write_figures  # figures.py imports this module (a cycle)
 
     figures = write_figures(dirs, df, out)
     md = out / "report.md"
     md.write_text(markdown(df, title[0].upper() + title[1:]) + figures_markdown(figures, out))
     result = {"csv": csv, "plot": png, "markdown": md, **{f"figure {k}": p for k, p in figures.items()}}
     if tracking is not None:
-        from . import tracking as tr
-
         run_dir = tr.log_sweep(tracking, out, df, png, figures)
         if run_dir:
             result["wandb"] = Path(run_dir)
@@ -242,7 +242,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("sweep_dirs", nargs="+", type=Path, help="e.g. results/default (several: one combined report)")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: the sweep folder)")
     args = ap.parse_args(argv)
-    from ..paths import apply_env
 
     apply_env(offline=True)  # W&B and matplotlib stay local
     logging.basicConfig(level=logging.WARNING, format="mergesweep report: warning: %(message)s")

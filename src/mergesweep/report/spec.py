@@ -10,12 +10,11 @@ composed node or a plain dict (a record's config, a test's ``{"enabled": True, "
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from ..typed import schema_and_data
+from ..typed import from_data, one_of, schema_and_data, store_schemas
 
 WANDB_MODES = ("offline", "online", "disabled", "shared")  # wandb.init(mode=...)
 
@@ -42,9 +41,7 @@ class WandbTracking:
     entity: str | None = None  # None: the W&B account's default entity
 
     def validate(self) -> WandbTracking:
-        if self.mode not in WANDB_MODES:
-            words = ", ".join(WANDB_MODES[:-1]) + " or " + WANDB_MODES[-1]
-            raise ConfigError(f"tracking.mode must be {words}, got {self.mode!r}")
+        one_of(self.mode, "tracking.mode", WANDB_MODES)
         if not self.project.strip():
             raise ConfigError("tracking.project must be a W&B project name, got ''")
         return self
@@ -56,11 +53,7 @@ SPECS: dict[str, type[NoTracking] | type[WandbTracking]] = {"none": NoTracking, 
 
 def register() -> None:
     """Store the schemas the tracking YAMLs name (``tracking/<kind>_schema``); storing twice is harmless."""
-    from hydra.core.config_store import ConfigStore
-
-    store = ConfigStore.instance()
-    for name, cls in SPECS.items():
-        store.store(group="tracking", name=f"{name}_schema", node=cls)
+    store_schemas("tracking", SPECS)
 
 
 def tracking_spec(node: Any) -> TrackingSpec:
@@ -71,8 +64,4 @@ def tracking_spec(node: Any) -> TrackingSpec:
     cls, node = schema_and_data(node, list(SPECS.values()), "tracking")
     if cls is None:
         cls = NoTracking if node == {"enabled": False} else WandbTracking
-    known = [f.name for f in dataclasses.fields(cls)]
-    unknown = [str(k) for k in node if k not in known]
-    if unknown:
-        raise ConfigError(f"tracking.{unknown[0]} is not a tracking setting; its settings: {', '.join(known)}")
-    return cls(**{str(k): v for k, v in node.items()})
+    return from_data(cls, node, "tracking", "a tracking setting")

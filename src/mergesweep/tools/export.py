@@ -32,10 +32,12 @@ from safetensors.torch import save_file
 
 from .. import __version__
 from ..app import oneline
+from ..checks.preflight import knob_values, strength_fits
 from ..errors import ConfigError
 from ..merge import describe_point, get_method
-from ..merge.sources import build_plan
-from ..paths import conf_dir
+from ..merge.sources import build_plan, point_roles
+from ..merge.spec import merge_spec
+from ..paths import apply_env, conf_dir
 from ..weights.checkpoints import dir_hashes, resolve
 from .staging import check_target, staged
 
@@ -74,22 +76,18 @@ def export_point(
     every source, and the point's JSON. The checkpoint is then built in a hidden folder beside ``out_dir`` and
     renamed into place when complete; an earlier export there is replaced only then (``staging.py``).
     """
-    from ..checks.preflight import knob_values, strength_fits
-
     out = Path(out_dir)
     tdtype = _float_dtype(dtype)
     lam = _finite(lam)
-    name = str(merge_cfg["name"])
-    knobs = dict(merge_cfg.get("knobs") or {})
-    get_method(name)
+    merge = merge_spec(merge_cfg).validate()  # what the config leaves out is the method's default
+    name, knobs = merge.name, merge.knobs
     check_target(out, _local_dirs(model_cfg), POINT_FILE)  # before reading anything
-    from ..merge.sources import point_roles
 
-    n_deltas = max(1, sum(r == "instruct" or r.startswith("finetuned") for r in point_roles(model_cfg, merge_cfg)))
-    knob_values(name, knobs, lam, n_deltas)  # knob types and values first: the strength check runs the method
-    strength_fits(name, knobs, lam, n_deltas)  # lam=1e30: one line, before any input is loaded (or a bar drawn)
+    n_deltas = max(1, sum(r == "instruct" or r.startswith("finetuned") for r in point_roles(model_cfg, merge)))
+    knob_values(merge, lam, n_deltas)  # knob types and values first: the strength check runs the method
+    strength_fits(merge, lam, n_deltas)  # lam=1e30: one line, before any input is loaded (or a bar drawn)
     plan = build_plan(
-        model_cfg, merge_cfg, device="cpu", storage_device="disk", storage_dtype=torch.float32, progress=progress
+        model_cfg, merge, device="cpu", storage_device="disk", storage_dtype=torch.float32, progress=progress
     )
     check_target(out, _source_dirs(plan), POINT_FILE)
     instruct = Path(resolve(str(model_cfg["instruct"]), model_cfg.get("revision")))
@@ -237,9 +235,11 @@ def _merge_conf(method: str, conf: str | None) -> dict[str, Any]:
     path = Path(conf) if conf else conf_dir() / "merge" / f"{method}.yaml"
     if path.is_file():
         cfg = yaml.safe_load(path.read_text()) or {}
-        if cfg.get("name") != method:
-            raise ConfigError(f"{path} is for method {cfg.get('name')!r}, not {method!r}")
-        return cfg
+        schemas = [str(d)[: -len("_schema")] for d in cfg.pop("defaults", None) or [] if str(d).endswith("_schema")]
+        named = cfg.get("name", schemas[0] if schemas else None)  # a shipped YAML names its method by its schema
+        if named != method:
+            raise ConfigError(f"{path} is for method {named!r}, not {method!r}")
+        return {**cfg, "name": method}
     if conf:
         raise ConfigError(f"merge config not found: {conf}")
     return {"name": method, "knobs": {}}
@@ -265,7 +265,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--online", action="store_true", help="may download hub ids (default: offline, as sweeps)")
     ap.add_argument("--debug", action="store_true", help="full tracebacks (also HYDRA_FULL_ERROR=1)")
     args = ap.parse_args(argv)
-    from ..paths import apply_env
 
     apply_env(offline=not args.online)
     model_cfg = {

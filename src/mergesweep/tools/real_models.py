@@ -115,23 +115,21 @@ SIBLING = "gemma-3-270m-mergesweep-if"
 SIBLING_BASE = "gemma-3-270m"
 DOMAIN = "gemma-3-270m-mergesweep-wiki"  # the continued-pretraining base of the residual miniature
 
+
+def _gemma_lora(name: str, adapter: str, script: str, trained: str, disclaimer: str = "") -> Derived:
+    """gemma-3-270m plus a LoRA committed under data/real/: what every derived folder is so far."""
+    about = f"gemma-3-270m + mergesweep's {trained} LoRA"
+    return Derived(name=name, base=SIBLING_BASE, adapter=adapter, script=script, about=about, disclaimer=disclaimer)
+
+
 DERIVED: dict[str, Derived] = {
-    SIBLING: Derived(
-        name=SIBLING,
-        base=SIBLING_BASE,
-        adapter="gemma3_270m_if_lora",
-        script="scripts/make_instruct_lora.py",
-        about="gemma-3-270m + mergesweep's instruction LoRA",
-        disclaimer=" It is not Google's gemma-3-270m-it.",
-    ),
-    DOMAIN: Derived(
-        name=DOMAIN,
-        base=SIBLING_BASE,
-        adapter="gemma3_270m_wiki_lora",
-        script="scripts/make_domain_lora.py",
-        about="gemma-3-270m + mergesweep's WikiText-2 continued-pretraining LoRA",
-    ),
-}
+    d.name: d
+    for d in (
+        _gemma_lora(SIBLING, "gemma3_270m_if_lora", "scripts/make_instruct_lora.py", "instruction",
+                    disclaimer=" It is not Google's gemma-3-270m-it."),
+        _gemma_lora(DOMAIN, "gemma3_270m_wiki_lora", "scripts/make_domain_lora.py", "WikiText-2 continued-pretraining"),
+    )
+}  # fmt: skip
 
 
 def adapter_dir(d: Derived) -> Path:
@@ -230,7 +228,7 @@ def apply_lora(base: Path, adapter: Path, out: Path) -> Path:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from ..merge.lora import LoraAdapter
+    from ..merge.lora import LoraAdapter  # torch, like the two imports above: only to build a derived folder
 
     lora = LoraAdapter(adapter)
     shutil.copytree(base, out, ignore=shutil.ignore_patterns("mergesweep_source.json"))

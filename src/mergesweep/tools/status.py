@@ -19,6 +19,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..app import points
+from ..paths import apply_env, conf_dir
 from ..store.records import RecordStore
 
 
@@ -84,9 +86,6 @@ def _saved_jobs(sweep_dir: Path) -> Iterator[tuple[Path, list[str], str | None, 
 def _identify(job: list[str], conf: str | None, name: str, searchpath: Sequence[str] = ()) -> str:
     """The point id this job computes (composing its config the way the job did)."""
     from hydra import compose, initialize_config_dir
-
-    from ..app import points
-    from ..paths import conf_dir
 
     plain = [o for o in job if not o.lstrip("+~").startswith("hydra")]
     if searchpath:  # the run's own search path (quoted: a folder may hold Hydra's special characters)
@@ -165,7 +164,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("sweep_dirs", nargs="+", type=Path, help="e.g. results/default")
     args = ap.parse_args(argv)
-    from ..paths import apply_env
 
     apply_env(offline=True)  # composing jobs and hashing checkpoints must not reach a hub
     complete = True

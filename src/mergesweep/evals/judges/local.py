@@ -8,10 +8,13 @@ same way. For a judge bigger than what fits beside the engine, serve it (``vllm 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ...engines.scoring import score_rows
 from ...engines.spec import VLLMEngineSpec
+from ...engines.vllm_engine import engine_threads, start_llm  # torch: this module is imported on first use
 from .base import Messages, PromptJudge, p_second_from_logprobs
 
 
@@ -61,9 +64,15 @@ class HFJudge(PromptJudge):
 
 
 # How an in-process vLLM judge starts (``engines.vllm_engine.start_llm``): in this process, a small KV cache
-# (CPU build), a small share of the GPU beside the sweep's engine (GPU build), vLLM's own thread choice (as before
-# the typed spec: its dict had no cpu_threads) and, like any spec that does not say, packed CPU weights.
-JUDGE_ENGINE = VLLMEngineSpec(in_process=True, kv_cache_gib=1, gpu_memory_utilization=0.3, cpu_threads="vllm")
+# (CPU build), a small share of the GPU beside the sweep's engine (GPU build) and, like any spec that does not
+# say, packed CPU weights. Its threads are the process's: see ``judge_engine``.
+JUDGE_ENGINE = VLLMEngineSpec(in_process=True, kv_cache_gib=1, gpu_memory_utilization=0.3)
+
+
+def judge_engine() -> VLLMEngineSpec:
+    """``JUDGE_ENGINE`` with the sweep engine's ``cpu_threads`` (``vllm_engine.engine_threads``), so starting the
+    judge leaves the threads the engine runs on as they were."""
+    return dataclasses.replace(JUDGE_ENGINE, cpu_threads=engine_threads())
 
 
 class VLLMJudge(PromptJudge):
@@ -75,10 +84,8 @@ class VLLMJudge(PromptJudge):
 
     def __init__(self, s: Mapping[str, Any]) -> None:
         super().__init__(s)
-        from ...engines.vllm_engine import start_llm
-
         self.llm: Any = start_llm(
-            JUDGE_ENGINE, model=self.s["model"], dtype=self.s["dtype"], enforce_eager=True, seed=0,
+            judge_engine(), model=self.s["model"], dtype=self.s["dtype"], enforce_eager=True, seed=0,
             trust_remote_code=False,
         )  # fmt: skip
         self.tok = self.llm.get_tokenizer()
@@ -87,8 +94,6 @@ class VLLMJudge(PromptJudge):
     def p_second_prompts(self, prompts: Sequence[Messages]) -> list[float]:
         """P(second identifier) for every judge prompt, in one batched vLLM call."""
         from vllm import SamplingParams
-
-        from ...engines.scoring import score_rows
 
         conts = [self.tok.encode(t, add_special_tokens=False) for t in self.s["tokens"]]
         inputs, ctxlens = [], []

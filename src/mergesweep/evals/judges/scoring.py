@@ -27,6 +27,7 @@ from typing import Any
 from ...errors import JudgeError
 from ...paths import data_dir
 from ..data import read_jsonl
+from ..spec import PartSpec, part_spec
 from .base import Judge, Triple
 from .registry import get_judge
 from .settings import identity, settings
@@ -42,7 +43,7 @@ OUTPUTS = ("gpt4_turbo_1106_preview_model_outputs.json", "text_davinci_003_model
 _AGREEMENT: dict[str, dict[str, Any]] = {}
 
 
-def check_part(part: Mapping[str, Any]) -> None:
+def check_part(part: PartSpec | Mapping[str, Any]) -> None:
     """Preflight: settings valid, prompt present, an HTTP judge reachable (bounded retries) before any engine."""
     s = settings(part)
     if s["kind"] == "openai":
@@ -183,8 +184,9 @@ class JudgedPart:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def score(samples: Mapping[str, list[dict[str, Any]]], part: Mapping[str, Any], seed: int) -> JudgedPart:
+def score(samples: Mapping[str, list[dict[str, Any]]], part: PartSpec | Mapping[str, Any], seed: int) -> JudgedPart:
     """Judge every answer lm-eval generated for this part (``samples``: lm-eval's per-task sample rows)."""
+    part = part_spec(part)
     s = settings(part)
     judge = get_judge(s)
     info: dict[str, Any] = {"judge": identity(s), "seed": seed, "lc_variant": LC_VARIANT, "tasks": {}}
@@ -195,7 +197,7 @@ def score(samples: Mapping[str, list[dict[str, Any]]], part: Mapping[str, Any], 
         log.warning(info["warning"])
     ref_key = f"ref_{s['reference']}"
     out = JudgedPart(info=info)
-    for task in part["tasks"]:
+    for task in part.tasks:
         rows = sorted(samples[task], key=lambda r: r["doc_id"])
         if rows and ref_key not in rows[0]["doc"]:
             known = sorted(k[4:] for k in rows[0]["doc"] if k.startswith("ref_"))

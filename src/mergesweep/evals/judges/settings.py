@@ -15,6 +15,7 @@ from typing import Any
 
 from ...errors import JudgeError
 from ...paths import data_dir
+from ..spec import PartSpec
 
 KINDS, ORDERS = ("openai", "hf", "vllm", "reward"), ("both", "random")
 LEADERBOARD = {"model": "gpt-4-1106-preview", "prompt": "alpaca_eval_clf_gpt4_turbo", "reference": "gpt4_1106_preview"}
@@ -27,9 +28,15 @@ DEFAULTS: dict[str, Any] = {
 _PLACEHOLDERS = ("instruction", "output_1", "output_2")
 
 
-def settings(part: Mapping[str, Any]) -> dict[str, Any]:
+def judge_block(part: PartSpec | Mapping[str, Any]) -> dict[str, Any]:
+    """A part's ``judge`` block as given (``{}`` for a part without a judge)."""
+    block = part.judge if isinstance(part, PartSpec) else part.get("judge")
+    return dict(block or {})
+
+
+def settings(part: PartSpec | Mapping[str, Any]) -> dict[str, Any]:
     """The part's ``judge`` block over the defaults, checked (JudgeError names the bad field)."""
-    s = {**DEFAULTS, **dict(part.get("judge") or {})}
+    s = {**DEFAULTS, **judge_block(part)}
     unknown = sorted(set(s) - set(DEFAULTS))
     if unknown:
         raise JudgeError(f"judge: unknown setting(s) {unknown}; known: {sorted(DEFAULTS)}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mergesweep.evals.arith import prompt, test_split
+
 if TYPE_CHECKING:
     from datasets import DatasetDict
 
@@ -11,7 +13,5 @@ if TYPE_CHECKING:
 def load(**_: Any) -> DatasetDict:
     """lm-eval ``custom_dataset``: one ``test`` split, each doc with its zero-shot ``prompt`` and exact ``answer``."""
     from datasets import Dataset, DatasetDict
-
-    from mergesweep.evals.arith import prompt, test_split
 
     return DatasetDict({"test": Dataset.from_list([{**p, "prompt": prompt(p["question"])} for p in test_split()])})

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mergesweep.evals.data import jsonl_splits
+from mergesweep.evals.prompts import ifeval_dataset
+from mergesweep.paths import data_dir
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -17,7 +19,4 @@ def recall(name: str, **_: Any) -> DatasetDict:
 
 def toy_ifeval(prompt_file: str | None = None, **_: Any) -> DatasetDict:
     """Toy IFEval prompts (or a suite's ``prompt_file``), instruction ids checked like ``ifeval_local``'s."""
-    from mergesweep.evals.prompts import ifeval_dataset
-    from mergesweep.paths import data_dir
-
     return ifeval_dataset(prompt_file or data_dir() / "toy_suites" / "toy_ifeval.jsonl")
