@@ -10,7 +10,11 @@ tokens only (including the closing ``<end_of_turn>``, so the sibling learns to s
 Why the lower layers stay frozen and logits are taken only at answer positions: a step's cost here is the
 frozen backward pass and the 262k-row output head; both cut the step time about in half at the same batch.
 
-    python scripts/make_instruct_lora.py --out data/real/gemma3_270m_if_lora          # ~45 min on 2 cores
+Run it alone: ~6 s a step on 2 idle cores, ~18 s beside two other busy jobs even at ``nice 19``, because Linux's
+autogroup scheduler shares the CPU between sessions before it looks at nice values (``echo 0 >
+/proc/sys/kernel/sched_autogroup_enabled`` as root makes nice count again; measured here, 2026-12).
+
+    python scripts/make_instruct_lora.py --out data/real/gemma3_270m_if_lora          # ~30-45 min on 2 cores
     python scripts/make_instruct_lora.py --steps 2 --out /tmp/lora_smoke               # the determinism check
 Then ``mergesweep setup-real`` builds the instruct folder from base + this adapter.
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cache
 
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mergesweep.paths import conf_dir, register_resolvers
 
@@ -21,3 +21,14 @@ def composed(*overrides: str) -> DictConfig:
     """``config`` composed from ``conf/`` (the checkout's, or ``MERGESWEEP_CONF``) with these overrides."""
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
+
+
+def suite_settings(name: str) -> dict:
+    """``suite=<name>`` as the app composes it (its YAML over the typed defaults), as a plain, editable dict; a
+    setting left unset (``???``) is left out, as ``evals.spec.suite_spec`` reads it."""
+    plain = OmegaConf.to_container(composed(f"suite={name}").suite, resolve=True)
+    assert isinstance(plain, dict)
+    for part in plain["parts"].values():
+        for k in [k for k, v in part.items() if v == "???"]:
+            del part[k]
+    return plain

@@ -18,6 +18,7 @@ from mergesweep.app import runner
 from mergesweep.app.spec import RunSpec, SweepSpec
 from mergesweep.evals import aggregate, stats
 from mergesweep.evals import suite as suites
+from mergesweep.merge.spec import merge_spec
 from mergesweep.paths import conf_dir
 from mergesweep.store.records import CI, PartMetrics, Record, RecordStore, Summary, Timings
 from mergesweep.tools import verify
@@ -60,8 +61,9 @@ def recorded(tmp_path_factory):
         {"sweep": {"name": "s"}, "model": {"family": "toy"}, "merge": {"name": "linear"}, "seed": SEED}
     )
     run = runner._Evaluated(results=out, times=Timings(), engine={}, merge_inputs={})
-    # what _record reads of the preflight: the strength and the run's sweep name and seed
-    pre = SimpleNamespace(lam=0.5, run=RunSpec(seed=SEED, sweep=SweepSpec(name="s")))
+    # what _record reads of the preflight: the strength, the run's sweep name and seed, and the typed merge
+    merge = merge_spec({"name": "linear"})
+    pre = SimpleNamespace(lam=0.5, run=RunSpec(seed=SEED, sweep=SweepSpec(name="s")), merge=merge)
     record = runner._record(cfg, {"merge": {"knobs": {}}, "suite": suite}, "p", pre, {}, store, run)  # type: ignore[arg-type]
     store.write(record)
     rec = store.read("p")

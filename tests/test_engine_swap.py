@@ -180,14 +180,13 @@ def test_vllm_adapter_scores_like_lm_evals_own_hf_model(tmp_path):
     """The same toy suite through our vLLM adapter and through lm-eval's HFLM: same log-likelihoods, same text."""
     import json
 
-    import yaml
-
     from mergesweep.engines.hf_engine import HFEngine
     from mergesweep.engines.vllm_engine import VLLMEngine
     from mergesweep.evals import suite as suites
-    from mergesweep.paths import conf_dir, data_dir
+    from mergesweep.paths import data_dir
+    from tests.composing import suite_settings
 
-    suite = yaml.safe_load((conf_dir() / "suite" / "toy.yaml").read_text())
+    suite = suite_settings("toy")
     suite["parts"]["icl"]["limit"], suite["parts"]["if"]["limit"] = 15, 8
     pair = {"base": str(data_dir() / "toy_pair/base"), "instruct": str(data_dir() / "toy_pair/instruct")}
     samples = {}

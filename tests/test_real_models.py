@@ -134,11 +134,9 @@ def test_gemma3_swaps_match_a_fresh_engine_and_transformers(prompts, cpu_weights
 
 
 def _suite(name: str) -> dict:
-    import yaml
+    from tests.composing import suite_settings
 
-    from mergesweep.paths import conf_dir
-
-    return yaml.safe_load((conf_dir() / "suite" / f"{name}.yaml").read_text())
+    return suite_settings(name)
 
 
 def test_sibling_answers_stop_on_their_own_and_smollm2_judges_in_process(tmp_path):

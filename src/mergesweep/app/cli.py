@@ -27,7 +27,6 @@ from .oneline import full_errors, is_environment_error, message, run
 from .points import identify, preflight, source_hashes, source_paths, strength
 from .runner import Outcome, come_back, job_overrides, point_outcome, run_point
 from .spec import run_spec
-from .sweeper import BLOCK_KEY, run_block
 
 log = logging.getLogger("mergesweep")
 __all__ = [
@@ -51,6 +50,11 @@ def run_job(cfg: DictConfig) -> Any:
 
     With ``objective`` set (Optuna presets) the job returns the objective value(s) the sweeper optimises.
     """
+    # Here, not at the top: app.sweeper subclasses Hydra's BasicSweeper, and Hydra's plugin scan, which runs after
+    # this module loads, executes hydra._internal.core_plugins again, so a subclass made before it fails super()
+    # at instantiation ("obj must be an instance or subtype of type").
+    from .sweeper import BLOCK_KEY, run_block
+
     if cfg.get(BLOCK_KEY):
         results = run_block(cfg, lambda point: point_outcome(point).job_result())
         if not _in_process_multirun():  # else: after the multirun's last job (callbacks.SweepReport)
