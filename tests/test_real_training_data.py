@@ -102,6 +102,22 @@ def test_every_answer_passes_lm_evals_own_checkers_and_the_data_is_seeded(train_
     assert if_train_data.build(50, SEED + 1) != train_rows[:50]
 
 
+def _without_woven_words(text: str, kwargs: list[dict]) -> str:
+    """``text`` without what the generator wrote to carry requested words: a sentence naming every keyword of a
+    ``keywords:existence`` constraint is dropped, and an opening phrase naming a ``keywords:frequency`` word ("As
+    for tea, the ...") is cut, which leaves the teacher's sentence."""
+    keywords = [k["keywords"] for k in kwargs if "keywords" in k]
+    frequent = [k["keyword"] for k in kwargs if "keyword" in k]
+    out = []
+    for s in re.split(r"(?<=[.!?])\s+", text):
+        low = s.lower()
+        if any(all(w in low for w in ws) for ws in keywords):
+            continue
+        head, comma, rest = s.partition(", ")
+        out.append(rest if comma and any(w in head.lower() for w in frequent) else s)
+    return " ".join(out)
+
+
 def test_every_answer_comes_from_the_committed_teacher_answers(train_rows):
     """The sibling learns from the shipped SmolLM2 answers, not from text made up elsewhere: most runs of 8 words
     in each training answer (the reshape's own titles, headers and postscripts aside, and the sentences it wove
@@ -114,8 +130,8 @@ def test_every_answer_comes_from_the_committed_teacher_answers(train_rows):
         text = r["response"].replace(r["asked"], "")  # a repeated request is not the teacher's
         if text.startswith("```json"):
             text = json.loads(text.removeprefix("```json").removesuffix("```"))["response"]
-        asked = [w for k in r["kwargs"] for w in [*k.get("keywords", []), *([k["keyword"]] if "keyword" in k else [])]]
-        text = " ".join(s for s in re.split(r"(?<=[.!?])\s+", text) if not any(w in s.lower() for w in asked))
+        text = re.sub(r"<<[^>]*>>|^(?:SECTION|Section|PART) \d+$", " ", text, flags=re.M)  # titles, headers
+        text = _without_woven_words(text, r["kwargs"])
         mine = _shingles(text)
         if len(mine) >= SHINGLE:  # what is left after the woven sentences is long enough to judge
             shared = len(mine & _shingles(by_request[r["request"]])) / len(mine)
