@@ -27,12 +27,14 @@ QUOTE = ['"{w}"', "'{w}'", "{w}"]
 Spec = tuple[str, str, dict, object]
 
 
-def _split(text: str) -> list[str]:
+def sentences(text: str) -> list[str]:
+    """``text``'s sentences: a split after . ! or ? where the next one starts with a capital or a quote."""
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z\"])", text) if s.strip()]
 
 
-def _words(text: str) -> set[str]:
-    return {w.strip(".,;:!?()\"'*").lower() for w in text.split()}
+def words(text: str) -> list[str]:
+    """``text``'s words, lowercased, without the punctuation and markdown around them."""
+    return [w.strip(".,;:!?()\"'*").lower() for w in text.split()]
 
 
 @functools.cache
@@ -45,7 +47,7 @@ def vocabulary() -> tuple[str, ...]:
 
 
 def _fresh(rng: random.Random, text: str, n: int) -> list[str]:
-    have = _words(text)
+    have = set(words(text))
     pool = [w for w in vocabulary() if w not in have]
     return rng.sample(pool, n)
 
@@ -57,14 +59,14 @@ def _listed(ws: list[str], style: str) -> str:
 
 def _weave(rng: random.Random, text: str, sentence: str) -> str:
     """``sentence`` put after a random sentence of ``text``."""
-    ss = _split(text)
+    ss = sentences(text)
     i = rng.randint(1, len(ss))
     return " ".join([*ss[:i], sentence, *ss[i:]])
 
 
 def _lead(rng: random.Random, text: str, w: str, n: int) -> str:
     """``n`` sentences of ``text`` opened by a phrase naming ``w`` ("As for tea, the ...")."""
-    ss = _split(text)
+    ss = sentences(text)
     for i in sorted(rng.sample(range(len(ss)), n)):
         s = ss[i]
         ss[i] = rng.choice(LEAD).format(w=w) + (s[0].lower() + s[1:] if s[1:2].islower() else s)
@@ -84,7 +86,7 @@ def insert(kind: str, rng: random.Random, text: str) -> Spec | None:
         line = rng.choice(WEAVE).format(ws=_listed(ws, "{w}"))
         return (said, "keywords:existence", {"keywords": ws}, lambda s: _weave(rng, s, line))
     if kind == "frequency":
-        n_sent = len(_split(text))
+        n_sent = len(sentences(text))
         w, style = _fresh(rng, text, 1)[0], rng.choice(QUOTE)
         if rng.random() < 0.25:  # "less than": the word is absent, so the answer already meets it
             n = rng.randint(1, 3)

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 os.environ.setdefault("NLTK_DATA", str(ROOT / "data" / "nltk"))  # IFEval checkers need punkt_tab, offline
 import if_requests
 from if_checks import leaks, passes
-from if_inserts import insert
+from if_inserts import insert, sentences, words
 from if_phrasings import SAY
 
 END_PHRASES = [
@@ -50,19 +50,11 @@ Spec = tuple[str, str, dict, Reshape]  # (what the prompt says, IFEval instructi
 Ctx = tuple[random.Random, str, str]  # (rng, the answer text, the request)
 
 
-def sentences(text: str) -> list[str]:
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z\"])", text) if s.strip()]
-
-
 def _groups(text: str, n: int) -> list[str]:
     """The answer's sentences in ``n`` consecutive groups (the last takes the remainder)."""
     ss = sentences(text)
     k = max(1, len(ss) // n)
     return [" ".join(ss[i * k : (i + 1) * k if i < n - 1 else len(ss)]) for i in range(n)]
-
-
-def _words(text: str) -> list[str]:
-    return [w.strip(".,;:!?()\"'*").lower() for w in text.split()]
 
 
 def _say(kind: str, rng: random.Random, **kw: object) -> str:
@@ -154,7 +146,7 @@ def _layout(kind: str, ctx: Ctx) -> Spec | None:
         return (_say(kind, rng), "combination:two_responses", {}, lambda s: "\n******\n".join(_groups(s, 2)))
     if kind == "first_word":
         i = rng.randint(1, n)
-        w = _words(_groups(text, n)[i - 1])[0]
+        w = words(_groups(text, n)[i - 1])[0]
         return (
             _say(kind, rng, n=n, i=i, w=w),
             "length_constraints:nth_paragraph_first_word",
@@ -188,10 +180,10 @@ def _mark(word: str) -> str:
 def _content(kind: str, ctx: Ctx) -> Spec | None:
     """Constraints on words, letters and length that the answer as reshaped so far already meets (unchanged)."""
     rng, text = ctx[0], ctx[1]
-    words = _words(text)
+    have = words(text)
     if kind == "forbidden":
         pool = [
-            w for w in ("very", "really", "basically", "amazing", "thing", "stuff", "great", "just") if w not in words
+            w for w in ("very", "really", "basically", "amazing", "thing", "stuff", "great", "just") if w not in have
         ]
         fw = rng.sample(pool, min(2, len(pool)))
         return (_say(kind, rng, w=" and ".join(fw)), "keywords:forbidden_words", {"forbidden_words": fw}, str)
