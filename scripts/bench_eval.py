@@ -33,6 +33,7 @@ Writes results/bench/eval.json and results/bench/eval.md (``--tag T``: eval_T.js
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -41,11 +42,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-WORKLOADS = {  # suite file, part, tasks (None = the suite's own), few-shot k (None = each task's own)
+if TYPE_CHECKING:
+    from mergesweep.evals.spec import PartSpec
+
+WORKLOADS = {  # suite, part, tasks (None = the suite's own), few-shot k (None = each task's own)
     "toy": ("toy", "icl", None, None),
     "toy_if": ("toy", "if", None, None),
     "classic": ("icl_classic", "icl", None, 8),
@@ -96,7 +101,7 @@ class LmEvalVLLM:
         self._lm = VLLM(pretrained=model, dtype=dtype, max_model_len=max_len, batch_size="auto", **BATCHED_TOKENS)
         self.dist = f"lm-eval vllm backend on {dist} {ver}"
 
-    def lm(self):
+    def lm(self) -> Any:
         return self._lm
 
     def info(self) -> dict:
@@ -107,9 +112,10 @@ class LmEvalVLLM:
         self._lm = None
 
 
-def make_engine(kind: str, model: str, dtype: str, hf_batch: int, max_len: int):
+def make_engine(kind: str, model: str, dtype: str, hf_batch: int, max_len: int) -> tuple[Any, float]:
     """(engine, start seconds): one of ``VLLM_KINDS``, lm-eval's ``vllm`` backend, or lm-eval's HFLM (``hf``)."""
     t0 = time.perf_counter()
+    eng: Any
     if kind == "lmeval_vllm":
         eng = LmEvalVLLM(model, dtype, max_len, KV_GIB)
     elif kind == "hf":
@@ -134,38 +140,48 @@ def make_engine(kind: str, model: str, dtype: str, hf_batch: int, max_len: int):
     return eng, time.perf_counter() - t0
 
 
-def workload_part(name: str, limit: int, gen_limit: int, max_gen_toks: int) -> dict:
-    from omegaconf import OmegaConf
+def workload_part(name: str, limit: int, gen_limit: int, max_gen_toks: int) -> PartSpec:
+    """The workload's part of its suite, composed as the app composes ``suite=<suite>`` and typed (``PartSpec``),
+    with the bench's tasks, few-shot k, doc limit and generation budget (and no macro-average groups)."""
+    from hydra import compose, initialize_config_dir
+
+    from mergesweep.evals.spec import suite_spec
+    from mergesweep.paths import conf_dir, register_resolvers
 
     suite, pname, tasks, shots = WORKLOADS[name]
-    part = OmegaConf.to_container(OmegaConf.load(REPO / "conf/suite" / f"{suite}.yaml").parts[pname])
-    part.pop("groups", None)
-    part.update(num_fewshot=shots, limit=gen_limit if name in GENERATION else limit)
-    if tasks:
-        part["tasks"] = tasks
-    if name in GENERATION:
-        part["gen_kwargs"] = {"max_gen_toks": max_gen_toks}
-    return part
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(conf_dir().resolve()), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"suite={suite}"])
+    part = suite_spec(cfg.suite).parts[pname]
+    return dataclasses.replace(
+        part,
+        tasks=list(tasks or part.tasks),
+        groups={},
+        num_fewshot=shots,
+        limit=gen_limit if name in GENERATION else limit,
+        gen_kwargs={"max_gen_toks": max_gen_toks} if name in GENERATION else part.gen_kwargs,
+    )
 
 
-def timed_run(lm, part: dict, seed: int, profile: Path | None = None) -> dict:
+def timed_run(lm: Any, part: PartSpec, seed: int, profile: Path | None = None) -> dict:
     """One suite pass: wall seconds, requests, per-task metric; optionally a cProfile of it."""
     import cProfile
 
     from mergesweep.evals import suite as suites
+    from mergesweep.evals.spec import SuiteSpec
 
     prof = cProfile.Profile() if profile else None
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         if prof:
             prof.enable()
-        out = suites.run(lm, {"name": "bench", "parts": {"p": part}}, Path(tmp), seed=seed, bootstrap=0)
+        out = suites.run(lm, SuiteSpec(name="bench", parts={"p": part}), Path(tmp), seed=seed, bootstrap=0)
         if prof:
             prof.disable()
             prof.dump_stats(str(profile))
         wall = time.perf_counter() - t0
         requests, per_doc = 0, {}
-        metric = part["metric"]
+        metric = part.metric
         for task, path in out.samples.items():
             rows = [json.loads(line) for line in Path(path).read_text().splitlines()]
             requests += sum(len(r["arguments"]) for r in rows)
@@ -180,7 +196,7 @@ def timed_run(lm, part: dict, seed: int, profile: Path | None = None) -> dict:
     }
 
 
-def generation_run(lm, part: dict, seed: int, profile: Path | None = None) -> dict:
+def generation_run(lm: Any, part: PartSpec, seed: int, profile: Path | None = None) -> dict:
     """``generate_until`` over the part's lm-eval requests (chat template applied as the suite does).
 
     Called directly, not through ``suite.run``: a random-weight model's text is mostly token ids the toy tokenizer
@@ -193,11 +209,11 @@ def generation_run(lm, part: dict, seed: int, profile: Path | None = None) -> di
     from mergesweep.evals import suite as suites
 
     instances = []
-    for task in get_task_dict(list(part["tasks"]), suites.task_manager(False)).values():
-        task.set_config(key="generation_kwargs", value=dict(part["gen_kwargs"]), update=True)
+    for task in get_task_dict(list(part.tasks), suites.task_manager(False)).values():
+        task.set_config(key="generation_kwargs", value=dict(part.gen_kwargs), update=True)
         task.build_all_requests(
-            limit=part["limit"],
-            apply_chat_template=bool(part.get("chat_template")),
+            limit=part.limit,
+            apply_chat_template=part.chat_template,
             chat_template=lm.apply_chat_template,
             tokenizer_name=lm.tokenizer_name,
         )
@@ -222,7 +238,7 @@ def generation_run(lm, part: dict, seed: int, profile: Path | None = None) -> di
 
 
 def run_workload(
-    lm, name: str, part: dict, seed: int, profile: Path | None = None, hf_batches: tuple[int, int] = (16, 16)
+    lm: Any, name: str, part: PartSpec, seed: int, profile: Path | None = None, hf_batches: tuple[int, int] = (16, 16)
 ) -> dict:
     """One timed pass; lm-eval's HFLM gets its log-likelihood or its generation batch size first."""
     if type(lm).__name__ == "HFLM":
@@ -230,12 +246,12 @@ def run_workload(
     return (generation_run if name in GENERATION else timed_run)(lm, part, seed, profile)
 
 
-def warm_up(lm, parts: dict[str, dict], seed: int, hf_batches: tuple[int, int]) -> None:
+def warm_up(lm: Any, parts: dict[str, PartSpec], seed: int, hf_batches: tuple[int, int]) -> None:
     for name, part in parts.items():
-        run_workload(lm, name, {**part, "limit": 1, "tasks": part["tasks"][:2]}, seed, hf_batches=hf_batches)
+        run_workload(lm, name, dataclasses.replace(part, limit=1, tasks=part.tasks[:2]), seed, hf_batches=hf_batches)
 
 
-def ratios_of(runs: dict, parts: dict) -> dict[str, float]:
+def ratios_of(runs: dict, parts: dict[str, PartSpec]) -> dict[str, float]:
     pairs = [
         ("vllm_cached", "vllm_prompt_logprobs"),
         ("vllm_cached", "hf"),
@@ -321,7 +337,7 @@ def main() -> None:
     write(args, parts, runs, ratios_of(runs, parts), agreement(runs, parts))
 
 
-def agreement(runs: dict, parts: dict) -> dict[str, dict[str, int]]:
+def agreement(runs: dict, parts: dict[str, PartSpec]) -> dict[str, dict[str, int]]:
     """Per workload and engine: how many items differ from the first engine that ran it (docs whose metric value
     differs for log-likelihood tasks, generated texts that differ for generation), out of how many."""
     out: dict[str, dict[str, int]] = {}
@@ -341,7 +357,7 @@ def agreement(runs: dict, parts: dict) -> dict[str, dict[str, int]]:
     return out
 
 
-def write(args, parts: dict, runs: dict, ratios: dict, agree: dict) -> None:
+def write(args: argparse.Namespace, parts: dict[str, PartSpec], runs: dict, ratios: dict, agree: dict) -> None:
     result = {
         "what": "lm-eval requests/s through each engine, same process, same tasks and seed",
         "model": args.model,
@@ -352,7 +368,7 @@ def write(args, parts: dict, runs: dict, ratios: dict, agree: dict) -> None:
         "hf_batch_size": args.hf_batch,
         "hf_gen_batch_size": args.hf_gen_batch,
         "max_model_len": args.max_model_len,
-        "workloads": {w: {"tasks": p["tasks"], "num_fewshot": p.get("num_fewshot")} for w, p in parts.items()},
+        "workloads": {w: {"tasks": p.tasks, "num_fewshot": p.num_fewshot} for w, p in parts.items()},
         "machine": platform.platform(),
         "cpus": os.cpu_count(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
@@ -381,7 +397,7 @@ def write(args, parts: dict, runs: dict, ratios: dict, agree: dict) -> None:
             x = r[w]
             mean = sum(x["scores"].values()) / len(x["scores"])
             lines.append(
-                f"| {w} ({len(part['tasks'])} tasks, k={part.get('num_fewshot') or 'task'}) | {kind} | "
+                f"| {w} ({len(part.tasks)} tasks, k={part.num_fewshot or 'task'}) | {kind} | "
                 f"{x['requests']} | {x['wall_s']:.2f} | {x['requests_per_s']:.2f} | {mean:.3f} "
                 f"({x['metric']}) | {r['start_s']:.1f} |"
             )

@@ -44,7 +44,9 @@ def test_in_process_judge_leaves_a_plain_engine_in_place(pairs):
         half = vllm_prompt_logprobs(engine.llm, PROMPTS)
 
         # kept alive beside the engine, as a sweep's cached judge is (vLLM's parallel state is per process)
-        judge = VLLMJudge(judges.settings({"judge": {"kind": "vllm", "model": TOY_INSTRUCT, "prompt": "toy"}}))
+        judge = VLLMJudge(
+            judges.judge_spec({"judge": {"kind": "vllm", "model": TOY_INSTRUCT, "prompt": "toy"}}).validate()
+        )
         assert 0.0 < judge.p_second([("Name a colour.", "Red.", "Blue, a colour.")])[0] < 1.0
         assert judge.llm.collective_rpc(linear_kinds)[0] != ["_plain_linear"], "the judge took the engine's layout"
 

@@ -9,8 +9,9 @@ part: ``+suite.parts.icl.tasks=[...]`` on a suite without an ICL part stops at c
 
 * **Types**: ``limit`` and ``num_fewshot`` are ``Any`` at composition on purpose, like ``strength``: Hydra reads
   ``limit=5`` as an int and ``limit=0.5`` as a float (a fraction of the docs), the record keeps what it read, and
-  ``validate()`` names a bad value in one line before any engine starts. ``judge`` is a mapping checked by
-  ``judges.settings`` (its keys depend on the judge's kind).
+  ``validate()`` names a bad value in one line before any engine starts. ``judge`` stays a mapping at
+  composition, recorded as given: ``judges.spec.judge_spec`` turns it into a typed ``JudgeSpec`` where it is used
+  (its module docstring says why it is not typed here).
 * **Keys that exist only when given** (``WHEN_SET``) are left out of records while they hold their default
   (``points.container``), so a suite that does not set them is the data it was before this schema. ``num_fewshot``
   defaults to ``MISSING``, not ``None``: a YAML's explicit ``num_fewshot: null`` (each task's own) stays in its
@@ -47,7 +48,7 @@ class PartSpec:
     chat_template: bool = False  # prompts through the instruct chat template, at every lam
     limit: Any = None  # None: every doc; a count >= 1; or a fraction in (0, 1)
     gen_kwargs: dict[str, Any] = field(default_factory=dict)  # lm-eval's gen_kwargs (max_gen_toks, ...)
-    judge: dict[str, Any] = field(default_factory=dict)  # a judged part's judge (judges/settings.py)
+    judge: dict[str, Any] = field(default_factory=dict)  # a judged part's judge: keys of judges/spec.JudgeSpec
     prompt_file: str | None = None  # an IFEval-format JSONL every task of the part reads instead (prompts.py)
 
     def validate(self, key: str) -> PartSpec:

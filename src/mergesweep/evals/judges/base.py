@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from .settings import messages, template
+from .spec import JudgeSpec
 
 Triple = tuple[str, str, str]  # (instruction, output_1, output_2)
 Messages = list[dict[str, str]]
 
 
 class Judge(ABC):
-    """A pairwise judge built from a checked ``judge`` block (``settings.settings``)."""
+    """A pairwise judge built from a checked ``JudgeSpec`` (``spec.judge_spec(part).validate()``)."""
 
-    def __init__(self, s: Mapping[str, Any]) -> None:
-        self.s = dict(s)
+    def __init__(self, s: JudgeSpec) -> None:
+        self.s = s
 
     def probe(self) -> None:  # noqa: B027  (a no-op is the right default: most judges have nothing to reach)
         """Reach the judge before any engine starts (an HTTP endpoint); a judge in this process has nothing to do."""
@@ -36,9 +36,9 @@ class Judge(ABC):
 class PromptJudge(Judge):
     """An LLM judge: the classifier prompt per triple, then P(second identifier) among the two identifiers."""
 
-    def __init__(self, s: Mapping[str, Any]) -> None:
+    def __init__(self, s: JudgeSpec) -> None:
         super().__init__(s)
-        self.template = template(self.s["prompt"])
+        self.template = template(self.s.prompt)
 
     def p_second(self, triples: Sequence[Triple]) -> list[float]:
         return self.p_second_prompts([messages(self.template, *t) for t in triples])

@@ -9,13 +9,14 @@ same way. For a judge bigger than what fits beside the engine, serve it (``vllm 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ...engines.scoring import score_rows
 from ...engines.spec import VLLMEngineSpec
 from ...engines.vllm_engine import engine_threads, start_llm  # torch: this module is imported on first use
 from .base import Messages, PromptJudge, p_second_from_logprobs
+from .spec import JudgeSpec
 
 
 def prompt_text(tok: Any, msgs: Messages) -> str:
@@ -25,21 +26,21 @@ def prompt_text(tok: Any, msgs: Messages) -> str:
     return "\n\n".join(m["content"] for m in msgs) + "\n"
 
 
-def load_transformers(s: Mapping[str, Any], auto_class: Any, **kw: Any) -> tuple[Any, Any, str, int]:
+def load_transformers(s: JudgeSpec, auto_class: Any, **kw: Any) -> tuple[Any, Any, str, int]:
     """(tokenizer, model in eval mode on its device, device, max length) for a judge model in this process."""
     import torch
     from transformers import AutoTokenizer
 
-    device = s["device"] or ("cuda" if torch.cuda.is_available() else "cpu")
-    tok = AutoTokenizer.from_pretrained(s["model"])
-    model = auto_class.from_pretrained(s["model"], dtype=getattr(torch, s["dtype"]), **kw).to(device).eval()
+    device = s.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    tok = AutoTokenizer.from_pretrained(s.model)
+    model = auto_class.from_pretrained(s.model, dtype=getattr(torch, s.dtype), **kw).to(device).eval()
     return tok, model, device, int(getattr(model.config, "max_position_embeddings", 2048))
 
 
 class HFJudge(PromptJudge):
     """A transformers causal LM in this process: log-probability of each identifier after the chat prompt."""
 
-    def __init__(self, s: Mapping[str, Any]) -> None:
+    def __init__(self, s: JudgeSpec) -> None:
         super().__init__(s)
         import torch
         from transformers import AutoModelForCausalLM
@@ -55,7 +56,7 @@ class HFJudge(PromptJudge):
         return float(sum(lps[i, t] for i, t in enumerate(cont)))
 
     def p_second_prompts(self, prompts: Sequence[Messages]) -> list[float]:
-        conts = [self.tok.encode(t, add_special_tokens=False) for t in self.s["tokens"]]
+        conts = [self.tok.encode(t, add_special_tokens=False) for t in self.s.tokens]
         out = []
         for msgs in prompts:
             ctx = self.tok.encode(prompt_text(self.tok, msgs), add_special_tokens=False)
@@ -82,10 +83,10 @@ class VLLMJudge(PromptJudge):
     running engine's settings (its ``cpu_weights`` layout, say) as they were.
     """
 
-    def __init__(self, s: Mapping[str, Any]) -> None:
+    def __init__(self, s: JudgeSpec) -> None:
         super().__init__(s)
         self.llm: Any = start_llm(
-            judge_engine(), model=self.s["model"], dtype=self.s["dtype"], enforce_eager=True, seed=0,
+            judge_engine(), model=self.s.model, dtype=self.s.dtype, enforce_eager=True, seed=0,
             trust_remote_code=False,
         )  # fmt: skip
         self.tok = self.llm.get_tokenizer()
@@ -95,7 +96,7 @@ class VLLMJudge(PromptJudge):
         """P(second identifier) for every judge prompt, in one batched vLLM call."""
         from vllm import SamplingParams
 
-        conts = [self.tok.encode(t, add_special_tokens=False) for t in self.s["tokens"]]
+        conts = [self.tok.encode(t, add_special_tokens=False) for t in self.s.tokens]
         inputs, ctxlens = [], []
         for msgs in prompts:
             ctx = self.tok.encode(prompt_text(self.tok, msgs), add_special_tokens=False)

@@ -15,33 +15,33 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any
 
 from ...errors import JudgeError
 from .base import Messages, PromptJudge, p_second_from_logprobs
+from .spec import JudgeSpec
 
 
 class OpenAIJudge(PromptJudge):
     """An HTTP judge; the API key is read from the environment variable the config names, never stored."""
 
-    def __init__(self, s: Mapping[str, Any]) -> None:
+    def __init__(self, s: JudgeSpec) -> None:
         super().__init__(s)
-        self.url = str(self.s["base_url"]).rstrip("/")
-        self.key = os.environ.get(self.s["api_key_env"]) if self.s["api_key_env"] else None
+        self.url = str(self.s.base_url).rstrip("/")
+        self.key = os.environ.get(self.s.api_key_env) if self.s.api_key_env else None
 
     def _request(self, path: str, body: dict | None = None) -> dict:
         """JSON from the endpoint, with bounded retries on network errors, 5xx/429 and unparsable replies."""
         headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {self.key}"} if self.key else {})}
-        retries, last = int(self.s["retries"]), ""
+        retries, last = int(self.s.retries), ""
         for attempt in range(1, retries + 1):
             data = None if body is None else json.dumps(body).encode()
             req = urllib.request.Request(
                 self.url + path, data=data, headers=headers, method="GET" if body is None else "POST"
             )
             try:
-                with urllib.request.urlopen(req, timeout=float(self.s["timeout_s"])) as r:
+                with urllib.request.urlopen(req, timeout=float(self.s.timeout_s)) as r:
                     out = json.loads(r.read().decode("utf-8"))
                 if isinstance(out, dict):
                     return out
@@ -61,7 +61,7 @@ class OpenAIJudge(PromptJudge):
 
     def p_second_one(self, msgs: Messages) -> float:
         """P(second identifier) for one judge prompt."""
-        body = {"model": self.s["model"], "messages": msgs, "max_tokens": 1, "temperature": 0,
+        body = {"model": self.s.model, "messages": msgs, "max_tokens": 1, "temperature": 0,
                 "logprobs": True, "top_logprobs": 5}  # fmt: skip
         out = self._request("/chat/completions", body)
         try:
@@ -73,7 +73,7 @@ class OpenAIJudge(PromptJudge):
             raise JudgeError(
                 f"judge endpoint {self.url}/chat/completions: unexpected reply ({e!r}): {str(out)[:200]}"
             ) from None
-        first, second = self.s["tokens"]
+        first, second = self.s.tokens
         if first in tops or second in tops:
             return p_second_from_logprobs(tops.get(first, -math.inf), tops.get(second, -math.inf))
         return {first: 0.0, second: 1.0}.get(text, 0.5)  # no logprobs: the answer itself, else a tie
@@ -90,7 +90,7 @@ class OpenAIJudge(PromptJudge):
                 dead.set()
                 raise
 
-        pool = ThreadPoolExecutor(max_workers=max(1, int(self.s["concurrency"])))
+        pool = ThreadPoolExecutor(max_workers=max(1, int(self.s.concurrency)))
         futures = [pool.submit(call, m) for m in prompts]
         try:
             for f in as_completed(futures):

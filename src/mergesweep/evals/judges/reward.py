@@ -10,17 +10,17 @@ position bias by construction (both orders give complementary probabilities), wh
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from .base import Judge, Triple
 from .local import load_transformers
+from .spec import JudgeSpec
 
 
 class RewardJudge(Judge):
     """A transformers sequence-classification reward model in this process."""
 
-    def __init__(self, s: Mapping[str, Any]) -> None:
+    def __init__(self, s: JudgeSpec) -> None:
         super().__init__(s)
         import torch
         from transformers import AutoModelForSequenceClassification

@@ -30,7 +30,8 @@ from ..data import read_jsonl
 from ..spec import PartSpec, part_spec
 from .base import Judge, Triple
 from .registry import get_judge
-from .settings import identity, settings
+from .settings import identity
+from .spec import JudgeSpec, judge_spec
 
 log = logging.getLogger(__name__)
 LC_VARIANT = (
@@ -45,14 +46,12 @@ _AGREEMENT: dict[str, dict[str, Any]] = {}
 
 def check_part(part: PartSpec | Mapping[str, Any]) -> None:
     """Preflight: settings valid, prompt present, an HTTP judge reachable (bounded retries) before any engine."""
-    s = settings(part)
-    if s["kind"] == "openai":
+    s = judge_spec(part).validate()
+    if s.kind == "openai":
         get_judge(s).probe()
 
 
-def preferences(
-    judge: Judge, s: Mapping[str, Any], items: Sequence[tuple[int, str, str, str]], seed: int
-) -> list[dict]:
+def preferences(judge: Judge, s: JudgeSpec, items: Sequence[tuple[int, str, str, str]], seed: int) -> list[dict]:
     """Per item ``(index, instruction, reference, answer)``: P(answer better) with position bias controlled.
 
     ``both``: judged as (reference, answer) and (answer, reference), averaged. ``random``: one order per item,
@@ -60,7 +59,7 @@ def preferences(
     """
     jobs: list[tuple[int, bool, Triple]] = []
     for n, (idx, instr, ref, ans) in enumerate(items):
-        orders = (False, True) if s["order"] == "both" else (random.Random(f"{seed}:{idx}").random() < 0.5,)
+        orders = (False, True) if s.order == "both" else (random.Random(f"{seed}:{idx}").random() < 0.5,)
         for swapped in orders:
             jobs.append((n, swapped, (instr, ans, ref) if swapped else (instr, ref, ans)))
     probs = judge.p_second([job[2] for job in jobs])
@@ -137,7 +136,7 @@ def lc_offline_minimal(
     return float(model.predict_proba(x_test)[:, 1].mean() * 100), ""
 
 
-def agreement(s: dict[str, Any], limit: int, seed: int) -> dict[str, Any]:
+def agreement(s: JudgeSpec, limit: int, seed: int) -> dict[str, Any]:
     """The judge vs GPT-4-turbo on the shipped text_davinci_003 vs gpt4_1106_preview annotations (first ``limit``).
 
     Same prompt, identifiers and order policy as the suite. Reports the share of items where both judges prefer
@@ -187,27 +186,27 @@ class JudgedPart:
 def score(samples: Mapping[str, list[dict[str, Any]]], part: PartSpec | Mapping[str, Any], seed: int) -> JudgedPart:
     """Judge every answer lm-eval generated for this part (``samples``: lm-eval's per-task sample rows)."""
     part = part_spec(part)
-    s = settings(part)
+    s = judge_spec(part).validate()
     judge = get_judge(s)
     info: dict[str, Any] = {"judge": identity(s), "seed": seed, "lc_variant": LC_VARIANT, "tasks": {}}
     if not info["judge"]["leaderboard_comparable"]:
-        info["warning"] = (f"judge {s['model']!r} (prompt {s['prompt']!r}, reference {s['reference']!r}) is not "
+        info["warning"] = (f"judge {s.model!r} (prompt {s.prompt!r}, reference {s.reference!r}) is not "
                            "AlpacaEval's leaderboard setup (GPT-4-turbo judge, alpaca_eval_clf_gpt4_turbo prompt, "
                            "gpt4_1106_preview reference): win rates are not leaderboard-comparable")  # fmt: skip
         log.warning(info["warning"])
-    ref_key = f"ref_{s['reference']}"
+    ref_key = f"ref_{s.reference}"
     out = JudgedPart(info=info)
     for task in part.tasks:
         rows = sorted(samples[task], key=lambda r: r["doc_id"])
         if rows and ref_key not in rows[0]["doc"]:
             known = sorted(k[4:] for k in rows[0]["doc"] if k.startswith("ref_"))
-            raise JudgeError(f"judge.reference {s['reference']!r}: task {task!r} has reference sets {known}")
+            raise JudgeError(f"judge.reference {s.reference!r}: task {task!r} has reference sets {known}")
         items = [(r["doc_id"], r["doc"]["instruction"], r["doc"][ref_key], _answer(r)) for r in rows]
         prefs = preferences(judge, s, items, seed)
         out.rows[task] = {
             r["doc_id"]: {
                 "win": p["win"],
-                "judge": {**{k: v for k, v in p.items() if k != "win"}, "reference": s["reference"]},
+                "judge": {**{k: v for k, v in p.items() if k != "win"}, "reference": s.reference},
             }
             for r, p in zip(rows, prefs)
         }
@@ -221,6 +220,6 @@ def score(samples: Mapping[str, list[dict[str, Any]]], part: PartSpec | Mapping[
         numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         out.metrics[task] = numbers
         info["tasks"][task] = {k: v for k, v in metrics.items() if k not in numbers}
-    if s["agreement_limit"]:
-        info["agreement_with_gpt4_turbo"] = agreement(s, int(s["agreement_limit"]), seed)
+    if s.agreement_limit:
+        info["agreement_with_gpt4_turbo"] = agreement(s, int(s.agreement_limit), seed)
     return out
