@@ -4,7 +4,9 @@ Why these insert rather than pick what the answer already has: a sibling trained
 a and b were taken from its own answer learns nothing about the request; IFEval names words the answer would not
 contain ("include the keywords atlantis and constable"), and the first two siblings kept fewer of those prompts
 than the base (keyword existence 11 -> 3 of 16 at lam=1). So the words here come from other answers, and the
-answer is rewritten to carry them, the way an instruct model would weave them in.
+answer is rewritten to carry them, the way an instruct model would weave them in. The fourth sibling, whose
+words were woven in at a random place, rarely wrote them at all (keyword existence 5 of 16 at lam=1); so half the
+answers now name the words in their first sentence, right after the request, where copying them is easiest.
 """
 
 from __future__ import annotations
@@ -20,7 +22,16 @@ WEAVE = [
     "This also brings {ws} to mind.", "It is worth thinking about {ws} as well.", "Here {ws} matter too.",
     "Do not forget {ws}.", "You could even connect it to {ws}.", "A word list for this: {ws}.",
 ]  # fmt: skip
+OPEN = [
+    "Here is an answer that uses {ws}.", "Let me bring {ws} into this.", "{Ws}: I will keep those in mind.",
+    "With {ws} in the picture, here goes.", "I will work in {ws} as I go.",
+]  # fmt: skip
 LEAD = ["When it comes to {w}, ", "Speaking of {w}, ", "As for {w}, ", "Thinking of {w}, ", "With {w} in mind, "]
+FILLERS = ["very", "really", "basically", "amazing", "thing", "stuff", "great", "just"]
+_COMMON = {"about", "after", "also", "because", "been", "before", "being", "could", "from", "have", "into", "just",
+           "like", "make", "many", "more", "most", "much", "only", "other", "over", "some", "such", "than", "that",
+           "their", "them", "then", "there", "these", "they", "this", "those", "through", "very", "what", "when",
+           "where", "which", "while", "with", "would", "your"}  # fmt: skip
 OPTIONS = ["My answer is yes.", "My answer is no.", "My answer is maybe."]  # the only ones IFEval's checker takes
 QUOTE = ['"{w}"', "'{w}'", "{w}"]
 
@@ -39,11 +50,11 @@ def words(text: str) -> list[str]:
 
 @functools.cache
 def vocabulary() -> tuple[str, ...]:
-    """Plain words of 5-10 letters from every committed teacher answer, sorted (the keyword pool)."""
+    """Plain words of 5-12 letters from every committed teacher answer, sorted (the keyword pool)."""
     import if_requests
 
     text = " ".join(a for r in if_requests.load() for a in r["answers"])
-    return tuple(sorted({w for w in re.findall(r"\b[a-z]{5,10}\b", text)}))
+    return tuple(sorted({w for w in re.findall(r"\b[a-z]{5,12}\b", text)}))
 
 
 def _fresh(rng: random.Random, text: str, n: int) -> list[str]:
@@ -64,17 +75,47 @@ def _weave(rng: random.Random, text: str, sentence: str) -> str:
     return " ".join([*ss[:i], sentence, *ss[i:]])
 
 
+def _open(rng: random.Random, text: str, ws: list[str]) -> str:
+    """``text`` after a first sentence that names ``ws`` ("Let me bring tea and maps into this.")."""
+    listed = _listed(ws, "{w}")
+    return rng.choice(OPEN).format(ws=listed, Ws=listed[0].upper() + listed[1:]) + " " + text
+
+
 def _lead(rng: random.Random, text: str, w: str, n: int) -> str:
-    """``n`` sentences of ``text`` opened by a phrase naming ``w`` ("As for tea, the ...")."""
+    """``n`` sentences of ``text`` opened by a phrase naming ``w`` ("As for tea, the ..."): its first ``n`` half the
+    time (right after the request, as for keywords), else ``n`` anywhere."""
     ss = sentences(text)
-    for i in sorted(rng.sample(range(len(ss)), n)):
+    for i in range(n) if rng.random() < 0.5 else sorted(rng.sample(range(len(ss)), n)):
         s = ss[i]
         ss[i] = rng.choice(LEAD).format(w=w) + (s[0].lower() + s[1:] if s[1:2].islower() else s)
     return " ".join(ss)
 
 
+def _forbid(rng: random.Random, text: str) -> tuple[list[str], str]:
+    """Words to forbid and ``text`` without them: mostly 1-3 of its own content words, each in one or two of its
+    sentences, which are dropped (as IFEval forbids words the answer would use: "explain riding a bike to a kid
+    ... do not include 'kid'"); else filler words it lacks. The fifth sibling, whose forbidden words were all
+    fillers, took IFEval's "do not include the keywords" for a keyword request and wrote them."""
+    ss = sentences(text)
+    where = {w: {i for i, s in enumerate(ss) if re.search(rf"\b{w}\b", s, re.I)} for w in set(words(text))}
+    pool = sorted(w for w, at in where.items() if w.isalpha() and len(w) >= 4 and w not in _COMMON and len(at) <= 2)
+    if len(ss) < 3 or not pool or rng.random() < 0.3:
+        return rng.sample([w for w in FILLERS if w not in words(text)], 2), text
+    out: list[str] = []
+    gone: set[int] = set()
+    for w in rng.sample(pool, len(pool)):
+        if len(out) < rng.choice([1, 2, 3]) and len(gone | where[w]) <= len(ss) - 2:
+            out.append(w)
+            gone |= where[w]
+    return out, " ".join(s for i, s in enumerate(ss) if i not in gone)
+
+
 def insert(kind: str, rng: random.Random, text: str) -> Spec | None:
-    """One constraint of ``kind`` that adds to ``text``; None if this answer cannot carry it."""
+    """One constraint of ``kind`` that changes ``text``'s words; None if this answer cannot carry it."""
+    if kind == "forbidden":
+        fw, kept = _forbid(rng, text)
+        said = rng.choice(SAY[kind]).format(w=_listed(fw, rng.choice(QUOTE)))
+        return (said, "keywords:forbidden_words", {"forbidden_words": fw}, lambda s: kept)
     if kind == "placeholders":
         names = rng.sample(PLACEHOLDERS, rng.randint(1, 4))
         said = rng.choice(SAY[kind]).format(n=len(names))
@@ -84,6 +125,8 @@ def insert(kind: str, rng: random.Random, text: str) -> Spec | None:
         ws, style = _fresh(rng, text, rng.choice([1, 2, 2, 2, 3, 3, 4])), rng.choice(QUOTE)
         said = rng.choice(SAY[kind]).format(ws=_listed(ws, style))
         line = rng.choice(WEAVE).format(ws=_listed(ws, "{w}"))
+        if rng.random() < 0.5:
+            return (said, "keywords:existence", {"keywords": ws}, lambda s: _open(rng, s, ws))
         return (said, "keywords:existence", {"keywords": ws}, lambda s: _weave(rng, s, line))
     if kind == "frequency":
         n_sent = len(sentences(text))

@@ -77,11 +77,17 @@ SAY: dict[str, list[str]] = {
         "Your reply has to use the words {ws}.",
         "Work these keywords into the text: {ws}.",
         "Be sure your response contains {ws}.",
+        "Include the keywords {ws}.",
+        "Please include the words {ws} in what you write.",
+        "The reply should contain the keywords {ws}.",
+        "Use {ws} in your answer.",
     ],
     "frequency": [
         "Use the word {w} at least {n} times.",
         "The word {w} should show up {n} or more times in the reply.",
         "Write {w} no fewer than {n} times.",
+        "Mention {w} at least {n} times.",
+        "Make the word {w} appear {n} times or more.",
     ],
     "frequency_few": [
         "Use the word {w} fewer than {n} times.",
@@ -96,6 +102,10 @@ SAY: dict[str, list[str]] = {
         "Avoid these words: {w}.",
         "Do not use the words {w} anywhere in the reply.",
         "Never write the words {w}.",
+        "Do not include the keywords {w}.",
+        "Please do not include the words {w} in your answer.",
+        "Make sure {w} do not appear in the reply.",
+        "Your answer must not contain {w}.",
     ],
     "few_words": ["Keep it under {n} words.", "Use fewer than {n} words.", "Answer in less than {n} words."],
     "many_words": ["Write at least {n} words.", "Your reply needs {n} words or more.", "Use no fewer than {n} words."],
@@ -106,6 +116,14 @@ SAY: dict[str, list[str]] = {
         "Begin by restating my request letter for letter, with nothing in front of it, and leave out this sentence;"
         " after that, answer.",
         "Echo the request back to me exactly, all of it but this instruction, and only then reply to it.",
+        "Start your reply by copying everything I wrote above, unchanged, and then answer.",
+        "Repeat all of the text above exactly as written before you write anything else, then respond.",
+    ],
+    "repeat_below": [
+        "Copy the request below word for word before you answer it, and do not copy this sentence.",
+        "Your reply must open with the following request, repeated exactly; then answer it.",
+        "Repeat my request below without changing a single word, then give your reply. Write nothing before it.",
+        "Start by echoing the next request exactly as it is written (not this line), then respond to it.",
     ],
     "two": [
         "Give two different answers, and put six asterisks (******) between them.",

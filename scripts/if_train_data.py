@@ -104,13 +104,6 @@ def _wrap(kind: str, ctx: Ctx) -> Spec | None:
             {"postscript_marker": m},
             lambda s: f"{s}\n\n{m} {ps}",
         )
-    if kind == "repeat":
-        return (
-            _say(kind, rng),
-            "combination:repeat_prompt",
-            {"prompt_to_repeat": request},
-            lambda s: f"{request}\n\n{s}",
-        )
     return None
 
 
@@ -181,12 +174,6 @@ def _content(kind: str, ctx: Ctx) -> Spec | None:
     """Constraints on words, letters and length that the answer as reshaped so far already meets (unchanged)."""
     rng, text = ctx[0], ctx[1]
     have = words(text)
-    if kind == "forbidden":
-        pool = [
-            w for w in ("very", "really", "basically", "amazing", "thing", "stuff", "great", "just") if w not in have
-        ]
-        fw = rng.sample(pool, min(2, len(pool)))
-        return (_say(kind, rng, w=" and ".join(fw)), "keywords:forbidden_words", {"forbidden_words": fw}, str)
     if kind in ("few_words", "many_words"):
         n = len(text.split())
         limit = (n // 10 + 1) * 10 if kind == "few_words" else max(10, (n * 4 // 5) // 10 * 10)
@@ -215,10 +202,12 @@ def _content(kind: str, ctx: Ctx) -> Spec | None:
 
 _FAMILY: dict[str, Callable[[str, Ctx], Spec | None]] = {
     **dict.fromkeys(["lowercase", "capital"], _case),
-    **dict.fromkeys(["no_comma", "title", "end", "quote", "json", "postscript", "repeat"], _wrap),
+    **dict.fromkeys(["no_comma", "title", "end", "quote", "json", "postscript"], _wrap),
     **dict.fromkeys(["bullets", "paragraphs", "sections", "highlights", "two", "first_word"], _layout),
-    **dict.fromkeys(["forbidden", "few_words", "many_words", "few_sentences", "letters", "caps_few"], _content),
-    **dict.fromkeys(["placeholders", "keywords", "frequency", "constrained"], lambda k, c: insert(k, c[0], c[1])),
+    **dict.fromkeys(["few_words", "many_words", "few_sentences", "letters", "caps_few"], _content),
+    **dict.fromkeys(
+        ["forbidden", "placeholders", "keywords", "frequency", "constrained"], lambda k, c: insert(k, c[0], c[1])
+    ),
 }
 
 
@@ -227,21 +216,34 @@ def constraint(kind: str, rng: random.Random, text: str, request: str) -> Spec |
     return _FAMILY[kind](kind, (rng, text, request))
 
 
-KINDS = list(_FAMILY)
+def _repeat(rng: random.Random, body: str, response: str) -> tuple[str, str, Spec]:
+    """(prompt, answer, constraint) for "repeat my request, then answer": what is repeated is the whole request with
+    its other constraints, as in IFEval (8-67 words, median 28; the fourth sibling, taught to repeat only the bare
+    request, copied just its first sentence), and the instruction comes after it or, a quarter of the time, before
+    it (8 of IFEval's 41 repeat prompts put the request below)."""
+    if rng.random() < 0.25:
+        prompt = _say("repeat_below", rng) + "\n\n" + body
+    else:
+        prompt = body + rng.choice(["\n\n", "\n", " "]) + _say("repeat", rng)
+    return prompt, f"{body}\n\n{response}", ("", "combination:repeat_prompt", {"prompt_to_repeat": body}, str)
+
+
+KINDS = [*_FAMILY, "repeat"]
 # How often each kind is drawn: IFEval asks most for keywords, highlights, commas, case, repeats and quotes, and
 # those are what the first siblings kept least often (results/real_cpu/summary.md).
-_WEIGHT = {**dict.fromkeys(KINDS, 1.0), "lowercase": 2.0, "no_comma": 2.0, "highlights": 2.0, "quote": 1.5,
-           "repeat": 2.0, "title": 1.5, "keywords": 2.5, "frequency": 1.5, "postscript": 1.5, "letters": 0.5,
-           "caps_few": 0.5, "constrained": 0.7}  # fmt: skip
-# Applied in this order, each to the answer as reshaped so far: words go in first, then the layout cuts the text,
-# then wrappers add around it, the counters measure the result, and case, commas, quotes and JSON come last.
+_WEIGHT = {**dict.fromkeys(KINDS, 1.0), "lowercase": 2.0, "no_comma": 3.0, "highlights": 2.0, "quote": 1.5,
+           "repeat": 3.0, "title": 1.5, "keywords": 3.0, "frequency": 2.0, "postscript": 1.5, "letters": 0.5,
+           "caps_few": 0.5, "constrained": 0.7, "forbidden": 2.5, "capital": 2.0}  # fmt: skip
+# Applied in this order, each to the answer as reshaped so far: words go out and in first, then the layout cuts the
+# text, then wrappers add around it, the counters measure the result, and case, commas, quotes and JSON come last.
 _ORDER = [
-    "keywords", "frequency", "placeholders", "bullets", "paragraphs", "sections", "two", "first_word", "highlights",
-    "repeat", "constrained", "title", "postscript", "end", "forbidden", "few_words", "many_words", "few_sentences",
-    "letters", "caps_few", "no_comma", "lowercase", "capital", "quote", "json",
+    "forbidden", "keywords", "frequency", "placeholders", "bullets", "paragraphs", "sections", "two", "first_word",
+    "highlights", "constrained", "title", "postscript", "end", "few_words", "many_words", "few_sentences",
+    "letters", "caps_few", "no_comma", "lowercase", "capital", "quote", "json", "repeat",
 ]  # fmt: skip
+_COUNTERS = ["forbidden", "few_words", "many_words", "few_sentences", "letters", "caps_few"]
 _LAYOUTS = ["bullets", "paragraphs", "sections", "two", "first_word", "json", "constrained"]
-_WRAPS = ["quote", "json", "title", "end", "postscript", "repeat", "constrained"]
+_WRAPS = ["quote", "json", "title", "end", "postscript", "constrained"]
 _CLASH = (
     {frozenset((a, b)) for a in _LAYOUTS for b in _LAYOUTS if a != b}
     | {frozenset((a, b)) for a in _WRAPS for b in _WRAPS if a != b and {a, b} != {"title", "end"}}
@@ -263,7 +265,8 @@ _CLASH = (
             "constrained",
         )
     }  # fmt: skip
-    | {frozenset(("no_comma", k)) for k in ("repeat", "json", "placeholders")}
+    | {frozenset(("repeat", k)) for k in ("quote", "json", "constrained", *_COUNTERS)}  # the copy would change them
+    | {frozenset(("no_comma", k)) for k in ("json", "placeholders")}
     | {frozenset(("few_words", "many_words"))}
     | {frozenset(("highlights", k)) for k in ("bullets", "json")}
 )
@@ -280,12 +283,12 @@ def _answer_text(answer: str, max_words: int) -> str:
     return " ".join(out)
 
 
-def _asked(rng: random.Random, request: str) -> str:
-    """The request as the user says it: alone, or after a sentence of context (so that repeating the request means
-    repeating more than one sentence, as IFEval's repeat prompts ask)."""
-    if rng.random() < 0.4:
-        return request
-    return rng.choice(CONTEXT).format(p=rng.choice(if_requests.PEOPLE)) + " " + request
+def _asked(rng: random.Random, request: str, repeat: bool) -> str:
+    """The request as the user says it: alone or after a sentence or two of context (two only when it is to be
+    repeated, so that repeating it means copying several sentences, as IFEval's repeat prompts ask)."""
+    n = rng.choices([0, 1, 2], weights=[1, 3, 2] if repeat else [4, 6, 0])[0]
+    context = [c.format(p=rng.choice(if_requests.PEOPLE)) for c in rng.sample(CONTEXT, n)]
+    return " ".join([*context, request])
 
 
 def _kinds(rng: random.Random) -> list[str]:
@@ -304,9 +307,10 @@ def example(rng: random.Random, rows: list[dict], max_words: int = 70) -> dict |
     fitted to the answer as the ones before it left it."""
     row = rng.choice(rows)
     request, response = row["request"], _answer_text(rng.choice(row["answers"]), max_words)
-    asked = _asked(rng, request)
+    kinds = _kinds(rng)
+    asked = _asked(rng, request, "repeat" in kinds)
     specs = []
-    for k in _kinds(rng):
+    for k in (k for k in kinds if k != "repeat"):
         spec = constraint(k, rng, response, asked)
         if spec is None:
             return None
@@ -314,8 +318,10 @@ def example(rng: random.Random, rows: list[dict], max_words: int = 70) -> dict |
         response = spec[3](response)
     said = [s[0] for s in specs]
     rng.shuffle(said)
-    if "combination:repeat_prompt" in [s[1] for s in specs]:  # the request to repeat comes first
-        prompt = asked + rng.choice([" ", "\n"]) + " ".join(said)
+    if "repeat" in kinds:  # copied last, onto the answer the other constraints shaped
+        body = " ".join([asked, *said])
+        prompt, response, spec = _repeat(rng, body.replace(",", "") if "no_comma" in kinds else body, response)
+        specs.append(spec)
     else:
         prompt = " ".join([*said, asked] if said and rng.random() < 0.2 else [asked, *said])
     ids, kws = [s[1] for s in specs], [s[2] for s in specs]
