@@ -58,7 +58,8 @@ def summarize(sweep: Path) -> dict:
             continue
         for part in ("icl", "if"):
             res = compare(by_lam[a], by_lam[b], part, n_resamples=10000, seed=0)
-            tests.append({"a": a, "b": b, "part": part, "diff": res["diff"], "p_value": res["p_value"]})
+            keep = ("diff", "low", "high", "p_value")
+            tests.append({"a": a, "b": b, "part": part, **{k: res[k] for k in keep}})
     start = sum(r.times.engine_start_s for r in recs.values())  # the points that started an engine (one per process)
     kinds = instruction_kinds(sweep, [recs[by_lam[lam]] for lam in (0.0, 1.0)])
     return {"points": rows, "best_lam": lam_best, "tests": tests, "engine_start_s": start, "instructions": kinds}
@@ -93,11 +94,12 @@ def markdown(s: dict) -> str:
         f"Engine start {s['engine_start_s']:.0f} s; {len(s['points'])} points: {evals / 60:.1f} min evaluating, "
         f"{switches:.0f} s switching. Best lam (highest ICL with IF within 0.05 of lam=1): **{s['best_lam']:g}**.",
         "",
-        "| paired test (A - B) | part | diff | one-sided p (A > B) |",
-        "|---|---|---|---|",
+        "| paired test (A - B) | part | diff | 95% CI | one-sided p (A > B) |",
+        "|---|---|---|---|---|",
     ]
     for t in s["tests"]:
-        out.append(f"| lam {t['a']:g} - lam {t['b']:g} | {t['part']} | {t['diff']:+.3f} | {t['p_value']:.4f} |")
+        ci = f"[{t['low']:+.3f}, {t['high']:+.3f}]" if "low" in t else ""
+        out.append(f"| lam {t['a']:g} - lam {t['b']:g} | {t['part']} | {t['diff']:+.3f} | {ci} | {t['p_value']:.4f} |")
     out += ["", "| IFEval instruction | prompts | kept at lam 0 | kept at lam 1 |", "|---|---|---|---|"]
     out += [f"| `{k}` | {n} | {a} | {b} |" for k, (n, a, b) in s["instructions"].items()]
     return "\n".join(out) + "\n"

@@ -12,8 +12,11 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from mergesweep.evals import stats
+from mergesweep.evals.compare import compare, load_record, per_sample
 from mergesweep.report.figures import best_lam, pareto_front, write_figures
 from mergesweep.report.report import load_table, write_report
 from mergesweep.store.records import RecordStore
@@ -171,3 +174,114 @@ def test_wandb_summary_run_has_figures_tables_and_tags(sweep, tmp_path, monkeypa
     tables = sorted(p.name.split("_")[0] for p in (media / "table").glob("*.table.json"))
     assert tables == ["best", "records"]
     assert sorted(runs[-1].tags) == ["fam_a", "fam_b", "linear", "ties"]
+
+
+GAIN_LAMS = (0.0, 0.3, 0.6, 0.8, 1.0)
+
+
+def scored_record(store: RecordStore, family: str, method: str, lam: float, if_: float, samples: bool = True) -> Path:
+    """A record whose ICL comes from per-sample files (60 shared items per task, 0/1 scores drawn around the
+    ``curve`` value of this lam; doc_ids and doc_hashes are the same for every point, as in a real sweep)."""
+    pid = f"{family}__{method}__lam{lam:g}"
+    rng = np.random.default_rng(int(1000 * lam) + 7 * len(family) + len(method))
+    scores = {
+        t: (rng.random(60) < curve(family, method, lam)[0] + 0.05 * i).astype(float).tolist()
+        for i, t in enumerate(TASKS["icl"])
+    }
+    rel = {}
+    for task, vals in scores.items():
+        path = store.samples_dir(pid) / f"{task}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            "".join(f'{{"doc_id": {i}, "doc_hash": "{task}{i}", "acc": {v}}}\n' for i, v in enumerate(vals))
+        )
+        rel[task] = store.relative(path)
+    icl = float(np.mean([np.mean(v) for v in scores.values()]))
+    store.write(
+        {
+            "point_id": pid,
+            "sweep": store.root.name,
+            "family": family,
+            "method": method,
+            "lam": lam,
+            "summary": {"icl": icl, "if": if_},
+            "metrics": {
+                "icl": {"metric": "acc", "tasks": {t: {"acc": float(np.mean(v))} for t, v in scores.items()}},
+                "if": {"metric": "acc", "tasks": {"ifeval": {"acc": if_}}},
+            },
+            "ci": {"icl": {"low": icl - 0.04, "high": icl + 0.04}, "if": {"low": if_ - 0.03, "high": if_ + 0.03}},
+            "samples": rel if samples else {},
+            "config": {"suite": {"name": "icl_ifeval"}},
+        }
+    )
+    return store.path(pid)
+
+
+@pytest.fixture(scope="module")
+def gain_sweep(tmp_path_factory) -> tuple[Path, dict[tuple[str, str, float], Path]]:
+    """fam_a: linear and ties (IF saturates, so best lam < 1); fam_c: IF linear in lam, so only lam=1 reaches the
+    floor (best lam is the instruct point); fam_d: old records without per-sample files; fam_e: one samples
+    file gone."""
+    d = tmp_path_factory.mktemp("gain") / "study"
+    store, paths = RecordStore(d), {}
+    for fam, meth in (
+        ("fam_a", "linear"),
+        ("fam_a", "ties"),
+        ("fam_c", "linear"),
+        ("fam_d", "linear"),
+        ("fam_e", "linear"),
+    ):
+        for lam in GAIN_LAMS:
+            if_ = 0.2 + 0.6 * lam if fam == "fam_c" else curve("fam_a", meth, lam)[1]
+            paths[(fam, meth, lam)] = scored_record(store, fam, meth, lam, if_, samples=fam != "fam_d")
+    (d / "samples" / "fam_e__linear__lam1" / "trec.jsonl").unlink()
+    return d, paths
+
+
+def test_best_lam_icl_gain_is_the_paired_bootstrap_of_best_vs_instruct(gain_sweep):
+    sweep, paths = gain_sweep
+    made = write_figures([sweep], load_table(sweep), sweep)
+    table = pd.read_csv(sweep / "best_lam.csv").set_index(["family", "method"])
+    assert list(table.columns[-4:]) == ["icl_gain", "icl_gain_low", "icl_gain_high", "icl_gain_p"]
+    for meth in ("linear", "ties"):
+        row = table.loc[("fam_a", meth)]
+        best = paths[("fam_a", meth, row["best_lam"])]
+        ref = paths[("fam_a", "linear", 1.0)]  # ties at lam=1 is not the instruct model: linear's lam=1 is
+        assert row["best_lam"] < 1 and row["instruct_point"] == ref.stem and row["point_id"] == best.stem
+        want = compare(best, ref, "icl", n_resamples=10000, seed=0)
+        assert row["icl_gain"] == pytest.approx(want["diff"], abs=1e-12)
+        assert row["icl_gain_low"] == pytest.approx(want["low"], abs=1e-12)
+        assert row["icl_gain_high"] == pytest.approx(want["high"], abs=1e-12)
+        assert row["icl_gain_p"] == pytest.approx(want["p_value"], abs=1e-12)
+        # and from the raw samples, without compare: the same numbers
+        (ra, root), (rb, _) = load_record(best), load_record(ref)
+        sa, sb = per_sample(ra, root, "icl"), per_sample(rb, root, "icl")
+        a = {t: [sa[t][i][0] for i in sorted(sa[t])] for t in sa}
+        b = {t: [sb[t][i][0] for i in sorted(sb[t])] for t in sb}
+        assert row["icl_gain"] == pytest.approx(row["icl"] - rb["summary"]["icl"], abs=1e-9)
+        assert row["icl_gain"] == pytest.approx(np.mean([np.mean(a[t]) - np.mean(b[t]) for t in a]), abs=1e-12)
+        direct = stats.paired_bootstrap(a, b, n_resamples=10000, seed=0)
+        assert (row["icl_gain_low"], row["icl_gain_high"]) == pytest.approx((direct["low"], direct["high"]))
+        assert row["icl_gain_low"] < row["icl_gain"] < row["icl_gain_high"] and row["icl_gain"] > 0
+    same = table.loc[("fam_c", "linear")]
+    assert same["best_lam"] == 1.0 and same["point_id"] == same["instruct_point"]
+    assert (same["icl_gain"], same["icl_gain_low"], same["icl_gain_high"], same["icl_gain_p"]) == (0, 0, 0, 1)
+    for fam, why in (("fam_d", "no per-sample file for 'sst2'"), ("fam_e", "evaluation data file not found")):
+        row = table.loc[(fam, "linear")]
+        assert row[["icl_gain", "icl_gain_low", "icl_gain_high", "icl_gain_p"]].isna().all(), fam
+        assert why in row["note"] and row["best_lam"] < 1, (fam, row["note"])
+    md = made["best_lam"].read_text().splitlines()
+    assert md[2] == (
+        "| family | method | suite | best λ | ICL [95% CI] | ICL gain vs λ=1 [95% CI] | IF [95% CI] | instruct IF "
+        "| note |"
+    )
+    r = table.loc[("fam_a", "linear")]
+    p = "p<0.001" if r["icl_gain_p"] < 0.001 else f"p={r['icl_gain_p']:.3f}"
+    cell = f"+{r['icl_gain']:.3f} [{r['icl_gain_low']:.3f}, {r['icl_gain_high']:.3f}] ({p})"
+    assert any(line.startswith("| fam_a | linear |") and f"| {cell} |" in line for line in md)
+    assert "| +0.000 [0.000, 0.000] (p=1.000) |" in next(line for line in md if line.startswith("| fam_c |"))
+
+
+def test_best_lam_without_records_has_no_gain_columns(gain_sweep):
+    table = best_lam(load_table(gain_sweep[0]))
+    assert not any(c.startswith("icl_gain") for c in table.columns) and "instruct_point" in table.columns

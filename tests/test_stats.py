@@ -91,6 +91,44 @@ def test_paired_p_value_matches_the_normal_approximation(a_only, b_only):
     assert res["p_value"] == pytest.approx(normal_p(a, b), abs=0.025)
 
 
+def test_paired_ci_is_the_percentile_interval_of_the_same_resampled_differences():
+    """Hand-rolled: the same generator draws the same index matrices, task by task in sorted order."""
+    a = {"y": bernoulli(90, 50, 1), "x": bernoulli(200, 120, 2)}
+    b = {"y": bernoulli(90, 40, 3), "x": bernoulli(200, 130, 4)}
+    res = stats.paired_bootstrap(a, b, n_resamples=4000, seed=6)
+    rng = np.random.default_rng(6)
+    means = []
+    for t in ("x", "y"):
+        d = np.subtract(a[t], b[t])
+        idx = rng.integers(0, len(d), size=(4000, len(d)))
+        means.append(np.array([d[row].mean() for row in idx]))
+    dist = (means[0] + means[1]) / 2
+    assert res["low"] == pytest.approx(np.percentile(dist, 2.5), abs=1e-12)
+    assert res["high"] == pytest.approx(np.percentile(dist, 97.5), abs=1e-12)
+    assert res["p_value"] == (np.count_nonzero(dist <= 0) + 1) / 4001 and res["level"] == 0.95
+    assert res["low"] < res["diff"] < res["high"]
+    narrow = stats.paired_bootstrap(a, b, n_resamples=4000, seed=6, level=0.5)
+    assert res["low"] < narrow["low"] < narrow["high"] < res["high"] and narrow["p_value"] == res["p_value"]
+
+
+def test_paired_ci_of_known_differences():
+    a = {"t": bernoulli(50, 20, 0), "u": bernoulli(30, 10, 1)}
+    same = stats.paired_bootstrap(a, a, n_resamples=500, seed=0)
+    assert (same["diff"], same["low"], same["high"], same["p_value"]) == (0.0, 0.0, 0.0, 1.0)
+    plus_one = stats.paired_bootstrap({t: [v + 1 for v in vs] for t, vs in a.items()}, a, n_resamples=500, seed=0)
+    assert (plus_one["diff"], plus_one["low"], plus_one["high"]) == (1.0, 1.0, 1.0)
+    assert plus_one["p_value"] == 1 / 501
+
+
+def test_paired_ci_width_matches_the_normal_approximation():
+    a, b = paired(800, 52, 35, both=300, seed=52)
+    res = stats.paired_bootstrap({"t": a}, {"t": b}, n_resamples=40000, seed=5)
+    d = np.asarray(a) - np.asarray(b)
+    half = Z975 * d.std(ddof=0) / math.sqrt(len(d))
+    assert res["low"] == pytest.approx(d.mean() - half, abs=0.004)
+    assert res["high"] == pytest.approx(d.mean() + half, abs=0.004)
+
+
 def test_paired_needs_the_same_items():
     with pytest.raises(ValueError, match="same tasks and items"):
         stats.paired_bootstrap({"t": [1, 0]}, {"t": [1, 0, 1]})

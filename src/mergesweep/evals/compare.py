@@ -45,8 +45,9 @@ def compare(
 ) -> dict[str, Any]:
     """Paired bootstrap of A minus B on ``part``'s headline metric (macro over tasks, items paired by doc_id).
 
-    Returns ``stats.paired_bootstrap``'s dict (``diff``, one-sided ``p_value`` for A > B, ...) plus the metric,
-    per-task means and the point ids. Raises ValueError when the records did not score the same items.
+    Returns ``stats.paired_bootstrap``'s dict (``diff``, one-sided ``p_value`` for A > B, the 95% CI of the
+    difference as ``low``/``high``, ...) plus the metric, per-task means and the point ids. Raises ValueError when
+    the records did not score the same items.
     """
     (ra, root_a), (rb, root_b) = load_record(record_a), load_record(record_b)
     sa, sb = per_sample(ra, root_a, part), per_sample(rb, root_b, part)

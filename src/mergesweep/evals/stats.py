@@ -42,11 +42,18 @@ def bootstrap_macro_ci(
 
 
 def paired_bootstrap(
-    a: Mapping[str, Sequence[float]], b: Mapping[str, Sequence[float]], n_resamples: int = 10000, seed: int = 0
+    a: Mapping[str, Sequence[float]],
+    b: Mapping[str, Sequence[float]],
+    n_resamples: int = 10000,
+    seed: int = 0,
+    level: float = 0.95,
 ) -> dict[str, float]:
     """Is point A better than point B on the same items? One-sided paired bootstrap p-value for mean(A) > mean(B).
 
-    Items are resampled jointly (the same indices for A and B), so item difficulty cancels out.
+    Items are resampled jointly (the same indices for A and B), so item difficulty cancels out. Returns
+    ``{"diff", "p_value", "low", "high", "level", "n_resamples", "seed"}``: ``diff`` is the observed macro
+    difference A - B, ``low``/``high`` the percentile ``level`` CI of that difference, read from the same
+    resampled distribution as the p-value (so one seed gives both, and they agree).
     """
     if sorted(a) != sorted(b) or any(len(a[t]) != len(b[t]) for t in a):
         raise ValueError("paired comparison needs the same tasks and items for both points")
@@ -61,6 +68,9 @@ def paired_bootstrap(
     return {
         "diff": observed,
         "p_value": float((np.sum(dist <= 0) + 1) / (n_resamples + 1)),
+        "low": float(np.quantile(dist, (1 - level) / 2)),
+        "high": float(np.quantile(dist, 1 - (1 - level) / 2)),
+        "level": level,
         "n_resamples": n_resamples,
         "seed": seed,
     }

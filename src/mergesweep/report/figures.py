@@ -9,8 +9,8 @@
 * ``parts_vs_lam``: ICL and IF each against lam (two stacked panels, CI bands), one line per family/method.
 * ``tasks__<family>__<method>``: per-task headline metric against lam as a heatmap (the tasks that move).
 * ``best_lam.md|csv``: per family and method, the lam with the highest ICL among points whose IF is within
-  ``if_tolerance`` of the family's instruct model (lam=1 of a base->instruct method), with both CIs: the
-  study's question ("how much instruction tuning can we keep while getting ICL back?").
+  ``if_tolerance`` of the family's instruct model (lam=1 of a base->instruct method), with both CIs and the
+  paired ICL gain over that model (``gain.py``): "how much instruction tuning can we keep, getting ICL back?"
 
 Why one column (3.3 in) and 7 pt text: these go into two-column papers as they are; the PNG is 300 dpi for
 slides and the PDF is vector for the paper. Suites with one part (``summary.if`` None) get the figures that
@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..store.records import Record, RecordStore
+from .gain import add_icl_gain, gain_cell, record_files
 from .report import mark_flagged
 
 if TYPE_CHECKING:
@@ -67,30 +68,44 @@ def pareto_front(icl: Sequence[float], if_: Sequence[float]) -> np.ndarray:
     return mask
 
 
+def _lam1(df: pd.DataFrame, family: str, suite: str, part: str) -> pd.DataFrame:
+    """The family's instruct model on the suite: lam=1 rows of its base->instruct methods with a ``part`` score."""
+    at1 = np.isclose(df["lam"], 1.0) & df["method"].isin(BASE_TO_INSTRUCT)
+    return df[at1 & (df["family"] == family) & df[part].notna() & (df["suite"] == suite)]
+
+
 def instruct_if(df: pd.DataFrame, family: str, suite: str = "") -> float | None:
     """IF of the family's pure instruct model on the same suite: lam=1 of a base->instruct method, else None."""
-    ref = df[
-        (df["family"] == family)
-        & (df["method"].isin(BASE_TO_INSTRUCT))
-        & np.isclose(df["lam"], 1.0)
-        & df["if"].notna()
-        & (df["suite"] == suite)
-    ]
+    ref = _lam1(df, family, suite, "if")
     return float(ref["if"].iloc[0]) if len(ref) else None
+
+
+def instruct_point(df: pd.DataFrame, family: str, suite: str = "", method: str = "") -> str | None:
+    """Point id of the family's instruct model on the suite with an ICL score: lam=1 of ``method`` when that is a
+    base->instruct method, else of the first one that has it (the model ``instruct_if`` reads); None if none."""
+    ref = _lam1(df, family, suite, "icl")
+    if "point_id" not in ref or ref.empty:
+        return None
+    own = ref[ref["method"] == method]
+    return str((own if len(own) else ref)["point_id"].iloc[0])
 
 
 BEST_LAM_COLUMNS = [
     "family", "method", "suite", "best_lam", "icl", "icl_low", "icl_high", "if", "if_low", "if_high",
-    "instruct_if", "if_floor", "n_points", "note",
+    "instruct_if", "if_floor", "n_points", "point_id", "instruct_point", "note",
 ]  # fmt: skip
 
 
 def best_lam(df: pd.DataFrame, if_tolerance: float = 0.05) -> pd.DataFrame:
-    """Per family and method: the highest-ICL point with IF >= (instruct IF - ``if_tolerance``), with its CIs."""
+    """Per family and method: the highest-ICL point with IF >= (instruct IF - ``if_tolerance``), with its CIs,
+    its ``point_id`` and the ``instruct_point`` that ``gain.add_icl_gain`` measures its ICL gain against."""
     df = df if "suite" in df else df.assign(suite="")
     both = df[df["icl"].notna() & df["if"].notna()]
     rows = [
-        _best_lam_row(g, fam, meth, suite, instruct_if(df, fam, suite), if_tolerance)
+        {
+            **_best_lam_row(g, fam, meth, suite, instruct_if(df, fam, suite), if_tolerance),
+            "instruct_point": instruct_point(df, fam, suite, meth),
+        }
         for (fam, meth, suite), g in both.groupby(["family", "method", "suite"], sort=True)
     ]
     return pd.DataFrame(rows, columns=BEST_LAM_COLUMNS)
@@ -115,7 +130,7 @@ def _best_lam_row(
         return {**row, "note": "no point reaches the IF floor"}
     b = ok.sort_values(["icl", "lam"], ascending=[False, True]).iloc[0]
     picked = {c: b[c] for c in ("icl", "icl_low", "icl_high", "if", "if_low", "if_high")}
-    return {**row, "best_lam": b["lam"], **picked, "n_points": len(g), "note": ""}
+    return {**row, "best_lam": b["lam"], **picked, "n_points": len(g), "point_id": b.get("point_id"), "note": ""}
 
 
 def load_records(sweep_dirs: Iterable[Path]) -> dict[str, Record]:
@@ -327,22 +342,24 @@ def plot_task_heatmap(matrix: pd.DataFrame, label: str, out: Path, stem: str) ->
 
 
 def best_lam_markdown(table: pd.DataFrame, if_tolerance: float) -> str:
-    """The best-lam table as Markdown, CIs as ``value [low, high]``."""
+    """The best-lam table as Markdown, CIs as ``value [low, high]``, the ICL gain (blank without
+    ``gain.GAIN_COLUMNS``) as ``+gain [low, high] (p=...)``."""
 
     def ci(r: pd.Series, c: str) -> str:
         return "" if pd.isna(r.get(c)) else f"{r[c]:.3f} [{r[f'{c}_low']:.3f}, {r[f'{c}_high']:.3f}]"
 
     lines = [
         f"Best λ per family and method: highest ICL with IF ≥ instruct IF − {if_tolerance:g}.\n",
-        "| family | method | suite | best λ | ICL [95% CI] | IF [95% CI] | instruct IF | note |",
-        "|---|---|---|---|---|---|---|---|",
+        "| family | method | suite | best λ | ICL [95% CI] | ICL gain vs λ=1 [95% CI] | IF [95% CI] | instruct IF "
+        "| note |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for _, r in table.iterrows():
         lam = "" if pd.isna(r["best_lam"]) else f"{r['best_lam']:g}"
         ref = "" if pd.isna(r["instruct_if"]) else f"{r['instruct_if']:.3f}"
         lines.append(
-            f"| {r['family']} | {r['method']} | {r['suite']} | {lam} | {ci(r, 'icl')} | {ci(r, 'if')} | {ref} "
-            f"| {r['note']} |"
+            f"| {r['family']} | {r['method']} | {r['suite']} | {lam} | {ci(r, 'icl')} | {gain_cell(r)} "
+            f"| {ci(r, 'if')} | {ref} | {r['note']} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -368,7 +385,7 @@ def write_figures(
         if not matrix.empty:
             stem = "tasks__" + "__".join(_safe(part) for part in label.split(" / "))
             made[stem] = plot_task_heatmap(matrix, label, figs, stem)[0]
-    table = best_lam(df, if_tolerance)
+    table = add_icl_gain(best_lam(df, if_tolerance), record_files(df, sweep_dirs))
     table.to_csv(Path(out) / "best_lam.csv", index=False)
     (Path(out) / "best_lam.md").write_text(best_lam_markdown(table, if_tolerance))
     made["best_lam"] = Path(out) / "best_lam.md"
