@@ -173,7 +173,6 @@ def _mark(word: str) -> str:
 def _content(kind: str, ctx: Ctx) -> Spec | None:
     """Constraints on words, letters and length that the answer as reshaped so far already meets (unchanged)."""
     rng, text = ctx[0], ctx[1]
-    have = words(text)
     if kind in ("few_words", "many_words"):
         n = len(text.split())
         limit = (n // 10 + 1) * 10 if kind == "few_words" else max(10, (n * 4 // 5) // 10 * 10)
