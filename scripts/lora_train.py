@@ -162,17 +162,27 @@ def answer_loss(
 
 
 @torch.no_grad()
-def mean_loss(model, rows: Sequence[Row], batch: int, pad: int) -> float:
-    """Token-weighted mean cross-entropy over ``rows`` (e.g. a held-out split), in a fixed order."""
+def row_losses(model, rows: Sequence[Row], batch: int, pad: int) -> list[tuple[float, int]]:
+    """Each row's summed cross-entropy over its trained tokens and their count, in ``rows``' order: what a CI over
+    rows (the held-out chunks) resamples."""
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
-    for ids, mask, labels, _ in batches(rows, batch, pad, None):
-        logits, target, _ = target_logits(model, ids, mask, labels)
-        total += torch.nn.functional.cross_entropy(logits, target, reduction="sum").item()
-        count += int(target.numel())
+    out: list[tuple[float, int]] = [(0.0, 0)] * len(rows)
+    for group in length_groups(rows, batch):
+        ids, mask, labels, _ = collate(rows, group, pad, None)
+        logits, target, where = target_logits(model, ids, mask, labels)
+        ce = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+        sums = torch.zeros(len(group), dtype=ce.dtype).index_add_(0, where.nonzero()[:, 0], ce)  # row-major
+        for r, i in enumerate(group):
+            out[i] = (float(sums[r]), int(where[r].sum()))
     model.train(was_training)
-    return total / max(1, count)
+    return out
+
+
+def mean_loss(model, rows: Sequence[Row], batch: int, pad: int) -> float:
+    """Token-weighted mean cross-entropy over ``rows`` (e.g. a held-out split)."""
+    losses = row_losses(model, rows, batch, pad)
+    return sum(s for s, _ in losses) / max(1, sum(n for _, n in losses))
 
 
 @torch.no_grad()

@@ -108,14 +108,20 @@ def train(a: argparse.Namespace) -> dict:
     return info
 
 
-def evaluate(folders: list[Path], a: argparse.Namespace) -> None:
-    """Print the held-out loss of each model folder (the same chunks as training's before/after)."""
+def folder_losses(folder: Path, max_len: int, eval_chunks: int, batch: int) -> list[tuple[float, int]]:
+    """Each held-out chunk's summed loss and token count under the model in ``folder`` (its own tokenizer)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager")
+    return lora_train.row_losses(model, held_out(tok, max_len, eval_chunks), batch, tok.pad_token_id)
+
+
+def evaluate(folders: list[Path], a: argparse.Namespace) -> None:
+    """Print the held-out loss of each model folder (the same chunks as training's before/after)."""
     for folder in folders:
-        tok = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager")
-        loss = lora_train.mean_loss(model, held_out(tok, a.max_len, a.eval_chunks), a.batch, tok.pad_token_id)
+        losses = folder_losses(folder, a.max_len, a.eval_chunks, a.batch)
+        loss = sum(s for s, _ in losses) / max(1, sum(n for _, n in losses))
         print(f"{folder}\theldout_loss {loss:.4f}", flush=True)
 
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -230,6 +231,22 @@ def test_mini_residual_runs_on_the_toy_pair(toy_adapters, tmp_path):
     )
     assert [(r["lam"], r["method"]) for r in recs] == [(0.0, "residual"), (1.25, "residual")]
     assert all(len(r["metrics"]["icl"]["tasks"]) == 18 for r in recs)
+
+    import domain_loss_curve  # the study's second figure, from these records
+
+    sweep = tmp_path / "mini_residual"
+    domain_loss_curve.main([str(sweep), "--max-len", "48", "--eval-chunks", "2", "--batch", "2"])
+    df = pd.read_csv(sweep / "domain_loss.csv").set_index("label", drop=False)
+    info = json.loads((toy_adapters["domain"] / "training.json").read_text())
+    assert df.loc["base", "heldout_loss"] == pytest.approx(info["heldout_loss_before"], abs=2e-4)  # training's own
+    assert df.loc["new base", "heldout_loss"] == pytest.approx(info["heldout_loss_after"], abs=2e-4)
+    pts = df[df["lam"].notna()].sort_values("lam")
+    assert list(pts["lam"]) == [0.0, 1.25]
+    assert pts["heldout_loss"].iloc[0] == pytest.approx(df.loc["new base", "heldout_loss"], abs=1e-4), "lam=0: target"
+    assert abs(pts["minus_new_base"].iloc[0]) < 1e-4 and pts["minus_new_base"].iloc[1] != 0
+    assert (pts["low"] <= pts["heldout_loss"]).all() and (pts["heldout_loss"] <= pts["high"]).all()
+    figs = sweep / "figures"
+    assert (figs / "domain_loss.png").stat().st_size > 0 and (figs / "domain_loss.pdf").stat().st_size > 0
 
 
 @pytest.mark.slow
