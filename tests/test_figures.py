@@ -285,3 +285,18 @@ def test_best_lam_icl_gain_is_the_paired_bootstrap_of_best_vs_instruct(gain_swee
 def test_best_lam_without_records_has_no_gain_columns(gain_sweep):
     table = best_lam(load_table(gain_sweep[0]))
     assert not any(c.startswith("icl_gain") for c in table.columns) and "instruct_point" in table.columns
+
+
+def test_an_instruct_only_family_is_a_reference_row(tmp_path):
+    """A family whose base and instruct are one checkpoint (same file hashes in the record's provenance, as for
+    SmolLM2-135M-Instruct here) is marked in the best-lam table; one whose hashes differ is not."""
+    store = RecordStore(tmp_path / "s")
+    same = {"base": {"model.safetensors": "a" * 64}, "instruct": {"model.safetensors": "a" * 64}}
+    differ = {"base": {"model.safetensors": "a" * 64}, "instruct": {"model.safetensors": "b" * 64}}
+    store.write({**record("fam_ref", "linear", 1.0), "provenance": {"checkpoints": same}})
+    for lam in (0.0, 1.0):
+        store.write({**record("fam_a", "linear", lam), "provenance": {"checkpoints": differ}})
+    df = load_table(tmp_path / "s")
+    assert dict(zip(df["family"], df["instruct_only"])) == {"fam_ref": True, "fam_a": False}
+    notes = best_lam(df).set_index("family")["note"]
+    assert notes["fam_ref"].startswith("instruct-only") and notes["fam_a"] == ""

@@ -130,7 +130,9 @@ def _best_lam_row(
         return {**row, "note": "no point reaches the IF floor"}
     b = ok.sort_values(["icl", "lam"], ascending=[False, True]).iloc[0]
     picked = {c: b[c] for c in ("icl", "icl_low", "icl_high", "if", "if_low", "if_high")}
-    return {**row, "best_lam": b["lam"], **picked, "n_points": len(g), "point_id": b.get("point_id"), "note": ""}
+    only = "instruct_only" in g and bool(g["instruct_only"].all())  # older tables lack the column
+    note = "instruct-only (base = instruct): a reference row" if only else ""
+    return {**row, "best_lam": b["lam"], **picked, "n_points": len(g), "point_id": b.get("point_id"), "note": note}
 
 
 def load_records(sweep_dirs: Iterable[Path]) -> dict[str, Record]:

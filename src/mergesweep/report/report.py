@@ -43,6 +43,7 @@ COLUMNS = [
     "eval_s",
     "point_id",
     "flags",  # degenerate but finite outcomes, ";"-joined (e.g. all_generations_empty); "" for none
+    "instruct_only",  # base and instruct are one checkpoint (``_instruct_only``)
 ]
 PARTS = ("icl", "if")
 LABELS = {"icl": "few-shot ICL accuracy (macro average)", "if": "instruction following (headline score)"}
@@ -65,11 +66,19 @@ def _row(r: Record, sweep: str) -> dict:
         "eval_s": sum(r.times.eval_s.values()),
         "point_id": r.point_id,
         "flags": ";".join(r.flags),
+        "instruct_only": _instruct_only(r),
     }
     for part in PARTS:
         ci = r.ci.get(part)
         row[f"{part}_low"], row[f"{part}_high"] = (ci.low, ci.high) if ci else (None, None)
     return row
+
+
+def _instruct_only(r: Record) -> bool:
+    """Whether the point's base and instruct are one checkpoint (same file hashes): an instruct-only family, such as
+    SmolLM2-135M-Instruct here, where every lam is the same model and the point is a reference, not a curve."""
+    ck = r.provenance.get("checkpoints") or {}
+    return bool(ck.get("base")) and ck.get("base") == ck.get("instruct")
 
 
 def _as_list(sweep_dirs: Path | str | Sequence[Path | str]) -> list[Path]:
@@ -94,6 +103,7 @@ def load_table(sweep_dirs: Path | str | Sequence[Path | str], warn: bool = True)
     for c in COLUMNS[5:11]:
         df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
     df["extrapolation"] = df["extrapolation"].astype(bool)
+    df["instruct_only"] = df["instruct_only"].fillna(False).astype(bool)
     df["flags"] = df["flags"].fillna("").astype(str)
     df = df.sort_values(["sweep", "family", "method", "lam"]).reset_index(drop=True)
     df.attrs["skipped"] = [(str(p), why) for p, why in skipped]
