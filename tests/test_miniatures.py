@@ -184,6 +184,7 @@ def test_miniature_presets_compose_with_the_study_grids():
     assert res.model.instruct == str(models_dir() / real_models.SIBLING)
     assert [float(x) for x in res.hydra.sweeper.params.strength.split(",")] == [0, 0.25, 0.5, 0.75, 1, 1.25]
     assert res.suite.name == "real_cpu" and res.hydra.sweeper._target_.endswith("BlockSweeper")
+    assert str(res.results_dir).endswith("/miniatures"), "the studies' records live in results/miniatures/"
 
     ada = composed("+experiment=mini_adapter_transfer", hydra_cfg=True)
     assert ada.merge.name == "adapter_transfer" and ada.suite.name == "arith_ifeval"
@@ -234,7 +235,7 @@ def test_mini_residual_runs_on_the_toy_pair(toy_adapters, tmp_path):
 
     import domain_loss_curve  # the study's second figure, from these records
 
-    sweep = tmp_path / "mini_residual"
+    sweep = tmp_path / "mini_residual"  # results_dir given on the command line wins over the preset's
     domain_loss_curve.main([str(sweep), "--max-len", "48", "--eval-chunks", "2", "--batch", "2"])
     df = pd.read_csv(sweep / "domain_loss.csv").set_index("label", drop=False)
     info = json.loads((toy_adapters["domain"] / "training.json").read_text())
