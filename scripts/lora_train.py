@@ -179,10 +179,14 @@ def row_losses(model, rows: Sequence[Row], batch: int, pad: int) -> list[tuple[f
     return out
 
 
+def pooled(losses: Sequence[tuple[float, int]]) -> float:
+    """Token-weighted mean of ``row_losses``' (sum, count) pairs."""
+    return sum(s for s, _ in losses) / max(1, sum(n for _, n in losses))
+
+
 def mean_loss(model, rows: Sequence[Row], batch: int, pad: int) -> float:
     """Token-weighted mean cross-entropy over ``rows`` (e.g. a held-out split)."""
-    losses = row_losses(model, rows, batch, pad)
-    return sum(s for s, _ in losses) / max(1, sum(n for _, n in losses))
+    return pooled(row_losses(model, rows, batch, pad))
 
 
 @torch.no_grad()

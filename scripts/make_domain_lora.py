@@ -120,8 +120,7 @@ def folder_losses(folder: Path, max_len: int, eval_chunks: int, batch: int) -> l
 def evaluate(folders: list[Path], a: argparse.Namespace) -> None:
     """Print the held-out loss of each model folder (the same chunks as training's before/after)."""
     for folder in folders:
-        losses = folder_losses(folder, a.max_len, a.eval_chunks, a.batch)
-        loss = sum(s for s, _ in losses) / max(1, sum(n for _, n in losses))
+        loss = lora_train.pooled(folder_losses(folder, a.max_len, a.eval_chunks, a.batch))
         print(f"{folder}\theldout_loss {loss:.4f}", flush=True)
 
 

@@ -25,7 +25,8 @@ from mergesweep.report.report import load_table
 from mergesweep.store.records import read_record
 
 
-def _ci(rec, part: str) -> str:
+def ci_cell(rec, part: str) -> str:
+    """``0.517 [0.456, 0.583]``: a record's part score with its 95% CI (also ``residual_summary.py``'s)."""
     v = getattr(rec.summary, "if_" if part == "if" else part)
     c = rec.ci.get(part)
     return f"{v:.3f} [{c.low:.3f}, {c.high:.3f}]" if c else f"{v:.3f}"
@@ -45,8 +46,8 @@ def summarize(sweep: Path) -> dict:
         rows.append(
             {
                 "lam": lam,
-                "icl": _ci(r, "icl"),
-                "if": _ci(r, "if"),
+                "icl": ci_cell(r, "icl"),
+                "if": ci_cell(r, "if"),
                 "switch_s": switch,
                 "eval_s": ev,
                 "total_s": r.times.total_s,

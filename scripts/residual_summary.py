@@ -20,9 +20,11 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "scripts"))
 
 from mergesweep.evals.compare import compare
 from mergesweep.store.records import read_record
+from real_cpu_summary import ci_cell
 
 
 def _by_lam(sweep: Path) -> dict[float, Path]:
@@ -30,9 +32,7 @@ def _by_lam(sweep: Path) -> dict[float, Path]:
 
 
 def _ci(path: Path, part: str) -> str:
-    r = read_record(path)
-    v, c = getattr(r.summary, "if_" if part == "if" else part), r.ci.get(part)
-    return f"{v:.3f} [{c.low:.3f}, {c.high:.3f}]" if c else f"{v:.3f}"
+    return ci_cell(read_record(path), part)
 
 
 def summarize(residual: Path, pair: Path) -> str:
