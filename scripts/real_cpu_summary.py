@@ -32,6 +32,16 @@ def ci_cell(rec, part: str) -> str:
     return f"{v:.3f} [{c.low:.3f}, {c.high:.3f}]" if c else f"{v:.3f}"
 
 
+def records_by_lam(sweep: Path, family: str | None = None) -> dict[float, Path]:
+    """``{lam: record path}`` of one sweep folder (of one family where the folder holds several)."""
+    out = {}
+    for path in sorted((sweep / "records").glob("*.json")):
+        rec = read_record(path)
+        if family is None or rec.family == family:
+            out[rec.lam] = path
+    return out
+
+
 def summarize(sweep: Path) -> dict:
     paths = sorted((sweep / "records").glob("*.json"))
     recs = {p: read_record(p) for p in paths}

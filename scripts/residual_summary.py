@@ -24,11 +24,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from mergesweep.evals.compare import compare
 from mergesweep.store.records import read_record
-from real_cpu_summary import ci_cell
-
-
-def _by_lam(sweep: Path) -> dict[float, Path]:
-    return {read_record(p).lam: p for p in sorted((sweep / "records").glob("*.json"))}
+from real_cpu_summary import ci_cell, records_by_lam
 
 
 def _ci(path: Path, part: str) -> str:
@@ -36,7 +32,7 @@ def _ci(path: Path, part: str) -> str:
 
 
 def summarize(residual: Path, pair: Path) -> str:
-    res, ref = _by_lam(residual), _by_lam(pair)
+    res, ref = records_by_lam(residual), records_by_lam(pair)
     loss = pd.read_csv(residual / "domain_loss.csv") if (residual / "domain_loss.csv").exists() else None
     lines = [
         "| point | ICL [95% CI] | IFEval prompt-strict [95% CI] | held-out domain loss [95% CI] |",

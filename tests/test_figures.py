@@ -300,3 +300,22 @@ def test_an_instruct_only_family_is_a_reference_row(tmp_path):
     assert dict(zip(df["family"], df["instruct_only"])) == {"fam_ref": True, "fam_a": False}
     notes = best_lam(df).set_index("family")["note"]
     assert notes["fam_ref"].startswith("instruct-only") and notes["fam_a"] == ""
+
+
+@pytest.mark.parametrize(
+    ("method", "xlabel"), [("linear", "strength λ (0 = base, 1 = instruct)"), ("ties", "strength λ")]
+)
+def test_parts_vs_lam_names_the_ends_only_where_they_are_base_and_instruct(tmp_path, monkeypatch, method, xlabel):
+    """adapter_transfer's lam=0 is the instruct model, residual's the new base: the axis must not call it the base."""
+    from mergesweep.report import figures
+
+    store = RecordStore(tmp_path / "s")
+    for lam in (0.0, 0.5, 1.0):
+        store.write(record("fam_a", method, lam))
+    seen = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, out, stem: seen.update(fig=fig, stem=stem) or [])
+    figures.plot_parts_vs_lam(load_table(tmp_path / "s"), tmp_path, {"icl": "task accuracy (arith)"}, stem="x")
+    top, bottom = seen["fig"].axes
+    assert seen["stem"] == "x" and bottom.get_xlabel() == xlabel
+    assert top.get_ylabel() == "task accuracy (arith)" and bottom.get_ylabel() == "instruction following"
+    assert top.get_title() == "task accuracy and instruction following against λ (bands: 95% CI)"

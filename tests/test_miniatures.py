@@ -6,7 +6,9 @@
 * The arithmetic task's test facts never occur in training, and lm-eval builds its task from the YAML.
 * ``setup-real``'s derived folders: base + LoRA equals PEFT's own merge; a folder whose adapter is not committed
   is skipped with a log line.
-* The presets compose as the study needs, and run on the toy pair (``slow``: they start an engine).
+* The committed task adapters (plain and GIFT-guided) share seed, data and budget.
+* The presets compose as the study needs, and run on the toy pair (``slow``: they start an engine); the
+  adapter-transfer run also feeds ``scripts/transfer_summary.py``, whose cells are checked against the records.
 """
 
 from __future__ import annotations
@@ -173,6 +175,19 @@ def test_derived_rows_name_committed_or_trainable_adapters():
     assert real_models.sibling_adapter() == data_dir() / "real" / "gemma3_270m_if_lora"
 
 
+def test_the_committed_task_adapters_differ_only_in_guidance():
+    """Study 2 compares guided and plain at the same seed, data, steps and budget: their recipes say so."""
+    info = {
+        name: json.loads((data_dir() / "real" / name / "training.json").read_text())
+        for name in ("gemma3_270m_arith_lora", "gemma3_270m_arith_gift_lora")
+    }
+    plain, guided = info.values()
+    assert (plain["guided"], guided["guided"]) == (False, True) and 0 < guided["mean_confidence"] < 1
+    same = ("seed", "steps", "batch", "lr", "examples", "examples_used", "data_sha256", "max_len", "first_layer")
+    assert {k: plain[k] for k in same} == {k: guided[k] for k in same}
+    assert len(plain["losses"]) == len(guided["losses"]) == plain["steps"]
+
+
 # --- presets ------------------------------------------------------------------------------------------------------
 def test_miniature_presets_compose_with_the_study_grids():
     from mergesweep.paths import register_resolvers
@@ -217,11 +232,11 @@ TOY_RUN = [
 def _records(tmp_path: Path, *overrides: str, lams: str) -> list[dict]:
     from mergesweep.app.cli import run_job
 
-    cfg = composed(*overrides, *TOY_RUN, f"++block_strengths=[{lams}]", f"results_dir={tmp_path}")
+    cfg = composed(*TOY_RUN, f"results_dir={tmp_path}", *overrides, f"++block_strengths=[{lams}]")
     outs = run_job(cfg)
     assert [o["skipped"] for o in outs] == [False, False]
-    recs = [json.loads(p.read_text()) for p in (tmp_path / cfg.sweep.name / "records").glob("*.json")]
-    return sorted(recs, key=lambda r: r["lam"])
+    recs = [json.loads(p.read_text()) for p in (Path(cfg.results_dir) / cfg.sweep.name / "records").glob("*.json")]
+    return sorted((r for r in recs if r["family"] == cfg.model.family), key=lambda r: r["lam"])
 
 
 @pytest.mark.slow
@@ -252,10 +267,32 @@ def test_mini_residual_runs_on_the_toy_pair(toy_adapters, tmp_path):
 
 @pytest.mark.slow
 def test_mini_adapter_transfer_runs_on_the_toy_pair(toy_adapters, tmp_path):
-    recs = _records(
-        tmp_path, "+experiment=mini_adapter_transfer", f"+model.adapter={toy_adapters['task']}", lams="0,1.5"
-    )
-    assert [(r["lam"], r["method"]) for r in recs] == [(0.0, "adapter_transfer"), (1.5, "adapter_transfer")]
+    """Both adapters' families into one sweep folder, then the study's table and figure (``transfer_summary``)."""
+    import transfer_summary
+
+    recs = []
+    for fam in (transfer_summary.PLAIN, transfer_summary.GUIDED):
+        recs += _records(
+            tmp_path / fam,
+            "+experiment=mini_adapter_transfer",
+            f"+model.adapter={toy_adapters['task']}",
+            f"model.family={fam}",
+            f"results_dir={tmp_path}",
+            lams="0,1.5",
+        )
+    assert [(r["lam"], r["method"]) for r in recs[:2]] == [(0.0, "adapter_transfer"), (1.5, "adapter_transfer")]
     for r in recs:
         assert set(r["metrics"]["icl"]["tasks"]) == {"arith_word"} and r["metrics"]["icl"]["metric"] == "exact_match"
         assert set(r["metrics"]["if"]["tasks"]) == {"ifeval_sample200"}
+
+    sweep = tmp_path / "mini_adapter_transfer"
+    transfer_summary.main([str(sweep)])
+    rows = (sweep / "summary.md").read_text().splitlines()
+    plain = {r["lam"]: r["summary"] for r in recs if r["family"] == transfer_summary.PLAIN}
+    at15 = next(r for r in rows if r.startswith("| instruct + 1.5 x adapter |"))
+    assert at15.split("|")[1:3] == [" instruct + 1.5 x adapter ", f" {plain[1.5]['icl']:.3f} "]
+    # one adapter in both families here: the same model at every lam, so guided - plain is exactly 0
+    assert "| lam=1.5: guided - plain | task | +0.000 | [+0.000, +0.000] |" in "\n".join(rows)
+    gain = next(r for r in rows if r.startswith("| plain lam=1.5 - instruct | task |"))
+    assert gain.split("|")[3].strip() == f"{plain[1.5]['icl'] - plain[0.0]['icl']:+.3f}"  # the records' own means
+    assert (sweep / "figures" / "transfer_vs_lam.png").stat().st_size > 0

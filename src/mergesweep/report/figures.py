@@ -283,11 +283,14 @@ def _draw_reference_stars(ax: Axes, fam: pd.DataFrame) -> None:
             )
 
 
-def plot_parts_vs_lam(df: pd.DataFrame, out: Path) -> list[Path]:
-    """ICL and IF each against lam with CI bands; a panel only for a part some record has."""
+def plot_parts_vs_lam(
+    df: pd.DataFrame, out: Path, labels: dict[str, str] | None = None, stem: str = "parts_vs_lam"
+) -> list[Path]:
+    """ICL and IF each against lam with CI bands; a panel only for a part some record has. ``labels`` names the
+    parts where a suite's ICL slot holds something else (the adapter-transfer miniature's task accuracy)."""
     plt = _plt()
     parts = [p for p in ("icl", "if") if df[p].notna().any()]
-    labels = {"icl": "ICL accuracy (macro avg.)", "if": "instruction following"}
+    labels = {"icl": "ICL accuracy (macro avg.)", "if": "instruction following", **(labels or {})}
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(
             len(parts), 1, figsize=(COLUMN_IN, 1.55 * len(parts) + 0.5), sharex=True, squeeze=False
@@ -301,8 +304,9 @@ def plot_parts_vs_lam(df: pd.DataFrame, out: Path) -> list[Path]:
                         g["lam"], g[f"{part}_low"], g[f"{part}_high"], color=line.get_color(), alpha=0.18, lw=0
                     )
             ax.set_ylabel(labels[part])
-        axes[-1, 0].set_xlabel("strength λ (0 = base, 1 = instruct)")
-        axes[0, 0].set_title("ICL and IF against λ (bands: 95% CI)")
+        ends = " (0 = base, 1 = instruct)" if df["method"].isin(BASE_TO_INSTRUCT).all() else ""
+        axes[-1, 0].set_xlabel(f"strength λ{ends}")
+        axes[0, 0].set_title(" and ".join(labels[p].split(" (")[0] for p in parts) + " against λ (bands: 95% CI)")
         handles, names = axes[0, 0].get_legend_handles_labels()
         fig.legend(
             handles,
@@ -313,7 +317,7 @@ def plot_parts_vs_lam(df: pd.DataFrame, out: Path) -> list[Path]:
             bbox_to_anchor=(0.5, -0.02 - 0.035 * ((len(names) + 1) // 2)),
         )
         fig.tight_layout()
-        return _save(fig, out, "parts_vs_lam")
+        return _save(fig, out, stem)
 
 
 def plot_task_heatmap(matrix: pd.DataFrame, label: str, out: Path, stem: str) -> list[Path]:

@@ -1,0 +1,94 @@
+#!/usr/bin/env python
+"""What the README shows for the adapter-transfer miniature, computed from the records (nothing typed by hand).
+
+Per lam of ``+experiment=mini_adapter_transfer`` (instruct + lam x task LoRA): task accuracy (the suite's ICL
+slot, ``arith_word``) and IFEval with their 95% bootstrap CIs, for the plain and the GIFT-guided adapter side by
+side; optionally the adapters on the base they were trained on (a sweep with ``merge.anchor=base``), the accuracy a
+transfer is measured against. Then paired bootstrap tests (``evals.compare``, items paired by doc id, 10000
+resamples, seed 0): guided - plain at every lam > 0 (the issue's comparison: same seed, budget and items), and
+each adapter at lam against the instruct model (lam=0). Writes ``<sweep>/summary.md`` and the study's figure,
+``<sweep>/figures/transfer_vs_lam.{png,pdf}`` (task accuracy and IFEval against lam, one line per adapter).
+
+    python scripts/transfer_summary.py results/miniatures/mini_adapter_transfer \
+        --on-base results/miniatures/mini_adapter_on_base
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from mergesweep.evals.compare import compare
+from mergesweep.report.figures import plot_parts_vs_lam
+from mergesweep.report.report import load_table
+from mergesweep.store.records import read_record
+from real_cpu_summary import ci_cell, records_by_lam
+
+PLAIN, GUIDED = "gemma3-270m+arith", "gemma3-270m+arith-gift"
+
+
+def _cell(path: Path | None, part: str) -> str:
+    return ci_cell(read_record(path), part) if path else ""
+
+
+def _test_row(name: str, a: Path, b: Path) -> list[str]:
+    rows = []
+    for part, label in (("icl", "task"), ("if", "IFEval")):
+        t = compare(a, b, part, n_resamples=10000, seed=0)
+        rows.append(
+            f"| {name} | {label} | {t['diff']:+.3f} | [{t['low']:+.3f}, {t['high']:+.3f}] | {t['p_value']:.4f} |"
+        )
+    return rows
+
+
+def summarize(sweep: Path, on_base: Path | None = None) -> str:
+    plain, guided = records_by_lam(sweep, PLAIN), records_by_lam(sweep, GUIDED)
+    if not plain or not guided:
+        raise SystemExit(f"{sweep}: needs records of both {PLAIN} and {GUIDED} (found lams {plain} / {guided})")
+    lines = [
+        "| point | plain: task acc. [95% CI] | guided: task acc. [95% CI] | plain: IFEval [95% CI] "
+        "| guided: IFEval [95% CI] |",
+        "|---|---|---|---|---|",
+    ]
+    if on_base:
+        pb, gb = records_by_lam(on_base, PLAIN), records_by_lam(on_base, GUIDED)
+        for lam in sorted(set(pb) | set(gb)):
+            p, g = pb.get(lam), gb.get(lam)
+            lines.append(
+                f"| base + {lam:g} x adapter (where it was trained) | {_cell(p, 'icl')} | {_cell(g, 'icl')} "
+                f"| {_cell(p, 'if')} | {_cell(g, 'if')} |"
+            )
+    for lam in sorted(set(plain) | set(guided)):
+        p, g = plain.get(lam), guided.get(lam)
+        who = "instruct (lam=0)" if lam == 0 else f"instruct + {lam:g} x adapter"
+        lines.append(f"| {who} | {_cell(p, 'icl')} | {_cell(g, 'icl')} | {_cell(p, 'if')} | {_cell(g, 'if')} |")
+    lines += ["", "| paired test (A - B) | part | diff | 95% CI | one-sided p (A > B) |", "|---|---|---|---|---|"]
+    for lam in sorted(set(plain) & set(guided)):
+        if lam > 0:
+            lines += _test_row(f"lam={lam:g}: guided - plain", guided[lam], plain[lam])
+    for name, fam in (("plain", plain), ("guided", guided)):
+        for lam in sorted(fam):
+            if lam > 0 and 0.0 in fam:
+                lines += _test_row(f"{name} lam={lam:g} - instruct", fam[lam], fam[0.0])
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("sweep", type=Path, help="the transfer sweep (e.g. results/miniatures/mini_adapter_transfer)")
+    ap.add_argument("--on-base", type=Path, help="the adapters merged into the base (merge.anchor=base)")
+    a = ap.parse_args(argv)
+    text = summarize(a.sweep, a.on_base)
+    (a.sweep / "summary.md").write_text(text)
+    labels = {"icl": "task accuracy (arith_word)", "if": "IFEval (prompt-level strict)"}
+    plot_parts_vs_lam(load_table(a.sweep, warn=False), a.sweep / "figures", labels, stem="transfer_vs_lam")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
