@@ -32,6 +32,21 @@ def ci_cell(rec, part: str) -> str:
     return f"{v:.3f} [{c.low:.3f}, {c.high:.3f}]" if c else f"{v:.3f}"
 
 
+PAIRED_HEADER = ["| paired test (A - B) | part | diff | 95% CI | one-sided p (A > B) |", "|---|---|---|---|---|"]
+
+
+def paired_rows(name: str, a: Path, b: Path, parts: dict[str, str]) -> list[str]:
+    """One Markdown row per part (``{part: label}``): ``compare``'s paired bootstrap of A - B (10000 resamples,
+    seed 0), as the miniature studies' summaries print it."""
+    rows = []
+    for part, label in parts.items():
+        t = compare(a, b, part, n_resamples=10000, seed=0)
+        rows.append(
+            f"| {name} | {label} | {t['diff']:+.3f} | [{t['low']:+.3f}, {t['high']:+.3f}] | {t['p_value']:.4f} |"
+        )
+    return rows
+
+
 def records_by_lam(sweep: Path, family: str | None = None) -> dict[float, Path]:
     """``{lam: record path}`` of one sweep folder (of one family where the folder holds several)."""
     out = {}

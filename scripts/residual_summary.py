@@ -22,9 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from mergesweep.evals.compare import compare
 from mergesweep.store.records import read_record
-from real_cpu_summary import ci_cell, records_by_lam
+from real_cpu_summary import PAIRED_HEADER, ci_cell, paired_rows, records_by_lam
 
 
 def _ci(path: Path, part: str) -> str:
@@ -52,16 +51,12 @@ def summarize(residual: Path, pair: Path) -> str:
     for lam in sorted(res):
         who = "new base" if lam == 0 else f"new base + {lam:g} x residual"
         lines.append(f"| {who} | {_ci(res[lam], 'icl')} | {_ci(res[lam], 'if')} | {loss_cell(family, lam)} |")
-    lines += ["", "| paired test (A - B) | part | diff | 95% CI | one-sided p (A > B) |", "|---|---|---|---|---|"]
+    lines += ["", *PAIRED_HEADER]
     tests = [(f"residual lam={lam:g} - new base", res[lam], res[0.0]) for lam in sorted(res) if lam > 0]
     tests += [("new base - base", res[0.0], ref[0.0])]
     tests += [(f"residual lam={lam:g} - instruct", res[lam], ref[1.0]) for lam in sorted(res) if lam >= 1]
     for name, a, b in tests:
-        for part in ("if", "icl"):
-            t = compare(a, b, part, n_resamples=10000, seed=0)
-            lines.append(
-                f"| {name} | {part} | {t['diff']:+.3f} | [{t['low']:+.3f}, {t['high']:+.3f}] | {t['p_value']:.4f} |"
-            )
+        lines += paired_rows(name, a, b, {"if": "if", "icl": "icl"})
     return "\n".join(lines) + "\n"
 
 

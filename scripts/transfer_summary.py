@@ -23,11 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from mergesweep.evals.compare import compare
 from mergesweep.report.figures import plot_parts_vs_lam
 from mergesweep.report.report import load_table
 from mergesweep.store.records import read_record
-from real_cpu_summary import ci_cell, records_by_lam
+from real_cpu_summary import PAIRED_HEADER, ci_cell, paired_rows, records_by_lam
 
 PLAIN, GUIDED = "gemma3-270m+arith", "gemma3-270m+arith-gift"
 
@@ -37,13 +36,7 @@ def _cell(path: Path | None, part: str) -> str:
 
 
 def _test_row(name: str, a: Path, b: Path) -> list[str]:
-    rows = []
-    for part, label in (("icl", "task"), ("if", "IFEval")):
-        t = compare(a, b, part, n_resamples=10000, seed=0)
-        rows.append(
-            f"| {name} | {label} | {t['diff']:+.3f} | [{t['low']:+.3f}, {t['high']:+.3f}] | {t['p_value']:.4f} |"
-        )
-    return rows
+    return paired_rows(name, a, b, {"icl": "task", "if": "IFEval"})
 
 
 def summarize(sweep: Path, on_base: Path | None = None) -> str:
@@ -67,7 +60,7 @@ def summarize(sweep: Path, on_base: Path | None = None) -> str:
         p, g = plain.get(lam), guided.get(lam)
         who = "instruct (lam=0)" if lam == 0 else f"instruct + {lam:g} x adapter"
         lines.append(f"| {who} | {_cell(p, 'icl')} | {_cell(g, 'icl')} | {_cell(p, 'if')} | {_cell(g, 'if')} |")
-    lines += ["", "| paired test (A - B) | part | diff | 95% CI | one-sided p (A > B) |", "|---|---|---|---|---|"]
+    lines += ["", *PAIRED_HEADER]
     for lam in sorted(set(plain) & set(guided)):
         if lam > 0:
             lines += _test_row(f"lam={lam:g}: guided - plain", guided[lam], plain[lam])
