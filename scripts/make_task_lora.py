@@ -13,10 +13,11 @@ model it will be merged into finds likely. This is the issue's reading of the pa
 its code. Guided and unguided runs with the same seed see the same examples in the same order and start from
 the same LoRA weights; only the weights of the loss differ.
 
-CPU budget (2 cores, measured): the guided run of the committed adapters took 428.6 s for its 150 steps (2.9 s a
-step on idle cores: batch 16, ~40 tokens a row), after ~5 min scoring the 2,400 examples with the instruct model:
-~12 min in all. The plain run took 3,235 s because it shared the two cores with a CI run (21-32 s a step); alone it
-costs what the guided steps cost. The real base answers 0 of the first 40 test problems before training.
+CPU budget (2 cores, measured): the plain run takes 326 s for its 150 steps on idle cores (2.2 s a step: batch 16,
+~40 tokens a row); the guided run 429 s of training after ~5 min scoring the 2,400 examples with the instruct
+model, ~12 min in all. A rerun of the plain recipe gave the committed adapter byte for byte (same sha256 of
+``adapter_model.safetensors``; the committed ``training.json`` records 3,235 s because that run shared the cores
+with a CI run). The real base answers 0 of the first 40 test problems before training.
 
     python scripts/make_task_lora.py --out data/real/gemma3_270m_arith_lora
     python scripts/make_task_lora.py --guided --out data/real/gemma3_270m_arith_gift_lora
