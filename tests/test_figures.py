@@ -272,7 +272,7 @@ def test_best_lam_icl_gain_is_the_paired_bootstrap_of_best_vs_instruct(gain_swee
         assert why in row["note"] and row["best_lam"] < 1, (fam, row["note"])
     md = made["best_lam"].read_text().splitlines()
     assert md[2] == (
-        "| family | method | suite | best λ | ICL [95% CI] | ICL gain vs λ=1 [95% CI] | IF [95% CI] | instruct IF "
+        "| family | method | suite | best λ | ICL [95% CI] | ICL gain vs instruct [95% CI] | IF [95% CI] | instruct IF "
         "| note |"
     )
     r = table.loc[("fam_a", "linear")]
@@ -319,3 +319,24 @@ def test_parts_vs_lam_names_the_ends_only_where_they_are_base_and_instruct(tmp_p
     assert seen["stem"] == "x" and bottom.get_xlabel() == xlabel
     assert top.get_ylabel() == "task accuracy (arith)" and bottom.get_ylabel() == "instruction following"
     assert top.get_title() == "task accuracy and instruction following against λ (bands: 95% CI)"
+
+
+def test_a_method_anchored_at_instruct_finds_its_instruct_model_at_lam_0(tmp_path):
+    """Adapter transfer (instruct + lam x adapter, ``merge.anchor=instruct``): lam=0 is the instruct model, so the
+    best-lam table measures the IF floor and the ICL gain against it; the same method anchored at the base has no
+    instruct point at all."""
+    store = RecordStore(tmp_path / "s")
+    for fam, anchor in (("fam_t", "instruct"), ("fam_b", "base")):
+        for lam in (0.0, 0.25, 0.5, 0.75, 1.0):
+            r = record(fam, "adapter_transfer", lam)
+            r["summary"] = {"icl": 0.1 + 0.3 * lam, "if": 0.4 - 0.2 * lam}  # the task rises, IF falls
+            r["ci"] = {p: {"low": v - 0.02, "high": v + 0.02} for p, v in r["summary"].items()}
+            r["config"] = {**r["config"], "merge": {"name": "adapter_transfer", "anchor": anchor}}
+            store.write(r)
+    write_figures([tmp_path / "s"], load_table(tmp_path / "s"), tmp_path / "s")
+    table = pd.read_csv(tmp_path / "s" / "best_lam.csv").set_index("family")
+    t = table.loc["fam_t"]
+    assert t["instruct_if"] == pytest.approx(0.4) and t["instruct_point"] == "fam_t__adapter_transfer__lam0__icl_ifeval"
+    assert t["best_lam"] == 0.25 and t["icl"] == pytest.approx(0.175), "highest task score with IF >= 0.4 - 0.05"
+    b = table.loc["fam_b"]
+    assert pd.isna(b["best_lam"]) and pd.isna(b["instruct_point"]) and "no instruct reference" in b["note"]

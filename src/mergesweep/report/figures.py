@@ -68,22 +68,25 @@ def pareto_front(icl: Sequence[float], if_: Sequence[float]) -> np.ndarray:
     return mask
 
 
-def _lam1(df: pd.DataFrame, family: str, suite: str, part: str) -> pd.DataFrame:
-    """The family's instruct model on the suite: lam=1 rows of its base->instruct methods with a ``part`` score."""
-    at1 = np.isclose(df["lam"], 1.0) & df["method"].isin(BASE_TO_INSTRUCT)
-    return df[at1 & (df["family"] == family) & df[part].notna() & (df["suite"] == suite)]
+def _instruct_rows(df: pd.DataFrame, family: str, suite: str, part: str) -> pd.DataFrame:
+    """The family's instruct model on the suite, rows with a ``part`` score: lam=1 of its base->instruct methods,
+    or lam=0 of a method anchored at the instruct model (``merge.anchor=instruct``: adapter transfer adds to it)."""
+    anchor = df["anchor"] if "anchor" in df else pd.Series("base", index=df.index)
+    at1 = np.isclose(df["lam"], 1.0) & df["method"].isin(BASE_TO_INSTRUCT) & (anchor == "base")
+    at0 = np.isclose(df["lam"], 0.0) & (anchor == "instruct")
+    return df[(at1 | at0) & (df["family"] == family) & df[part].notna() & (df["suite"] == suite)]
 
 
 def instruct_if(df: pd.DataFrame, family: str, suite: str = "") -> float | None:
-    """IF of the family's pure instruct model on the same suite: lam=1 of a base->instruct method, else None."""
-    ref = _lam1(df, family, suite, "if")
+    """IF of the family's pure instruct model on the same suite (``_instruct_rows``), else None."""
+    ref = _instruct_rows(df, family, suite, "if")
     return float(ref["if"].iloc[0]) if len(ref) else None
 
 
 def instruct_point(df: pd.DataFrame, family: str, suite: str = "", method: str = "") -> str | None:
-    """Point id of the family's instruct model on the suite with an ICL score: lam=1 of ``method`` when that is a
-    base->instruct method, else of the first one that has it (the model ``instruct_if`` reads); None if none."""
-    ref = _lam1(df, family, suite, "icl")
+    """Point id of the family's instruct model on the suite with an ICL score: that of ``method`` when its curve
+    has one, else the first there is (the model ``instruct_if`` reads); None if none."""
+    ref = _instruct_rows(df, family, suite, "icl")
     if "point_id" not in ref or ref.empty:
         return None
     own = ref[ref["method"] == method]
@@ -124,7 +127,7 @@ def _best_lam_row(
         "if_floor": None if ref is None else ref - if_tolerance,
     }
     if ref is None:
-        return {**row, "note": "no instruct reference (lam=1 of linear/slerp)"}
+        return {**row, "note": "no instruct reference (lam=1 of linear/slerp, or lam=0 anchored at instruct)"}
     ok = g[g["if"] >= ref - if_tolerance]
     if ok.empty:
         return {**row, "note": "no point reaches the IF floor"}
@@ -141,9 +144,11 @@ def load_records(sweep_dirs: Iterable[Path]) -> dict[str, Record]:
 
 
 def with_suites(df: pd.DataFrame, records: dict[str, Record]) -> pd.DataFrame:
-    """``df`` plus a ``suite`` column: IF scores of different suites are different quantities, never one line."""
+    """``df`` plus a ``suite`` column (IF scores of different suites are different quantities, never one line) and
+    an ``anchor`` column (``merge.anchor``: where lam=0 sits, so that the instruct reference is found)."""
     suite = {pid: str((r.config.get("suite") or {}).get("name", "")) for pid, r in records.items()}
-    out = df.assign(suite=df["point_id"].map(suite).fillna(""))
+    anchor = {pid: str((r.config.get("merge") or {}).get("anchor", "base")) for pid, r in records.items()}
+    out = df.assign(suite=df["point_id"].map(suite).fillna(""), anchor=df["point_id"].map(anchor).fillna("base"))
     if out["sweep"].nunique() > 1:  # a report over several sweeps: each sweep's curves and references stay apart
         out["suite"] = out["sweep"] + ":" + out["suite"]
     return out
@@ -356,7 +361,7 @@ def best_lam_markdown(table: pd.DataFrame, if_tolerance: float) -> str:
 
     lines = [
         f"Best λ per family and method: highest ICL with IF ≥ instruct IF − {if_tolerance:g}.\n",
-        "| family | method | suite | best λ | ICL [95% CI] | ICL gain vs λ=1 [95% CI] | IF [95% CI] | instruct IF "
+        "| family | method | suite | best λ | ICL [95% CI] | ICL gain vs instruct [95% CI] | IF [95% CI] | instruct IF "
         "| note |",
         "|---|---|---|---|---|---|---|---|---|",
     ]

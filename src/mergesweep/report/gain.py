@@ -10,7 +10,8 @@ both points) is clear. ``add_icl_gain`` adds to each row of ``figures.best_lam``
 * ``icl_gain_p``: one-sided paired bootstrap p-value for best > instruct.
 
 The instruct point is the table's ``instruct_point``: lam=1 of the row's own method when that is linear or slerp,
-else lam=1 of the family's linear/slerp line on the same suite (ties or DARE at lam=1 is not the instruct model).
+else lam=1 of the family's linear/slerp line on the same suite (ties or DARE at lam=1 is not the instruct model);
+for a method anchored at the instruct model (adapter transfer: instruct + lam x adapter) it is lam=0.
 When the best point *is* the instruct point the gain is 0 with CI [0, 0] and p = 1, exactly what the paired
 bootstrap of a point against itself returns (filled in without reading files). When the gain cannot be computed
 (no best point or no instruct point, a record without per-sample files, records that scored different items)
@@ -81,7 +82,7 @@ def add_icl_gain(
         if pd.isna(r["best_lam"]):
             pass  # no best point: the note already says why
         elif pd.isna(r["instruct_point"]) or pd.isna(r["point_id"]):
-            why = "no ICL gain: no instruct point (lam=1 of linear/slerp) with an ICL score"
+            why = "no ICL gain: no instruct point (lam=1 of linear/slerp, lam=0 anchored at instruct) with ICL"
         elif r["point_id"] == r["instruct_point"]:  # the best point is the instruct model: compare(x, x)
             cells = {"icl_gain": 0.0, "icl_gain_low": 0.0, "icl_gain_high": 0.0, "icl_gain_p": 1.0}
         else:
