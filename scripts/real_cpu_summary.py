@@ -32,6 +32,11 @@ def ci_cell(rec, part: str) -> str:
     return f"{v:.3f} [{c.low:.3f}, {c.high:.3f}]" if c else f"{v:.3f}"
 
 
+def record_cell(path: Path | None, part: str) -> str:
+    """``ci_cell`` of the record at ``path``; blank where a table has no point (the miniature summaries' cells)."""
+    return ci_cell(read_record(path), part) if path else ""
+
+
 PAIRED_HEADER = ["| paired test (A - B) | part | diff | 95% CI | one-sided p (A > B) |", "|---|---|---|---|---|"]
 
 

@@ -23,11 +23,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from mergesweep.store.records import read_record
-from real_cpu_summary import PAIRED_HEADER, ci_cell, paired_rows, records_by_lam
-
-
-def _ci(path: Path, part: str) -> str:
-    return ci_cell(read_record(path), part)
+from real_cpu_summary import PAIRED_HEADER, paired_rows, record_cell, records_by_lam
 
 
 def summarize(residual: Path, pair: Path) -> str:
@@ -46,11 +42,13 @@ def summarize(residual: Path, pair: Path) -> str:
 
     refs = (("base (pair lam=0)", ref[0.0], "base"), ("instruct (pair lam=1)", ref[1.0], "instruct"))
     for name, path, label in refs:
-        lines.append(f"| {name} | {_ci(path, 'icl')} | {_ci(path, 'if')} | {loss_cell(label, None)} |")
+        lines.append(f"| {name} | {record_cell(path, 'icl')} | {record_cell(path, 'if')} | {loss_cell(label, None)} |")
     family = read_record(next(iter(res.values()))).family
     for lam in sorted(res):
         who = "new base" if lam == 0 else f"new base + {lam:g} x residual"
-        lines.append(f"| {who} | {_ci(res[lam], 'icl')} | {_ci(res[lam], 'if')} | {loss_cell(family, lam)} |")
+        lines.append(
+            f"| {who} | {record_cell(res[lam], 'icl')} | {record_cell(res[lam], 'if')} | {loss_cell(family, lam)} |"
+        )
     lines += ["", *PAIRED_HEADER]
     tests = [(f"residual lam={lam:g} - new base", res[lam], res[0.0]) for lam in sorted(res) if lam > 0]
     tests += [("new base - base", res[0.0], ref[0.0])]

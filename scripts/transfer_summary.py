@@ -25,14 +25,9 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from mergesweep.report.figures import plot_parts_vs_lam
 from mergesweep.report.report import load_table
-from mergesweep.store.records import read_record
-from real_cpu_summary import PAIRED_HEADER, ci_cell, paired_rows, records_by_lam
+from real_cpu_summary import PAIRED_HEADER, paired_rows, record_cell, records_by_lam
 
 PLAIN, GUIDED = "gemma3-270m+arith", "gemma3-270m+arith-gift"
-
-
-def _cell(path: Path | None, part: str) -> str:
-    return ci_cell(read_record(path), part) if path else ""
 
 
 def _test_row(name: str, a: Path, b: Path) -> list[str]:
@@ -48,18 +43,17 @@ def summarize(sweep: Path, on_base: Path | None = None) -> str:
         "| guided: IFEval [95% CI] |",
         "|---|---|---|---|---|",
     ]
+    rows: list[tuple[str, Path | None, Path | None]] = []  # (point, plain record, guided record)
     if on_base:
         pb, gb = records_by_lam(on_base, PLAIN), records_by_lam(on_base, GUIDED)
         for lam in sorted(set(pb) | set(gb)):
-            p, g = pb.get(lam), gb.get(lam)
-            lines.append(
-                f"| base + {lam:g} x adapter (where it was trained) | {_cell(p, 'icl')} | {_cell(g, 'icl')} "
-                f"| {_cell(p, 'if')} | {_cell(g, 'if')} |"
-            )
+            rows.append((f"base + {lam:g} x adapter (where it was trained)", pb.get(lam), gb.get(lam)))
     for lam in sorted(set(plain) | set(guided)):
-        p, g = plain.get(lam), guided.get(lam)
         who = "instruct (lam=0)" if lam == 0 else f"instruct + {lam:g} x adapter"
-        lines.append(f"| {who} | {_cell(p, 'icl')} | {_cell(g, 'icl')} | {_cell(p, 'if')} | {_cell(g, 'if')} |")
+        rows.append((who, plain.get(lam), guided.get(lam)))
+    for who, p, g in rows:
+        cells = [record_cell(path, part) for part in ("icl", "if") for path in (p, g)]
+        lines.append(f"| {who} | " + " | ".join(cells) + " |")
     lines += ["", *PAIRED_HEADER]
     for lam in sorted(set(plain) & set(guided)):
         if lam > 0:

@@ -235,7 +235,7 @@ def _records(tmp_path: Path, *overrides: str, lams: str) -> list[dict]:
     cfg = composed(*TOY_RUN, f"results_dir={tmp_path}", *overrides, f"++block_strengths=[{lams}]")
     outs = run_job(cfg)
     assert [o["skipped"] for o in outs] == [False, False]
-    recs = [json.loads(p.read_text()) for p in (Path(cfg.results_dir) / cfg.sweep.name / "records").glob("*.json")]
+    recs = [json.loads(p.read_text()) for p in (tmp_path / cfg.sweep.name / "records").glob("*.json")]
     return sorted((r for r in recs if r["family"] == cfg.model.family), key=lambda r: r["lam"])
 
 
@@ -273,11 +273,10 @@ def test_mini_adapter_transfer_runs_on_the_toy_pair(toy_adapters, tmp_path):
     recs = []
     for fam in (transfer_summary.PLAIN, transfer_summary.GUIDED):
         recs += _records(
-            tmp_path / fam,
+            tmp_path,
             "+experiment=mini_adapter_transfer",
             f"+model.adapter={toy_adapters['task']}",
             f"model.family={fam}",
-            f"results_dir={tmp_path}",
             lams="0,1.5",
         )
     assert [(r["lam"], r["method"]) for r in recs[:2]] == [(0.0, "adapter_transfer"), (1.5, "adapter_transfer")]
