@@ -28,10 +28,12 @@ OPEN = [
 ]  # fmt: skip
 LEAD = ["When it comes to {w}, ", "Speaking of {w}, ", "As for {w}, ", "Thinking of {w}, ", "With {w} in mind, "]
 FILLERS = ["very", "really", "basically", "amazing", "thing", "stuff", "great", "just"]
-_COMMON = {"about", "after", "also", "because", "been", "before", "being", "could", "from", "have", "into", "just",
+# Words too plain to forbid or to highlight: the answer cannot do without them.
+STOPWORDS = {"about", "after", "also", "because", "been", "before", "being", "could", "from", "have", "into", "just",
            "like", "make", "many", "more", "most", "much", "only", "other", "over", "some", "such", "than", "that",
            "their", "them", "then", "there", "these", "they", "this", "those", "through", "very", "what", "when",
-           "where", "which", "while", "with", "would", "your"}  # fmt: skip
+           "where", "which", "while", "with", "would", "your", "often", "every", "might", "still",
+           "should"}  # fmt: skip
 OPTIONS = ["My answer is yes.", "My answer is no.", "My answer is maybe."]  # the only ones IFEval's checker takes
 QUOTE = ['"{w}"', "'{w}'", "{w}"]
 
@@ -91,31 +93,36 @@ def _lead(rng: random.Random, text: str, w: str, n: int) -> str:
     return " ".join(ss)
 
 
-def _forbid(rng: random.Random, text: str) -> tuple[list[str], str]:
-    """Words to forbid and ``text`` without them: mostly 1-3 of its own content words, each in one or two of its
-    sentences, which are dropped (as IFEval forbids words the answer would use: "explain riding a bike to a kid
-    ... do not include 'kid'"); else filler words it lacks. The fifth sibling, whose forbidden words were all
-    fillers, took IFEval's "do not include the keywords" for a keyword request and wrote them."""
+def _forbid(rng: random.Random, text: str) -> list[str]:
+    """Words to forbid (the answer then loses the sentences that use them: ``without``): mostly 1-3 of its own
+    content words, each in one or two of its sentences (as IFEval forbids words the answer would use: "explain
+    riding a bike to a kid ... do not include 'kid'"); else filler words it lacks. The fifth sibling, whose
+    forbidden words were all fillers, took IFEval's "do not include the keywords" for a keyword request and wrote
+    them."""
     ss = sentences(text)
     where = {w: {i for i, s in enumerate(ss) if re.search(rf"\b{w}\b", s, re.I)} for w in set(words(text))}
-    pool = sorted(w for w, at in where.items() if w.isalpha() and len(w) >= 4 and w not in _COMMON and len(at) <= 2)
+    pool = sorted(w for w, at in where.items() if w.isalpha() and len(w) >= 4 and w not in STOPWORDS and len(at) <= 2)
     if len(ss) < 3 or not pool or rng.random() < 0.3:
-        return rng.sample([w for w in FILLERS if w not in words(text)], 2), text
-    out: list[str] = []
-    gone: set[int] = set()
+        return rng.sample([w for w in FILLERS if w not in words(text)], 2)
+    want, out, gone = rng.choice([1, 2, 3]), [], set()
     for w in rng.sample(pool, len(pool)):
-        if len(out) < rng.choice([1, 2, 3]) and len(gone | where[w]) <= len(ss) - 2:
+        if len(out) < want and len(gone | where[w]) <= len(ss) - 2:
             out.append(w)
             gone |= where[w]
-    return out, " ".join(s for i, s in enumerate(ss) if i not in gone)
+    return out
+
+
+def without(text: str, ws: list[str]) -> str:
+    """``text`` without the sentences that use any of ``ws`` (whole words, any case)."""
+    return " ".join(s for s in sentences(text) if not any(re.search(rf"\b{w}\b", s, re.I) for w in ws))
 
 
 def insert(kind: str, rng: random.Random, text: str) -> Spec | None:
     """One constraint of ``kind`` that changes ``text``'s words; None if this answer cannot carry it."""
     if kind == "forbidden":
-        fw, kept = _forbid(rng, text)
+        fw = _forbid(rng, text)
         said = rng.choice(SAY[kind]).format(w=_listed(fw, rng.choice(QUOTE)))
-        return (said, "keywords:forbidden_words", {"forbidden_words": fw}, lambda s: kept)
+        return (said, "keywords:forbidden_words", {"forbidden_words": fw}, lambda s: without(s, fw))
     if kind == "placeholders":
         names = rng.sample(PLACEHOLDERS, rng.randint(1, 4))
         said = rng.choice(SAY[kind]).format(n=len(names))

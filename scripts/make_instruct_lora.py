@@ -10,12 +10,12 @@ tokens only (including the closing ``<end_of_turn>``, so the sibling learns to s
 Why the lower layers stay frozen and logits are taken only at answer positions: a step's cost here is the
 frozen backward pass and the 262k-row output head; both cut the step time about in half at the same batch.
 
-Run it alone: ~6 s a step on 2 idle cores (31 min for the default 300 steps), ~18 s beside two other busy jobs
+Run it alone: ~6.5 s a step on 2 idle cores (44 min for the default 400 steps), ~18 s beside two other busy jobs
 even at ``nice 19``, because Linux's autogroup scheduler shares the CPU between sessions before it looks at nice
 values (``echo 0 > /proc/sys/kernel/sched_autogroup_enabled`` as root makes nice count again; measured here,
 2026-12). Layers 2-17 cost no more a step than 6-17 here (the frozen part and the output head dominate).
 
-    python scripts/make_instruct_lora.py --out data/real/gemma3_270m_if_lora          # ~31 min on 2 idle cores
+    python scripts/make_instruct_lora.py --out data/real/gemma3_270m_if_v8_lora       # ~44 min on 2 idle cores
     python scripts/make_instruct_lora.py --steps 2 --out /tmp/lora_smoke               # the determinism check
 Then ``mergesweep setup-real`` builds the instruct folder from base + this adapter.
 """
@@ -55,10 +55,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--base", type=Path, help="the base folder (default: mergesweep setup-real's gemma-3-270m)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--examples", type=int, default=2400)
+    ap.add_argument("--examples", type=int, default=3200)
     ap.add_argument("--max-len", type=int, default=256)
     ap.add_argument("--max-words", type=int, default=70, help="answers cut to whole sentences of at most this")
     ap.add_argument("--first-layer", type=int, default=2)

@@ -22,7 +22,8 @@ with a CI run). The real base answers 0 of the first 40 test problems before tra
     python scripts/make_task_lora.py --out data/real/gemma3_270m_arith_lora
     python scripts/make_task_lora.py --guided --out data/real/gemma3_270m_arith_gift_lora
     python scripts/make_task_lora.py --steps 2 --out /tmp/task_smoke                  # the determinism check
-The sweep merges either adapter into the instruct model: ``mergesweep -m +experiment=mini_adapter_transfer``.
+The guide is the sixth instruct sibling (``real_models.SIBLING_V6``), the model study 2 merges the adapters into:
+``mergesweep -m +experiment=mini_adapter_transfer``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import lora_train
 from mergesweep.evals.arith import problems, prompt
-from mergesweep.tools.real_models import SIBLING, models_dir
+from mergesweep.tools.real_models import SIBLING_V6, models_dir
 
 
 def rows(tok, examples: list[dict], max_len: int) -> list[lora_train.Row]:
@@ -69,7 +70,7 @@ def train(a: argparse.Namespace) -> dict:
     run = lora_train.start(base, a.seed, a.first_layer)
     examples = problems(a.examples, a.seed, "train")
     data = rows(run.tok, examples, a.max_len)
-    weights = confidences(a.instruct or models_dir() / SIBLING, data, run.tok.pad_token_id) if a.guided else None
+    weights = confidences(a.instruct or models_dir() / SIBLING_V6, data, run.tok.pad_token_id) if a.guided else None
     losses, seconds = lora_train.fit(run, data, a.steps, a.batch, a.lr, weights)
     flat = [w for ws in weights or [] for w in ws]
     info = lora_train.record(
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--base", type=Path, help="the base folder (default: mergesweep setup-real's gemma-3-270m)")
-    ap.add_argument("--instruct", type=Path, help="the guide for --guided (default: the instruct sibling)")
+    ap.add_argument("--instruct", type=Path, help="the guide for --guided (default: the sixth sibling, study 2's)")
     ap.add_argument("--guided", action="store_true", help="weight each target token by the instruct's confidence")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=150)

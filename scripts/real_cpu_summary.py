@@ -84,9 +84,8 @@ def summarize(sweep: Path) -> dict:
             }
         )
     tests = []
-    for a, b in ((lam_best, 0.0), (lam_best, 1.0), (0.0, 1.0)):
-        if a == b:
-            continue
+    pairs = dict.fromkeys(p for p in ((lam_best, 0.0), (lam_best, 1.0), (0.0, 1.0)) if p[0] != p[1])
+    for a, b in (p for p in pairs if p[::-1] not in pairs or p[0] > p[1]):  # one direction of each pair
         for part in ("icl", "if"):
             res = compare(by_lam[a], by_lam[b], part, n_resamples=10000, seed=0)
             keep = ("diff", "low", "high", "p_value")

@@ -7,7 +7,7 @@ when ``scripts/domain_loss_curve.py`` has run, the held-out domain loss; then pa
 (lam=0), the base and the instruct model (lam 0 and 1 of the base->instruct sweep, same suite and items).
 Writes ``<residual sweep>/summary.md``.
 
-    python scripts/residual_summary.py results/miniatures/mini_residual results/real_cpu
+    python scripts/residual_summary.py results/miniatures/mini_residual results/miniatures/pair_v6
 """
 
 from __future__ import annotations
@@ -61,7 +61,9 @@ def summarize(residual: Path, pair: Path) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("residual", type=Path, help="the residual sweep (e.g. results/miniatures/mini_residual)")
-    ap.add_argument("pair", type=Path, help="the base->instruct sweep on the same suite (e.g. results/real_cpu)")
+    ap.add_argument(
+        "pair", type=Path, help="the base->instruct sweep on the same suite (e.g. results/miniatures/pair_v6)"
+    )
     a = ap.parse_args(argv)
     text = summarize(a.residual, a.pair)
     (a.residual / "summary.md").write_text(text)

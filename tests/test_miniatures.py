@@ -172,7 +172,8 @@ def test_derived_rows_name_committed_or_trainable_adapters():
     for d in real_models.DERIVED.values():
         assert d.base in real_models.SOURCES and (REPO / d.script).is_file()
     assert real_models.adapter_committed(real_models.DERIVED[real_models.SIBLING])
-    assert real_models.sibling_adapter() == data_dir() / "real" / "gemma3_270m_if_lora"
+    assert real_models.sibling_adapter() == data_dir() / "real" / "gemma3_270m_if_v8_lora"
+    assert real_models.adapter_committed(real_models.DERIVED[real_models.SIBLING_V6])
 
 
 def test_the_committed_task_adapters_differ_only_in_guidance():
@@ -196,7 +197,7 @@ def test_miniature_presets_compose_with_the_study_grids():
     res = composed("+experiment=mini_residual", hydra_cfg=True)
     assert res.merge.name == "residual" and res.sweep.name == "mini_residual"
     assert res.model.target == str(models_dir() / real_models.DOMAIN)
-    assert res.model.instruct == str(models_dir() / real_models.SIBLING)
+    assert res.model.instruct == str(models_dir() / real_models.SIBLING_V6), "the studies were measured on v6"
     assert [float(x) for x in res.hydra.sweeper.params.strength.split(",")] == [0, 0.25, 0.5, 0.75, 1, 1.25]
     assert res.suite.name == "real_cpu" and res.hydra.sweeper._target_.endswith("BlockSweeper")
     assert str(res.results_dir).endswith("/miniatures"), "the studies' records live in results/miniatures/"
@@ -211,6 +212,7 @@ def test_miniature_presets_compose_with_the_study_grids():
     models = [composed("+experiment=mini_adapter_transfer", f"model={m}").model for m in families]
     assert [Path(m.adapter).name for m in models] == ["gemma3_270m_arith_lora", "gemma3_270m_arith_gift_lora"]
     assert len({m.family for m in models}) == 2, "plain and guided are two families of one sweep"
+    assert {m.instruct for m in models} == {str(models_dir() / real_models.SIBLING_V6)}, "the guide of the GIFT run"
     assert {k: v for k, v in models[0].items() if k not in ("family", "adapter")} == {
         k: v for k, v in models[1].items() if k not in ("family", "adapter")
     }

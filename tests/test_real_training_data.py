@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 import if_inserts
 import if_train_data
 
-N_TRAIN, SEED = 2400, 0  # what scripts/make_instruct_lora.py trains on (its --examples and --seed defaults)
+N_TRAIN, SEED = 3200, 0  # what scripts/make_instruct_lora.py trains on (its --examples and --seed defaults)
 SHINGLE = 8
 
 
@@ -129,16 +129,17 @@ def test_every_answer_comes_from_the_committed_teacher_answers(train_rows):
     by_request = {r["request"]: " ".join(r["answers"]) for r in if_requests.load()}
     assert len(by_request) >= 300
     for r in train_rows:
-        text = r["response"]
+        text, teacher = r["response"], by_request[r["request"]]
         for k in r["kwargs"]:  # a repeated request is not the teacher's
             text = text.replace(k.get("prompt_to_repeat", "\0"), "")
-        if text.startswith("```json"):
+        if text.startswith("```json"):  # the reshape turned the answer's double quotes into single ones
             text = json.loads(text.removeprefix("```json").removesuffix("```"))["response"]
+            teacher = teacher.replace('"', "'")
         text = re.sub(r"<<[^>]*>>|^(?:SECTION|Section|PART) \d+$", " ", text, flags=re.M)  # titles, headers
         text = _without_woven_words(text, r["kwargs"])
         mine = set().union(*(_shingles(s) for s in re.split(r"(?<=[.!?])\s+", text)))  # none across dropped ones
         if len(mine) >= SHINGLE:  # what is left after the woven sentences is long enough to judge
-            shared = len(mine & _shingles(by_request[r["request"]])) / len(mine)
+            shared = len(mine & _shingles(teacher)) / len(mine)
             assert shared >= 0.5, (r["request"], shared, text[:200])
         assert "smollm" not in r["response"].lower()
     planted = "The river is wide and the boats carry fruit to the market every single morning."
@@ -165,8 +166,18 @@ def test_the_committed_adapter_was_trained_on_exactly_these_chats(train_rows):
     """training.json of the committed LoRA names the sha256 of the chats it saw; the generator still makes them."""
     import hashlib
 
-    info = json.loads((data_dir() / "real" / "gemma3_270m_if_lora" / "training.json").read_text())
+    info = json.loads((data_dir() / "real" / "gemma3_270m_if_v8_lora" / "training.json").read_text())
     assert (info["examples"], info["seed"]) == (N_TRAIN, SEED)
     chats = if_train_data.build(N_TRAIN, SEED, max_words=info["max_words"])
     digest = hashlib.sha256("".join(json.dumps(c, sort_keys=True) + "\n" for c in chats).encode()).hexdigest()
     assert digest == info["data_sha256"]
+
+
+def test_json_answers_hold_no_quote_a_small_model_must_escape(train_rows):
+    """The sixth sibling copied the teacher's double quotes into its JSON strings unescaped (11 of 17 IFEval JSON
+    answers invalid): its chats had taught it JSON with ``\\"`` inside. Today's answer strings carry none."""
+    rows = [r for r in train_rows if "detectable_format:json_format" in r["instruction_id_list"]]
+    assert len(rows) >= 50
+    for r in rows:
+        body = json.loads(r["response"].removeprefix("```json").removesuffix("```"))["response"]
+        assert '"' not in body, r["response"][:200]

