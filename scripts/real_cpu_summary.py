@@ -84,8 +84,7 @@ def summarize(sweep: Path) -> dict:
             }
         )
     tests = []
-    pairs = dict.fromkeys(p for p in ((lam_best, 0.0), (lam_best, 1.0), (0.0, 1.0)) if p[0] != p[1])
-    for a, b in (p for p in pairs if p[::-1] not in pairs or p[0] > p[1]):  # one direction of each pair
+    for a, b in tested_pairs(lam_best):
         for part in ("icl", "if"):
             res = compare(by_lam[a], by_lam[b], part, n_resamples=10000, seed=0)
             keep = ("diff", "low", "high", "p_value")
@@ -93,6 +92,13 @@ def summarize(sweep: Path) -> dict:
     start = sum(r.times.engine_start_s for r in recs.values())  # the points that started an engine (one per process)
     kinds = instruction_kinds(sweep, [recs[by_lam[lam]] for lam in (0.0, 1.0)])
     return {"points": rows, "best_lam": lam_best, "tests": tests, "engine_start_s": start, "instructions": kinds}
+
+
+def tested_pairs(lam_best: float) -> list[tuple[float, float]]:
+    """(A, B) for the paired tests: the best lam against lam 0 and lam 1, and lam 0 against lam 1, each pair once
+    (a best lam of 0 or 1 is one of the ends, so it would repeat the ends' pair the other way round)."""
+    pairs = dict.fromkeys(p for p in ((lam_best, 0.0), (lam_best, 1.0), (0.0, 1.0)) if p[0] != p[1])
+    return [p for p in pairs if p[::-1] not in pairs or p[0] > p[1]]
 
 
 def instruction_kinds(sweep: Path, recs: list) -> dict[str, list[int]]:

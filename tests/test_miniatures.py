@@ -297,3 +297,12 @@ def test_mini_adapter_transfer_runs_on_the_toy_pair(toy_adapters, tmp_path):
     gain = next(r for r in rows if r.startswith("| plain lam=1.5 - instruct | task |"))
     assert gain.split("|")[3].strip() == f"{plain[1.5]['icl'] - plain[0.0]['icl']:+.3f}"  # the records' own means
     assert (sweep / "figures" / "transfer_vs_lam.png").stat().st_size > 0
+
+
+def test_the_real_sweep_summary_runs_each_paired_test_once():
+    """A best lam at an end of the sweep is that end: lam 1 - lam 0 and lam 0 - lam 1 are one test, listed once."""
+    import real_cpu_summary
+
+    assert real_cpu_summary.tested_pairs(0.8) == [(0.8, 0.0), (0.8, 1.0), (0.0, 1.0)]
+    assert real_cpu_summary.tested_pairs(1.0) == [(1.0, 0.0)]
+    assert real_cpu_summary.tested_pairs(0.0) == [(0.0, 1.0)]

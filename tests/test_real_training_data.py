@@ -174,8 +174,8 @@ def test_the_committed_adapter_was_trained_on_exactly_these_chats(train_rows):
 
 
 def test_json_answers_hold_no_quote_a_small_model_must_escape(train_rows):
-    """The sixth sibling copied the teacher's double quotes into its JSON strings unescaped (11 of 17 IFEval JSON
-    answers invalid): its chats had taught it JSON with ``\\"`` inside. Today's answer strings carry none."""
+    """The sixth sibling's chats taught JSON strings with escaped quotes inside, and it wrote them unescaped (3 of
+    its 11 invalid IFEval JSON answers on all 541 prompts). Today's answer strings carry no double quote."""
     rows = [r for r in train_rows if "detectable_format:json_format" in r["instruction_id_list"]]
     assert len(rows) >= 50
     for r in rows:
