@@ -13,7 +13,7 @@ Each loss is the token-weighted mean cross-entropy (nats per token) with a perce
 the paired difference to the new base (same chunks, resampled together): negative means the point predicts the
 domain better than the new base, positive means it forgot some.
 
-    python scripts/domain_loss_curve.py results/miniatures/residual        # ~1.5 min a point on 2 cores
+    python scripts/domain_loss_curve.py results/miniatures/mini_residual        # ~1.5 min a point on 2 cores
 Writes ``<sweep>/domain_loss.csv`` and ``<sweep>/figures/domain_loss.{png,pdf}``.
 """
 

@@ -103,7 +103,8 @@ def _forbid(rng: random.Random, text: str) -> list[str]:
     where = {w: {i for i, s in enumerate(ss) if re.search(rf"\b{w}\b", s, re.I)} for w in set(words(text))}
     pool = sorted(w for w, at in where.items() if w.isalpha() and len(w) >= 4 and w not in STOPWORDS and len(at) <= 2)
     if len(ss) < 3 or not pool or rng.random() < 0.3:
-        return rng.sample([w for w in FILLERS if w not in words(text)], 2)
+        fillers = [w for w in FILLERS if w not in words(text)]
+        return rng.sample(fillers, 2) if len(fillers) >= 2 else []
     want, out, gone = rng.choice([1, 2, 3]), [], set()
     for w in rng.sample(pool, len(pool)):
         if len(out) < want and len(gone | where[w]) <= len(ss) - 2:
@@ -121,6 +122,8 @@ def insert(kind: str, rng: random.Random, text: str) -> Spec | None:
     """One constraint of ``kind`` that changes ``text``'s words; None if this answer cannot carry it."""
     if kind == "forbidden":
         fw = _forbid(rng, text)
+        if not fw:  # every candidate sits in too many of its sentences, or it uses the fillers
+            return None
         said = rng.choice(SAY[kind]).format(w=_listed(fw, rng.choice(QUOTE)))
         return (said, "keywords:forbidden_words", {"forbidden_words": fw}, lambda s: without(s, fw))
     if kind == "placeholders":

@@ -130,8 +130,9 @@ DERIVED: dict[str, Derived] = {
     for d in (
         _gemma_lora(SIBLING, "gemma3_270m_if_v8_lora", "scripts/make_instruct_lora.py", "instruction",
                     disclaimer=" It is not Google's gemma-3-270m-it."),
-        _gemma_lora(SIBLING_V6, "gemma3_270m_if_lora", "scripts/make_instruct_lora.py at commit 1f845c5",
-                    "instruction (sixth sibling)", disclaimer=" It is not Google's gemma-3-270m-it."),
+        _gemma_lora(SIBLING_V6, "gemma3_270m_if_lora", "scripts/make_instruct_lora.py",
+                    "instruction (sixth sibling: the recipe at commit 1f845c5)",
+                    disclaimer=" It is not Google's gemma-3-270m-it."),
         _gemma_lora(DOMAIN, "gemma3_270m_wiki_lora", "scripts/make_domain_lora.py", "WikiText-2 continued-pretraining"),
     )
 }  # fmt: skip
